@@ -1,0 +1,230 @@
+//! Command-line interface: argument definitions (clap derive) and the commands, which only
+//! call into the library and print. `main.rs` is a thin wrapper around [`run`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::model::{LoadOptions, load_onnx};
+use crate::quant::config::*;
+use crate::quant::quantize_graph;
+use crate::report;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strumlab",
+    version,
+    about = "Structured mixed-precision (StruM) quantization and FlexNN accelerator modelling for CNNs",
+    long_about = "strumlab loads a CNN from ONNX, quantizes its weights with StruM (MIP2Q, DLIQ) or a \
+baseline scheme, and reports what that does to every layer."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the nodes of a model: op, output shape, parameters and MACs per image.
+    Inspect(InspectArgs),
+    /// Quantize a model's weights and report per-layer statistics (bits/weight, SQNR, ...).
+    Quantize(QuantizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Path to an ONNX model file.
+    pub model: PathBuf,
+    /// Input shape at batch 1, comma separated (e.g. 1,3,224,224); needed when the file's
+    /// input has symbolic dimensions other than the batch.
+    #[arg(long, value_parser = parse_shape)]
+    pub input_shape: Option<ShapeArg>,
+}
+
+/// A tensor shape given on the command line.
+#[derive(Clone, Debug)]
+pub struct ShapeArg(pub Vec<usize>);
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    /// Write the per-layer statistics as CSV to this file (schema: docs/csv-schemas.md).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document (`layers` array + `summary`) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Quantization flags; defaults are documented in docs/quantization.md.
+#[derive(Args, Debug, Clone)]
+pub struct QuantArgs {
+    /// Quantization scheme.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub scheme: Scheme,
+    /// Block size B: weights per block along the block axis (StruM; MX block).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub block: u32,
+    /// L: values per block demoted to 4 bits (StruM, 0..=B; static policy).
+    #[arg(long, default_value_t = 4)]
+    pub low: u32,
+    /// Axis along which blocks run: input channels at a fixed kernel tap, or the flattened
+    /// (ic, kh, kw) reduction order.
+    #[arg(long, value_enum, default_value = "ic")]
+    pub block_axis: BlockAxis,
+    /// Which values of a block are demoted: the smallest magnitudes, or those whose
+    /// demotion changes them least.
+    #[arg(long, value_enum, default_value = "magnitude")]
+    pub selection: Selection,
+    /// Per-output-channel weight clipping: max|w|, a percentile of |w|, or the MSE-optimal clip.
+    #[arg(long, value_enum, default_value = "max")]
+    pub weight_calib: Calib,
+    /// Percentile for --weight-calib percentile.
+    #[arg(long, default_value_t = 99.99)]
+    pub percentile: f32,
+    /// MIP2Q: smallest exponent (values +-2^e).
+    #[arg(long, default_value_t = 0)]
+    pub p2_min_exp: u32,
+    /// MIP2Q: largest exponent (at most 7 exponents in all).
+    #[arg(long, default_value_t = 6)]
+    pub p2_max_exp: u32,
+    /// MIP2Q: tie rule for the nearest power of two.
+    #[arg(long, value_enum, default_value = "down")]
+    pub p2_round: P2Round,
+    /// DLIQ: INT4 on the INT8 scale (none) or INT4 with a per-block shift (block).
+    #[arg(long, value_enum, default_value = "block")]
+    pub dliq_shift: DliqShift,
+    /// Quantize the first and last weight layers with the scheme too (default: INT8).
+    #[arg(long)]
+    pub quantize_first_last: bool,
+    /// Depthwise convolutions: keep INT8, blocks over the kernel taps, or blocks along channels.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub depthwise: Depthwise,
+    /// Static: same L everywhere. Dynamic: per layer the largest L meeting --min-sqnr-db.
+    #[arg(long, value_enum, default_value = "static")]
+    pub l_policy: LPolicy,
+    /// Dynamic policy: minimum weight SQNR per layer, in dB.
+    #[arg(long, default_value_t = 30.0)]
+    pub min_sqnr_db: f32,
+    /// N:M sparsity pattern, e.g. 2:4 (scheme nm).
+    #[arg(long, default_value = "2:4", value_parser = parse_nm)]
+    pub nm: (usize, usize),
+    /// MX element width in bits: 8 or 4 (scheme mx).
+    #[arg(long, default_value_t = 8)]
+    pub mx_elem_bits: u32,
+}
+
+impl QuantArgs {
+    pub fn to_config(&self) -> Result<QuantConfig> {
+        let c = QuantConfig {
+            scheme: self.scheme,
+            block: self.block as usize,
+            low: self.low as usize,
+            block_axis: self.block_axis,
+            selection: self.selection,
+            weight_calib: self.weight_calib,
+            percentile: self.percentile,
+            p2_min_exp: self.p2_min_exp,
+            p2_max_exp: self.p2_max_exp,
+            p2_round: self.p2_round,
+            dliq_shift: self.dliq_shift,
+            quantize_first_last: self.quantize_first_last,
+            depthwise: self.depthwise,
+            l_policy: self.l_policy,
+            min_sqnr_db: self.min_sqnr_db,
+            nm_n: self.nm.0,
+            nm_m: self.nm.1,
+            mx_elem_bits: self.mx_elem_bits,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn parse_shape(s: &str) -> std::result::Result<ShapeArg, String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{p}' is not a positive integer"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    if v.is_empty() || v.contains(&0) {
+        return Err("every dimension must be positive".into());
+    }
+    Ok(ShapeArg(v))
+}
+
+fn parse_nm(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (a, b) = s.split_once(':').ok_or("expected N:M, e.g. 2:4")?;
+    let n = a
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("N '{a}' is not an integer"))?;
+    let m = b
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("M '{b}' is not an integer"))?;
+    if n == 0 || n > m || m > 32 {
+        return Err(format!("{n}:{m} needs 0 < N <= M <= 32"));
+    }
+    Ok((n, m))
+}
+
+fn load(m: &ModelArgs) -> Result<crate::model::Graph> {
+    load_onnx(
+        &m.model,
+        &LoadOptions {
+            input_shape: m.input_shape.as_ref().map(|s| s.0.clone()),
+        },
+    )
+}
+
+fn to_json(v: &serde_json::Value) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::Output {
+        path: "stdout".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Run a parsed command; returns what to print on stdout.
+pub fn run(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::Inspect(a) => {
+            let g = load(&a.model)?;
+            if a.json {
+                to_json(&report::inspect_json(&g))
+            } else {
+                Ok(report::inspect_table(&g))
+            }
+        }
+        Command::Quantize(a) => {
+            let cfg = a.quant.to_config()?;
+            let g = load(&a.model)?;
+            let q = quantize_graph(&g, &cfg)?;
+            let model = a.model.model.display().to_string();
+            if let Some(out) = &a.out {
+                report::write_atomic(out, &report::quant_csv(&model, &q)?)?;
+            }
+            if a.json {
+                to_json(&report::quant_json(&model, &q))
+            } else {
+                Ok(report::quant_table(&q))
+            }
+        }
+    }
+}

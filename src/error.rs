@@ -1,0 +1,48 @@
+//! The library's error type. Every fallible public function returns [`Result`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in strumlab, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable ONNX model: {reason}")]
+    OnnxDecode { path: String, reason: String },
+    #[error("node '{node}': unsupported operator {op}{detail}")]
+    UnsupportedOp {
+        node: String,
+        op: String,
+        detail: String,
+    },
+    #[error("node '{node}' ({op}): {reason}")]
+    InvalidNode {
+        node: String,
+        op: String,
+        reason: String,
+    },
+    #[error("model: {0}")]
+    InvalidModel(String),
+    #[error("invalid argument {arg}: {reason}")]
+    InvalidArg { arg: String, reason: String },
+    #[error("{path}: {reason}")]
+    Data { path: String, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Output { path: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn node(node: &str, op: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidNode {
+            node: node.to_string(),
+            op: op.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! strumlab: structured mixed-precision (StruM) quantization and FlexNN accelerator
+//! modelling for CNNs. Data flows one way:
+//! `model -> quant -> exec -> eval -> hw -> report`; see ARCHITECTURE.md.
+
+pub mod cli;
+pub mod cpu;
+pub mod error;
+pub mod model;
+pub mod quant;
+pub mod report;
+
+pub use error::{Error, Result};

@@ -1,0 +1,10 @@
+//! Model loading: ONNX -> graph IR.
+
+pub mod consts;
+pub mod ir;
+pub mod onnx;
+pub mod onnx_proto;
+pub mod shape;
+
+pub use ir::{Conv, Dense, Graph, LayerRef, Node, Op, Pool, Tensor};
+pub use onnx::{LoadOptions, load_onnx, load_onnx_bytes, read_tensor_pb};

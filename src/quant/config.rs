@@ -1,0 +1,245 @@
+//! Quantization settings, shared by the CLI, sweep TOML files and CSV output. Scheme names
+//! are the same everywhere: `fp32`, `int8`, `mip2q`, `dliq`, `int4`, `nm`, `mx`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// Identity (FP32 weights).
+    Fp32,
+    /// Symmetric per-output-channel INT8.
+    Int8,
+    /// StruM with signed powers of two for the demoted values (barrel-shifter lanes).
+    Mip2q,
+    /// StruM with 4-bit integers for the demoted values.
+    Dliq,
+    /// Uniform per-output-channel INT4.
+    Int4,
+    /// N:M magnitude sparsity on top of INT8.
+    Nm,
+    /// MX-style block integers: one shared power-of-two scale per block.
+    Mx,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Fp32 => "fp32",
+            Scheme::Int8 => "int8",
+            Scheme::Mip2q => "mip2q",
+            Scheme::Dliq => "dliq",
+            Scheme::Int4 => "int4",
+            Scheme::Nm => "nm",
+            Scheme::Mx => "mx",
+        }
+    }
+    pub fn is_strum(self) -> bool {
+        matches!(self, Scheme::Mip2q | Scheme::Dliq)
+    }
+}
+
+/// Which axis a block runs along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockAxis {
+    /// Along input channels at a fixed kernel tap (a PE's MAC lanes reduce over input channels).
+    Ic,
+    /// Along the flattened reduction order of ONNX's weight layout (ic, kh, kw).
+    Flat,
+}
+
+/// Which values of a block are demoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The L smallest magnitudes.
+    Magnitude,
+    /// The L values whose demotion changes them least.
+    Error,
+}
+
+/// Clipping range for per-channel weight scales (and per-tensor activation scales).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Calib {
+    Max,
+    Percentile,
+    Mse,
+}
+
+/// Tie rule for the nearest power of two (MIP2Q).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum P2Round {
+    /// Linear distance; a tie (3, 6, 12, 24, 48, 96) goes to the smaller power.
+    Down,
+    /// Linear distance; a tie goes to the larger power.
+    Up,
+    /// Nearest in the log domain (no ties exist for integers).
+    Log,
+}
+
+/// DLIQ low-precision format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DliqShift {
+    /// INT4 on the INT8 scale: clamp(q8, -8, 7).
+    None,
+    /// INT4 times a per-block power of two: round(q8 / 2^k) << k, k stored per block (3 bits).
+    Block,
+}
+
+/// What to do with depthwise convolutions under a block scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Depthwise {
+    /// Keep them INT8.
+    Int8,
+    /// Blocks over the kh*kw taps of each channel.
+    Kernel,
+    /// Blocks along channels at a fixed tap.
+    Channel,
+}
+
+/// Static: the same L in every layer. Dynamic: per layer, the largest L whose weight SQNR
+/// stays at or above `min_sqnr_db`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LPolicy {
+    Static,
+    Dynamic,
+}
+
+/// Every quantization parameter, with documented defaults (see docs/quantization.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantConfig {
+    pub scheme: Scheme,
+    /// Block size B (StruM, N:M uses `nm_m`, MX uses it as its block).
+    pub block: usize,
+    /// Demoted (low-precision) values per block, L (0..=B).
+    pub low: usize,
+    pub block_axis: BlockAxis,
+    pub selection: Selection,
+    pub weight_calib: Calib,
+    /// Percentile of |w| for `weight_calib = percentile` (0 < p <= 100).
+    pub percentile: f32,
+    /// MIP2Q exponent range [p2_min_exp, p2_max_exp] (at most 7 values: 3-bit field, one code for zero).
+    pub p2_min_exp: u32,
+    pub p2_max_exp: u32,
+    pub p2_round: P2Round,
+    pub dliq_shift: DliqShift,
+    /// Quantize the first and last weight layer with the scheme too (default: keep them INT8).
+    pub quantize_first_last: bool,
+    pub depthwise: Depthwise,
+    pub l_policy: LPolicy,
+    /// Dynamic policy: minimum weight SQNR per layer, dB.
+    pub min_sqnr_db: f32,
+    /// N:M sparsity: keep N of every M.
+    pub nm_n: usize,
+    pub nm_m: usize,
+    /// MX element width in bits (8 or 4).
+    pub mx_elem_bits: u32,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig {
+            scheme: Scheme::Int8,
+            block: 8,
+            low: 4,
+            block_axis: BlockAxis::Ic,
+            selection: Selection::Magnitude,
+            weight_calib: Calib::Max,
+            percentile: 99.99,
+            p2_min_exp: 0,
+            p2_max_exp: 6,
+            p2_round: P2Round::Down,
+            dliq_shift: DliqShift::Block,
+            quantize_first_last: false,
+            depthwise: Depthwise::Int8,
+            l_policy: LPolicy::Static,
+            min_sqnr_db: 30.0,
+            nm_n: 2,
+            nm_m: 4,
+            mx_elem_bits: 8,
+        }
+    }
+}
+
+impl QuantConfig {
+    /// Reject out-of-range combinations with a message naming the parameter.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |arg: &str, reason: String| {
+            Err(Error::InvalidArg {
+                arg: arg.to_string(),
+                reason,
+            })
+        };
+        if self.block == 0 || self.block > 32 {
+            return bad("block", format!("{} is outside 1..=32", self.block));
+        }
+        if self.low > self.block {
+            return bad(
+                "low",
+                format!(
+                    "{} demoted values do not fit a block of {}",
+                    self.low, self.block
+                ),
+            );
+        }
+        if !(self.percentile > 0.0 && self.percentile <= 100.0) {
+            return bad(
+                "percentile",
+                format!("{} is outside (0, 100]", self.percentile),
+            );
+        }
+        if self.p2_min_exp > self.p2_max_exp
+            || self.p2_max_exp > 7
+            || self.p2_max_exp - self.p2_min_exp > 6
+        {
+            return bad(
+                "p2-exp",
+                format!(
+                    "range [{}, {}] must lie in 0..=7 and hold at most 7 exponents (3-bit field + zero code)",
+                    self.p2_min_exp, self.p2_max_exp
+                ),
+            );
+        }
+        if self.nm_m == 0 || self.nm_m > 32 || self.nm_n == 0 || self.nm_n > self.nm_m {
+            return bad(
+                "nm",
+                format!("{}:{} needs 0 < N <= M <= 32", self.nm_n, self.nm_m),
+            );
+        }
+        if self.mx_elem_bits != 8 && self.mx_elem_bits != 4 {
+            return bad(
+                "mx-elem-bits",
+                format!("{} is not 4 or 8", self.mx_elem_bits),
+            );
+        }
+        if !self.min_sqnr_db.is_finite() {
+            return bad("min-sqnr-db", "must be finite".into());
+        }
+        Ok(())
+    }
+
+    /// A short, stable label such as `mip2q-b8-l4`.
+    pub fn label(&self) -> String {
+        match self.scheme {
+            Scheme::Fp32 | Scheme::Int8 | Scheme::Int4 => self.scheme.as_str().to_string(),
+            Scheme::Mip2q | Scheme::Dliq => {
+                let l = match self.l_policy {
+                    LPolicy::Static => format!("l{}", self.low),
+                    LPolicy::Dynamic => format!("dyn{}db", self.min_sqnr_db),
+                };
+                format!("{}-b{}-{}", self.scheme.as_str(), self.block, l)
+            }
+            Scheme::Nm => format!("nm-{}of{}", self.nm_n, self.nm_m),
+            Scheme::Mx => format!("mx-b{}-int{}", self.block, self.mx_elem_bits),
+        }
+    }
+}

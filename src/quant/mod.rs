@@ -1,0 +1,270 @@
+//! Quantization schemes: FP32 weights -> encoded weights + dequantized view + statistics.
+//!
+//! [`quantize_graph`] applies a [`QuantConfig`] to every weight layer of a graph, honouring
+//! the layer policy (first/last layer, depthwise) and the static/dynamic choice of L.
+
+pub mod calib;
+pub mod config;
+pub mod geometry;
+pub mod lowp;
+pub mod packed;
+pub mod schemes;
+
+use serde::Serialize;
+
+pub use config::{QuantConfig, Scheme};
+pub use geometry::Geometry;
+pub use packed::Packed;
+pub use schemes::{Encoded, Quantizer, WClass, WeightView};
+
+use crate::error::Result;
+use crate::model::{Graph, LayerRef};
+use config::{Depthwise, LPolicy};
+
+/// Per-layer statistics of a quantized weight tensor.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LayerStats {
+    pub params: u64,
+    /// Storage per weight including per-block metadata (masks, shifts, shared exponents).
+    pub bits_per_weight: f64,
+    pub high: u64,
+    pub low: u64,
+    pub zero: u64,
+    pub mse: f64,
+    /// 10 log10(sum w^2 / sum (w - w_q)^2); +inf when exact.
+    pub sqnr_db: f64,
+    pub max_abs_err: f64,
+}
+
+impl LayerStats {
+    pub fn compute(w: &[f32], e: &Encoded) -> Self {
+        let mut sig = 0f64;
+        let mut err = 0f64;
+        let mut maxe = 0f64;
+        for (&a, &b) in w.iter().zip(&e.deq) {
+            let d = (a - b) as f64;
+            sig += (a as f64).powi(2);
+            err += d * d;
+            maxe = maxe.max(d.abs());
+        }
+        let n = w.len().max(1) as f64;
+        let count = |c: WClass| e.class.iter().filter(|&&x| x == c).count() as u64;
+        LayerStats {
+            params: w.len() as u64,
+            bits_per_weight: e.storage_bits as f64 / n,
+            high: count(WClass::High),
+            low: count(WClass::Low),
+            zero: count(WClass::Zero),
+            mse: err / n,
+            sqnr_db: sqnr_db(sig, err),
+            max_abs_err: maxe,
+        }
+    }
+}
+
+pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
+    if noise == 0.0 {
+        f64::INFINITY
+    } else if signal == 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        10.0 * (signal / noise).log10()
+    }
+}
+
+/// One quantized layer.
+#[derive(Clone, Debug)]
+pub struct LayerQuant {
+    /// Index of the node in `Graph::nodes`.
+    pub node: usize,
+    pub name: String,
+    /// `conv`, `conv-dw`, `conv-grouped` or `dense`.
+    pub kind: &'static str,
+    pub shape: Vec<usize>,
+    /// Scheme actually applied to this layer (e.g. `int8` for a protected first layer).
+    pub applied: String,
+    /// Why the scheme differs from the requested one, if it does.
+    pub reason: Option<&'static str>,
+    pub geometry: Geometry,
+    pub encoded: Encoded,
+    pub stats: LayerStats,
+}
+
+/// Whole-model summary over the quantized layers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModelSummary {
+    pub label: String,
+    pub layers: usize,
+    pub params: u64,
+    pub bits_per_weight: f64,
+    pub high: u64,
+    pub low: u64,
+    pub zero: u64,
+    /// Mean squared weight error over all weights of all layers.
+    pub mse: f64,
+    /// SQNR over all weights of all layers together.
+    pub sqnr_db: f64,
+    pub max_abs_err: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelQuant {
+    pub config: QuantConfig,
+    pub layers: Vec<LayerQuant>,
+    pub summary: ModelSummary,
+}
+
+fn quantizer_for(cfg: &QuantConfig, low: usize) -> Box<dyn Quantizer> {
+    match cfg.scheme {
+        Scheme::Fp32 => Box::new(schemes::Fp32),
+        Scheme::Int8 => Box::new(schemes::Strum::int8(cfg)),
+        Scheme::Mip2q | Scheme::Dliq => Box::new(schemes::Strum {
+            cfg: cfg.clone(),
+            low,
+        }),
+        Scheme::Int4 => Box::new(schemes::Int4 {
+            calib: cfg.weight_calib,
+            percentile: cfg.percentile,
+        }),
+        Scheme::Nm => Box::new(schemes::NM {
+            n: cfg.nm_n,
+            m: cfg.nm_m,
+            calib: cfg.weight_calib,
+            percentile: cfg.percentile,
+        }),
+        Scheme::Mx => Box::new(schemes::Mx {
+            block: cfg.block,
+            elem_bits: cfg.mx_elem_bits,
+        }),
+    }
+}
+
+/// Quantize one layer with the scheme of `cfg` (no layer policy applied).
+pub fn quantize_layer(
+    cfg: &QuantConfig,
+    layer: LayerRef,
+    low: usize,
+) -> Result<(Geometry, Encoded)> {
+    let w = layer.weight();
+    let g = geometry::layer_geometry(layer, cfg.block_axis, cfg.depthwise, cfg.block);
+    let view = WeightView {
+        data: &w.data,
+        out_channels: w.shape[0],
+        geometry: g,
+    };
+    Ok((g, quantizer_for(cfg, low).quantize(&view)?))
+}
+
+/// Quantize every weight layer of `graph`.
+pub fn quantize_graph(graph: &Graph, cfg: &QuantConfig) -> Result<ModelQuant> {
+    cfg.validate()?;
+    let layers = graph.layers();
+    let n = layers.len();
+    let int8_cfg = QuantConfig {
+        scheme: Scheme::Int8,
+        ..cfg.clone()
+    };
+    let mut out = Vec::with_capacity(n);
+    for (pos, (node, layer)) in layers.into_iter().enumerate() {
+        let w = layer.weight();
+        let edge = pos == 0 || pos + 1 == n;
+        let dw = matches!(layer, LayerRef::Conv(c) if c.is_depthwise());
+        let reason = if cfg.scheme == Scheme::Fp32 || cfg.scheme == Scheme::Int8 {
+            None
+        } else if edge && !cfg.quantize_first_last {
+            Some(if pos == 0 {
+                "first layer kept INT8"
+            } else {
+                "last layer kept INT8"
+            })
+        } else if dw && cfg.depthwise == Depthwise::Int8 {
+            Some("depthwise kept INT8")
+        } else {
+            None
+        };
+        let (g, enc) = if reason.is_some() {
+            quantize_layer(&int8_cfg, layer, 0)?
+        } else if cfg.scheme.is_strum() && cfg.l_policy == LPolicy::Dynamic {
+            // Largest L whose weight SQNR meets the budget; L = 0 (INT8) otherwise.
+            let mut chosen = None;
+            for low in (1..=cfg.block).rev() {
+                let (g, e) = quantize_layer(cfg, layer, low)?;
+                if LayerStats::compute(&w.data, &e).sqnr_db >= cfg.min_sqnr_db as f64 {
+                    chosen = Some((g, e));
+                    break;
+                }
+            }
+            match chosen {
+                Some(c) => c,
+                None => quantize_layer(cfg, layer, 0)?,
+            }
+        } else {
+            quantize_layer(cfg, layer, cfg.low)?
+        };
+        let stats = LayerStats::compute(&w.data, &enc);
+        let applied = if reason.is_some() {
+            "int8".to_string()
+        } else if cfg.scheme.is_strum() {
+            format!("{}-l{}", cfg.scheme.as_str(), enc.low)
+        } else {
+            cfg.scheme.as_str().to_string()
+        };
+        out.push(LayerQuant {
+            node,
+            name: graph.nodes[node].name.clone(),
+            kind: layer.kind(),
+            shape: w.shape.clone(),
+            applied,
+            reason,
+            geometry: g,
+            encoded: enc,
+            stats,
+        });
+    }
+    let summary = summarize(cfg, graph, &out);
+    Ok(ModelQuant {
+        config: cfg.clone(),
+        layers: out,
+        summary,
+    })
+}
+
+fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSummary {
+    let mut s = ModelSummary {
+        label: cfg.label(),
+        layers: layers.len(),
+        ..Default::default()
+    };
+    let (mut sig, mut err, mut bits) = (0f64, 0f64, 0f64);
+    for l in layers {
+        let w = graph
+            .layers()
+            .into_iter()
+            .find(|(i, _)| *i == l.node)
+            .map(|(_, r)| r.weight());
+        s.params += l.stats.params;
+        s.high += l.stats.high;
+        s.low += l.stats.low;
+        s.zero += l.stats.zero;
+        bits += l.encoded.storage_bits as f64;
+        s.max_abs_err = s.max_abs_err.max(l.stats.max_abs_err);
+        if let Some(w) = w {
+            for (&a, &b) in w.data.iter().zip(&l.encoded.deq) {
+                sig += (a as f64).powi(2);
+                err += ((a - b) as f64).powi(2);
+            }
+        }
+    }
+    s.bits_per_weight = if s.params > 0 {
+        bits / s.params as f64
+    } else {
+        0.0
+    };
+    s.sqnr_db = sqnr_db(sig, err);
+    s.mse = if s.params > 0 {
+        err / s.params as f64
+    } else {
+        0.0
+    };
+    s
+}

@@ -1,0 +1,161 @@
+//! The `strumlab` binary end to end: JSON and CSV output, and clear failures on bad input.
+
+mod common;
+
+use std::process::Command;
+
+use common::data;
+
+fn strumlab(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn quantize_json_reports_every_layer() {
+    let m = data("mnist-8.onnx");
+    let (rc, out, err) = strumlab(&[
+        "quantize",
+        m.to_str().unwrap(),
+        "--scheme",
+        "mip2q",
+        "--block",
+        "8",
+        "--low",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for l in layers {
+        assert!(l["name"].is_string());
+        let bpw = l["bits_per_weight"].as_f64().unwrap();
+        let sqnr = l["sqnr_db"].as_f64().unwrap();
+        assert!(bpw > 4.0 && bpw <= 8.0 && sqnr > 10.0, "{l}");
+    }
+    // First and last layers stay INT8 by default; the middle conv is MIP2Q at 7 bits/weight.
+    assert_eq!(layers[0]["applied"], "int8");
+    assert_eq!(layers[1]["applied"], "mip2q-l4");
+    assert_eq!(layers[1]["bits_per_weight"].as_f64().unwrap(), 7.0);
+    assert_eq!(layers[2]["applied"], "int8");
+    assert_eq!(v["summary"]["params"].as_u64().unwrap(), 200 + 3200 + 2560);
+    assert_eq!(v["config"]["scheme"], "mip2q");
+}
+
+#[test]
+fn quantize_writes_csv_with_units_and_schema() {
+    let dir = std::env::temp_dir().join(format!("strumlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("q.csv");
+    let m = data("mnist-8.onnx");
+    let (rc, out, err) = strumlab(&[
+        "quantize",
+        m.to_str().unwrap(),
+        "--scheme",
+        "dliq",
+        "--quantize-first-last",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("dliq-l4"));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let h = r.headers().unwrap().clone();
+    for col in [
+        "schema_version",
+        "layer",
+        "bits_per_weight",
+        "sqnr_db",
+        "weight_mse",
+        "high_weights",
+        "low_weights",
+    ] {
+        assert!(h.iter().any(|c| c == col), "missing column {col}");
+    }
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 4, "3 layers + total");
+    assert_eq!(&rows[3][3], "__total__");
+    // With --quantize-first-last every layer is DLIQ: the first conv has 1 input channel, so
+    // its blocks are 7/8 padding and it stores 8*4 + 4*4 + 8 + 3 bits for one real weight.
+    assert_eq!(&rows[0][6], "dliq-l4");
+    assert_eq!(rows[0][8].parse::<f64>().unwrap(), 59.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn inspect_lists_layers_and_macs() {
+    let m = data("mnist-8.onnx");
+    let (rc, out, err) = strumlab(&["inspect", m.to_str().unwrap(), "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["weight_layers"], 3);
+    assert_eq!(v["macs"], 786_560);
+    assert_eq!(v["input_shape"], serde_json::json!([1, 1, 28, 28]));
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("strumlab-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(data("mnist-8.onnx")).unwrap();
+    let trunc = dir.join("trunc.onnx");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    let m = data("mnist-8.onnx");
+    let m = m.to_str().unwrap();
+    let alex = data("onnx-light/light_bvlc_alexnet.onnx");
+    let missing_dir_out = dir.join("no/such/dir/q.csv");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["inspect", trunc.to_str().unwrap()],
+            "not a readable ONNX model",
+        ),
+        (vec!["inspect", "/no/such/model.onnx"], "cannot read"),
+        (
+            vec!["inspect", alex.to_str().unwrap()],
+            "unsupported operator LRN",
+        ),
+        (vec!["quantize", m, "--block", "0"], "--block"),
+        (vec!["quantize", m, "--block", "64"], "--block"),
+        (
+            vec!["quantize", m, "--scheme", "mip2q", "--low", "9"],
+            "low",
+        ),
+        (vec!["quantize", m, "--scheme", "int3"], "int3"),
+        (vec!["quantize", m, "--scheme", "nm", "--nm", "5:4"], "5:4"),
+        (
+            vec!["quantize", m, "--scheme", "mip2q", "--p2-max-exp", "9"],
+            "p2-exp",
+        ),
+        (
+            vec!["quantize", m, "--scheme", "mx", "--mx-elem-bits", "6"],
+            "mx-elem-bits",
+        ),
+        (
+            vec!["quantize", m, "--out", missing_dir_out.to_str().unwrap()],
+            "does not exist",
+        ),
+        (vec!["inspect", m, "--input-shape", "1,x,28"], "input-shape"),
+        (vec!["inspect", m, "--input-shape", "1,3,28,28"], "channels"),
+    ];
+    for (args, needle) in cases {
+        let (rc, out, err) = strumlab(&args);
+        assert_ne!(rc, 0, "{args:?} succeeded");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr lacks '{needle}':\n{err}"
+        );
+        assert!(out.is_empty(), "{args:?} printed to stdout: {out}");
+    }
+    assert!(!missing_dir_out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,152 @@
+//! Helpers shared by the integration tests: paths of vendored assets and a tiny builder
+//! that writes ONNX models with the crate's own protobuf structs.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use prost::Message;
+use strumlab::model::onnx_proto::*;
+
+pub fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments/data")
+        .join(rel)
+}
+
+pub fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: Some(dtype::FLOAT),
+        raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+pub fn i64_tensor(name: &str, data: &[i64]) -> TensorProto {
+    TensorProto {
+        dims: vec![data.len() as i64],
+        data_type: Some(dtype::INT64),
+        int64_data: data.to_vec(),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+pub fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+pub fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(1),
+        f: Some(v),
+        ..Default::default()
+    }
+}
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(3),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+pub fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: Some(name.into()),
+        op_type: Some(op.into()),
+        domain: None,
+        attribute: attrs,
+    }
+}
+
+pub fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: Some(dtype::FLOAT),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            dim_value: Some(d),
+                            dim_param: None,
+                        })
+                        .collect(),
+                }),
+            }),
+        }),
+    }
+}
+
+/// Serialise a single-input model.
+pub fn model(
+    opset: i64,
+    input: (&str, &[i64]),
+    output: &str,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+) -> Vec<u8> {
+    ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        producer_name: Some("strumlab-tests".into()),
+        graph: Some(GraphProto {
+            node: nodes,
+            name: Some("test".into()),
+            initializer: inits,
+            input: vec![value_info(input.0, input.1)],
+            output: vec![value_info(output, &[])],
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), so failures reproduce.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn normal(&mut self) -> f32 {
+        // Box-Muller
+        let u1 = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+}
