@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod model;
 pub mod quant;

@@ -392,3 +392,27 @@ fn model_level_errors() {
         assert!(s.contains("com.example::Conv"), "{s}");
     }
 }
+
+#[test]
+fn activation_calibration_on_real_mnist_images() {
+    use strumlab::quant::config::Calib;
+    let g = load_onnx(&data("mnist-8.onnx"), &LoadOptions::default()).unwrap();
+    let (shape, px, labels) = strumlab::data::idx::read_idx_dataset(
+        &data("mnist/t10k-images-idx3-ubyte.gz"),
+        &data("mnist/t10k-labels-idx1-ubyte.gz"),
+    )
+    .unwrap();
+    assert_eq!(shape, vec![10_000, 1, 28, 28]);
+    assert_eq!(labels.len(), 10_000);
+    let n = 32;
+    let x = Tensor::new(vec![n, 1, 28, 28], px[..n * 784].to_vec());
+    let max = strumlab::quant::calibrate_activations(&g, &x, Calib::Max, 100.0).unwrap();
+    let pct = strumlab::quant::calibrate_activations(&g, &x, Calib::Percentile, 99.9).unwrap();
+    assert_eq!(max.len(), 3);
+    // The first layer sees raw pixels: max 255 -> scale 255 / 127.
+    assert_eq!(max[0].1, 255.0 / 127.0);
+    for (a, b) in max.iter().zip(&pct) {
+        assert_eq!(a.0, b.0);
+        assert!(b.1 <= a.1 && b.1 > 0.0);
+    }
+}

@@ -13,6 +13,17 @@ pub type WeightOverrides = HashMap<usize, Vec<f32>>;
 /// Run `graph` on `input` (`[N, ...]`, matching the graph's input shape after the batch
 /// axis) and return its outputs. `weights` replaces Conv/Dense weights by node index.
 pub fn run(graph: &Graph, input: &Tensor, weights: &WeightOverrides) -> Result<Vec<Tensor>> {
+    run_observed(graph, input, weights, &mut |_, _| {})
+}
+
+/// [`run`], calling `observe(node_index, first_input)` before every Conv/Dense node (used to
+/// collect activation statistics for calibration).
+pub fn run_observed(
+    graph: &Graph,
+    input: &Tensor,
+    weights: &WeightOverrides,
+    observe: &mut dyn FnMut(usize, &Tensor),
+) -> Result<Vec<Tensor>> {
     if input.shape.len() != graph.input_shape.len() || input.shape[1..] != graph.input_shape[1..] {
         return Err(Error::InvalidArg {
             arg: "input".into(),
@@ -27,6 +38,9 @@ pub fn run(graph: &Graph, input: &Tensor, weights: &WeightOverrides) -> Result<V
     vals.insert(graph.input.as_str(), input.clone());
     for (i, node) in graph.nodes.iter().enumerate() {
         let x = |k: usize| -> &Tensor { &vals[node.inputs[k].as_str()] };
+        if matches!(node.op, Op::Conv(_) | Op::Dense(_)) {
+            observe(i, x(0));
+        }
         let out = match &node.op {
             Op::Conv(c) => conv2d(
                 x(0),

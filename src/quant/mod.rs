@@ -268,3 +268,22 @@ fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSu
     };
     s
 }
+
+/// Per-tensor INT8 scales of the input activation of every weight layer, calibrated on
+/// `images` (`[N, ...]`, the model's input layout) with the FP32 reference executor.
+/// Returns `(node index, scale)` in layer order.
+pub fn calibrate_activations(
+    graph: &Graph,
+    images: &crate::model::Tensor,
+    method: config::Calib,
+    percentile: f32,
+) -> Result<Vec<(usize, f32)>> {
+    let mut seen: std::collections::BTreeMap<usize, Vec<f32>> = Default::default();
+    crate::cpu::reference::run_observed(graph, images, &Default::default(), &mut |node, x| {
+        seen.entry(node).or_default().extend_from_slice(&x.data);
+    })?;
+    Ok(seen
+        .into_iter()
+        .map(|(node, v)| (node, calib::activation_scale(&v, method, percentile)))
+        .collect())
+}
