@@ -30,6 +30,51 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Quantize a model's weights and report per-layer statistics (bits/weight, SQNR, ...).
     Quantize(QuantizeArgs),
+    /// Evaluate a quantized model on images: accuracy, agreement with FP32, divergence, and
+    /// per-layer activity (MACs by weight precision, activation/weight sparsity).
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Zoo name (see experiments/models/) or an ONNX file.
+    #[arg(long, default_value = "mnist-8")]
+    pub model: String,
+    /// Dataset name (mnist-test, fashion-test) or an IDX image file; default: the model card's.
+    #[arg(long)]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    /// Numerics: fp32, fake-quant (dequantized weights, INT8 quantize-dequantize at layer
+    /// inputs) or integer (INT8 x integer weights, INT32 accumulation, bit-exact).
+    #[arg(long, value_enum, default_value = "integer")]
+    pub mode: crate::cpu::engine::Mode,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images (the first N of the dataset) used to calibrate activation scales.
+    #[arg(long, default_value_t = 64)]
+    pub calib_images: usize,
+    /// Activation clipping: max, percentile or mse (per tensor).
+    #[arg(long, value_enum, default_value = "max")]
+    pub act_calib: Calib,
+    /// Percentile for --act-calib percentile.
+    #[arg(long, default_value_t = 99.99)]
+    pub act_percentile: f32,
+    /// Execution device (the GPU engine is not built yet).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Write per-layer results as CSV (schema: docs/csv-schemas.md).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    Cpu,
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +269,36 @@ pub fn run(cli: Cli) -> Result<String> {
                 to_json(&report::quant_json(&model, &q))
             } else {
                 Ok(report::quant_table(&q))
+            }
+        }
+        Command::Eval(a) => {
+            if !(a.act_percentile > 0.0 && a.act_percentile <= 100.0) {
+                return Err(Error::InvalidArg {
+                    arg: "act-percentile".into(),
+                    reason: format!("{} is outside (0, 100]", a.act_percentile),
+                });
+            }
+            let cfg = crate::eval::EvalConfig {
+                quant: a.quant.to_config()?,
+                mode: a.mode,
+                calib_images: a.calib_images,
+                act_calib: a.act_calib,
+                act_percentile: a.act_percentile,
+            };
+            let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
+            let mut data = crate::data::load(&spec, &card)?;
+            if let Some(n) = a.limit {
+                data.truncate(n);
+            }
+            let r = crate::eval::evaluate(&g, &a.model, &data, &cfg)?;
+            if let Some(out) = &a.out {
+                report::write_atomic(out, &report::eval_csv(&r)?)?;
+            }
+            if a.json {
+                to_json(&report::eval_json(&r))
+            } else {
+                Ok(report::eval_table(&r))
             }
         }
     }

@@ -6,8 +6,10 @@ pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod quant;
 pub mod report;
+pub mod zoo;
 
 pub use error::{Error, Result};

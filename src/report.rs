@@ -293,3 +293,127 @@ pub fn inspect_json(g: &Graph) -> serde_json::Value {
         "macs": g.nodes.iter().map(|n| g.macs(n)).sum::<u64>(),
     })
 }
+
+/// One row of the `eval` CSV: a weight layer, with the run's summary repeated.
+#[derive(Serialize)]
+struct EvalRow<'a> {
+    schema_version: u32,
+    model: &'a str,
+    dataset: &'a str,
+    config: &'a str,
+    mode: &'a str,
+    images: usize,
+    top1_frac: Option<f64>,
+    top5_frac: Option<f64>,
+    fp32_top1_frac: Option<f64>,
+    agreement_top1_frac: f64,
+    kl_mean_nats: f64,
+    layer: &'a str,
+    kind: &'a str,
+    applied: &'a str,
+    bits_per_weight: f64,
+    macs_per_image: f64,
+    act_zero_frac: f64,
+    weight_zero_frac: f64,
+    macs_w_high_per_image: f64,
+    macs_w_low_per_image: f64,
+    macs_w_zero_per_image: f64,
+    macs_nz_act_w_high_per_image: f64,
+    macs_nz_act_w_low_per_image: f64,
+    macs_nz_act_w_zero_per_image: f64,
+    output_sqnr_db: f64,
+}
+
+pub fn eval_csv(r: &crate::eval::EvalResult) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |x: csv::Error| Error::Output {
+        path: "csv".into(),
+        reason: x.to_string(),
+    };
+    let s = &r.summary;
+    for l in &r.layers {
+        w.serialize(EvalRow {
+            schema_version: crate::eval::EVAL_CSV_SCHEMA,
+            model: &r.model,
+            dataset: &r.dataset,
+            config: &r.label,
+            mode: r.mode,
+            images: s.images,
+            top1_frac: s.top1,
+            top5_frac: s.top5,
+            fp32_top1_frac: s.fp32_top1,
+            agreement_top1_frac: s.agreement_top1,
+            kl_mean_nats: s.kl_mean,
+            layer: &l.name,
+            kind: &l.kind,
+            applied: &l.applied,
+            bits_per_weight: l.bits_per_weight,
+            macs_per_image: l.macs_per_image,
+            act_zero_frac: l.act_zero_frac,
+            weight_zero_frac: l.weight_zero_frac,
+            macs_w_high_per_image: l.macs_w_high_per_image,
+            macs_w_low_per_image: l.macs_w_low_per_image,
+            macs_w_zero_per_image: l.macs_w_zero_per_image,
+            macs_nz_act_w_high_per_image: l.macs_nz_act_w_high_per_image,
+            macs_nz_act_w_low_per_image: l.macs_nz_act_w_low_per_image,
+            macs_nz_act_w_zero_per_image: l.macs_nz_act_w_zero_per_image,
+            output_sqnr_db: l.output_sqnr_db,
+        })
+        .map_err(e)?;
+    }
+    w.into_inner().map_err(|x| Error::Output {
+        path: "csv".into(),
+        reason: x.to_string(),
+    })
+}
+
+pub fn eval_json(r: &crate::eval::EvalResult) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    // JSON has no infinities: exact layers report null SQNR.
+    if let Some(ls) = v.get_mut("layers").and_then(|l| l.as_array_mut()) {
+        for (l, src) in ls.iter_mut().zip(&r.layers) {
+            l["output_sqnr_db"] = serde_json::json!(finite(src.output_sqnr_db));
+        }
+    }
+    v["schema_version"] = serde_json::json!(crate::eval::EVAL_CSV_SCHEMA);
+    v
+}
+
+pub fn eval_table(r: &crate::eval::EvalResult) -> String {
+    let s = &r.summary;
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.2} %", 100.0 * v));
+    let mut out = format!(
+        "{} on {} ({} images), {} [{}]\n  top-1 {}  top-5 {}  (FP32: top-1 {}  top-5 {})\n  agreement with FP32 top-1 {:.2} %, mean KL {:.3e} nats, {:.3} bits/weight\n\n",
+        r.model,
+        r.dataset,
+        s.images,
+        r.label,
+        r.mode,
+        pct(s.top1),
+        pct(s.top5),
+        pct(s.fp32_top1),
+        pct(s.fp32_top5),
+        100.0 * s.agreement_top1,
+        s.kl_mean,
+        s.bits_per_weight
+    );
+    out += &format!(
+        "{:<28} {:<10} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10}\n",
+        "layer", "applied", "MACs/img", "act 0 %", "w 0 %", "MAC int8 %", "MAC low %", "out SQNR"
+    );
+    for l in &r.layers {
+        let tot = l.macs_per_image.max(1.0);
+        out += &format!(
+            "{:<28} {:<10} {:>12.0} {:>8.1} {:>8.1} {:>10.1} {:>10.1} {:>10}\n",
+            truncate(&l.name, 28),
+            l.applied,
+            l.macs_per_image,
+            100.0 * l.act_zero_frac,
+            100.0 * l.weight_zero_frac,
+            100.0 * l.macs_w_high_per_image / tot,
+            100.0 * l.macs_w_low_per_image / tot,
+            fmt_db(l.output_sqnr_db)
+        );
+    }
+    out
+}

@@ -4,3 +4,6 @@
 //! no threading. Faster engines (and the WGSL kernels) are checked against it.
 
 pub mod reference;
+
+pub mod engine;
+pub mod kernels;

@@ -24,6 +24,27 @@ pub fn run_observed(
     weights: &WeightOverrides,
     observe: &mut dyn FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
+    let mut on_value = |_: &str, _: &Tensor| {};
+    run_inner(graph, input, weights, observe, &mut on_value)
+}
+
+/// [`run`], calling `observe(value_name, value)` for the graph input and every node output.
+pub fn run_values(
+    graph: &Graph,
+    input: &Tensor,
+    weights: &WeightOverrides,
+    observe: &mut dyn FnMut(&str, &Tensor),
+) -> Result<Vec<Tensor>> {
+    run_inner(graph, input, weights, &mut |_, _| {}, observe)
+}
+
+fn run_inner(
+    graph: &Graph,
+    input: &Tensor,
+    weights: &WeightOverrides,
+    observe: &mut dyn FnMut(usize, &Tensor),
+    on_value: &mut dyn FnMut(&str, &Tensor),
+) -> Result<Vec<Tensor>> {
     if input.shape.len() != graph.input_shape.len() || input.shape[1..] != graph.input_shape[1..] {
         return Err(Error::InvalidArg {
             arg: "input".into(),
@@ -35,6 +56,7 @@ pub fn run_observed(
     }
     let batch = input.shape[0];
     let mut vals: HashMap<&str, Tensor> = HashMap::new();
+    on_value(&graph.input, input);
     vals.insert(graph.input.as_str(), input.clone());
     for (i, node) in graph.nodes.iter().enumerate() {
         let x = |k: usize| -> &Tensor { &vals[node.inputs[k].as_str()] };
@@ -124,6 +146,7 @@ pub fn run_observed(
             }
             Op::Softmax { axis } => softmax(x(0), *axis),
         };
+        on_value(&node.output, &out);
         vals.insert(node.output.as_str(), out);
     }
     graph

@@ -1,3 +1,107 @@
-//! Datasets: labelled images as FP32 tensors in the layout a model expects.
+//! Datasets: labelled (or unlabelled) images, preprocessed into a model's input layout.
 
+pub mod card;
 pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+pub use card::ModelCard;
+
+use crate::error::{Error, Result};
+
+/// Images in a model's input layout (`[C, H, W]` each, FP32), with labels when known.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub name: String,
+    /// Shape of one image, e.g. `[1, 1, 28, 28]` (batch 1).
+    pub shape: Vec<usize>,
+    pub images: Vec<f32>,
+    pub labels: Option<Vec<u32>>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.images.len() / self.per_image().max(1)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn per_image(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn image(&self, i: usize) -> &[f32] {
+        let p = self.per_image();
+        &self.images[i * p..(i + 1) * p]
+    }
+    /// Keep the first `n` images.
+    pub fn truncate(&mut self, n: usize) {
+        let p = self.per_image();
+        self.images.truncate(n * p);
+        if let Some(l) = &mut self.labels {
+            l.truncate(n);
+        }
+    }
+}
+
+/// The repository root: the current directory if it holds `experiments/`, else the source
+/// tree this binary was built from.
+pub fn repo_root() -> PathBuf {
+    if let Ok(r) = std::env::var("STRUMLAB_ROOT") {
+        return PathBuf::from(r);
+    }
+    if Path::new("experiments").is_dir() {
+        return PathBuf::from(".");
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Named datasets shipped in the repository.
+pub const NAMED: &[(&str, &str)] = &[
+    (
+        "mnist-test",
+        "experiments/data/mnist/t10k-images-idx3-ubyte.gz",
+    ),
+    (
+        "fashion-test",
+        "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz",
+    ),
+];
+
+/// Load a dataset by name (see [`NAMED`]) or path (an IDX image file whose labels file sits
+/// beside it as `*labels-idx1*`), preprocessed for `card`.
+pub fn load(spec: &str, card: &ModelCard) -> Result<Dataset> {
+    let path = match NAMED.iter().find(|(n, _)| *n == spec) {
+        Some((_, p)) => repo_root().join(p),
+        None => PathBuf::from(spec),
+    };
+    let fname = path
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if !fname.contains("idx3") {
+        return Err(Error::Data {
+            path: path.display().to_string(),
+            reason: format!(
+                "unknown dataset (named datasets: {}; or an IDX image file)",
+                NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let labels = path.with_file_name(fname.replace("images-idx3", "labels-idx1"));
+    let (shape, px, lb) = idx::read_idx_dataset(&path, &labels)?;
+    if card.channels != 1 || card.size != [shape[2], shape[3]] {
+        return Err(Error::Data {
+            path: path.display().to_string(),
+            reason: format!(
+                "{}x{} grey images do not fit model '{}' ({} channels, {:?})",
+                shape[2], shape[3], card.name, card.channels, card.size
+            ),
+        });
+    }
+    Ok(Dataset {
+        name: spec.to_string(),
+        shape: vec![1, 1, shape[2], shape[3]],
+        images: px.iter().map(|&v| card.normalise(0, v)).collect(),
+        labels: Some(lb),
+    })
+}

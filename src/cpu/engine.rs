@@ -1,0 +1,800 @@
+//! The CPU engine: runs the graph IR on one image at a time in one of three numerics
+//! modes, and reports the per-layer activity the accelerator model consumes. Images run
+//! in parallel (rayon) in `eval`.
+//!
+//! * `fp32`: FP32 weights and activations.
+//! * `fake-quant`: the scheme's dequantized weights; the input activation of every weight
+//!   layer is quantize-dequantized to per-tensor INT8.
+//! * `integer`: every tensor is INT8 with a per-tensor scale (symmetric, zero point 0);
+//!   Conv/Dense multiply INT8 activations by the integer weights with INT32 accumulation
+//!   and an INT32 bias, then requantize with one FP32 multiply per output channel
+//!   (`clamp(round_even(acc * s_in * s_w / s_out), -127, 127)`). Elementwise ops rescale
+//!   with `mul_add`, LUTs or integer sums and one multiply; shape ops and max pooling are
+//!   exact. Layers feeding only graph outputs (or Softmax) output FP32 `acc * s_in * s_w`.
+//!   Deterministic and bit-exact for a given set of scales.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::kernels::{self, ConvGeom};
+use super::reference;
+use crate::error::{Error, Result};
+use crate::model::consts::{broadcast_to, transpose};
+use crate::model::{Graph, Op, Pool, Tensor};
+use crate::quant::calib::activation_scale;
+use crate::quant::config::Calib;
+use crate::quant::{ModelQuant, WClass};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Fp32,
+    FakeQuant,
+    Integer,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fp32 => "fp32",
+            Mode::FakeQuant => "fake-quant",
+            Mode::Integer => "integer",
+        }
+    }
+}
+
+/// Per-tensor activation scales, keyed by value name.
+pub type Scales = HashMap<String, f32>;
+
+/// Values kept per tensor for percentile / MSE calibration (deterministic stride sampling).
+const CALIB_SAMPLES: usize = 1 << 22;
+
+/// Calibrate a per-tensor INT8 scale for the graph input and every node output by running
+/// the FP32 reference on `images` (`[N, ...]`). Shape-only ops, ReLU/Clip and max pooling
+/// inherit their input's scale, so they stay exact in integer mode.
+pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32) -> Result<Scales> {
+    let n = images.shape[0];
+    let per: usize = images.shape[1..].iter().product();
+    let mut max: HashMap<String, f32> = HashMap::new();
+    let mut samples: HashMap<String, Vec<f32>> = HashMap::new();
+    let chunk = 16;
+    for start in (0..n).step_by(chunk) {
+        let m = chunk.min(n - start);
+        let mut shape = images.shape.clone();
+        shape[0] = m;
+        let t = Tensor::new(shape, images.data[start * per..(start + m) * per].to_vec());
+        let mut obs = |name: &str, x: &Tensor| {
+            let e = max.entry(name.to_string()).or_insert(0.0);
+            *e = x.data.iter().fold(*e, |a, v| a.max(v.abs()));
+            if method != Calib::Max {
+                let stride = (x.data.len() * n / m / CALIB_SAMPLES).max(1);
+                samples
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(x.data.iter().step_by(stride));
+            }
+        };
+        reference::run_values(graph, &t, &Default::default(), &mut obs)?;
+    }
+    let mut scales: Scales = max
+        .iter()
+        .map(|(k, &m)| {
+            let s = match method {
+                Calib::Max => activation_scale(&[m], Calib::Max, 100.0),
+                _ => activation_scale(&samples[k], method, percentile),
+            };
+            (k.clone(), s)
+        })
+        .collect();
+    for node in &graph.nodes {
+        if matches!(
+            node.op,
+            Op::Relu
+                | Op::Clip { .. }
+                | Op::MaxPool(_)
+                | Op::Flatten { .. }
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Identity
+        ) {
+            let s = scales[&node.inputs[0]];
+            scales.insert(node.output.clone(), s);
+        }
+    }
+    Ok(scales)
+}
+
+/// Prepared weights of one Conv/Dense layer.
+struct LayerPlan {
+    w_f: Vec<f32>,
+    w_q: Vec<i32>,
+    class: Vec<WClass>,
+    bias_q: Vec<i32>,
+    /// integer mode: per output channel requantization factor (or dequantization factor
+    /// when `float_out`)
+    m: Vec<f32>,
+    float_out: bool,
+    /// MACs by weight class (High, Low, Zero) if every activation were non-zero
+    pairs_dense: [u64; 3],
+}
+
+/// What the engine observed at one weight layer for one image.
+#[derive(Clone, Debug, Default)]
+pub struct LayerObs {
+    pub node: usize,
+    /// input activation elements and how many of them are zero
+    pub act_elems: u64,
+    pub act_zeros: u64,
+    /// MACs by weight class (High, Low, Zero) if every activation were non-zero
+    pub pairs_dense: [u64; 3],
+    /// MACs by weight class whose input activation is non-zero
+    pub pairs_nz: [u64; 3],
+    /// the layer's output as downstream sees it (dequantized in integer mode)
+    pub output: Vec<f32>,
+}
+
+pub struct Engine<'g> {
+    pub graph: &'g Graph,
+    pub mode: Mode,
+    layers: HashMap<usize, LayerPlan>,
+    scales: Scales,
+}
+
+enum V {
+    F(Vec<f32>),
+    Q(Vec<i8>, f32),
+}
+
+impl V {
+    fn to_f32(&self) -> Vec<f32> {
+        match self {
+            V::F(v) => v.clone(),
+            V::Q(q, s) => q.iter().map(|&x| x as f32 * s).collect(),
+        }
+    }
+}
+
+fn geom(
+    graph: &Graph,
+    input: &str,
+    output: &str,
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+    pads: [usize; 4],
+    oc: usize,
+    icg: usize,
+    group: usize,
+) -> ConvGeom {
+    let i = graph.shape(input);
+    let o = graph.shape(output);
+    ConvGeom {
+        c: i[1],
+        h: i[2],
+        w: i[3],
+        oc,
+        icg,
+        kh: k[0],
+        kw: k[1],
+        sh: s[0],
+        sw: s[1],
+        dh: d[0],
+        dw: d[1],
+        pt: pads[0],
+        pl: pads[1],
+        oh: o[2],
+        ow: o[3],
+        group,
+    }
+}
+
+fn pool_geom(graph: &Graph, input: &str, output: &str, p: &Pool) -> ConvGeom {
+    let c = graph.shape(input)[1];
+    geom(
+        graph,
+        input,
+        output,
+        p.kernel,
+        p.strides,
+        [1, 1],
+        p.pads,
+        c,
+        1,
+        c,
+    )
+}
+
+impl<'g> Engine<'g> {
+    /// Prepare `graph` for `mode`. `quant` and `scales` are required for the quantized modes.
+    pub fn new(
+        graph: &'g Graph,
+        mode: Mode,
+        quant: Option<&ModelQuant>,
+        scales: Option<&Scales>,
+    ) -> Result<Self> {
+        let need = |what: &str| Error::InvalidArg {
+            arg: "mode".into(),
+            reason: format!("{} mode needs {what}", mode.as_str()),
+        };
+        if mode != Mode::Fp32 && (quant.is_none() || scales.is_none()) {
+            return Err(need("quantized weights and activation scales"));
+        }
+        let scales = scales.cloned().unwrap_or_default();
+        let mut consumers: HashMap<&str, Vec<&Op>> = HashMap::new();
+        for n in &graph.nodes {
+            for i in &n.inputs {
+                consumers.entry(i.as_str()).or_default().push(&n.op);
+            }
+        }
+        let mut layers = HashMap::new();
+        for (idx, layer) in graph.layers() {
+            let node = &graph.nodes[idx];
+            let w = layer.weight();
+            let bias = match layer {
+                crate::model::LayerRef::Conv(c) => &c.bias,
+                crate::model::LayerRef::Dense(d) => &d.bias,
+            };
+            let lq = quant.and_then(|q| q.layers.iter().find(|l| l.node == idx));
+            let oc = w.shape[0];
+            let per = w.numel() / oc;
+            let positions = (graph.shape(&node.output).iter().product::<usize>() / oc) as u64;
+            let (w_f, class) = match (mode, lq) {
+                (Mode::Fp32, _) | (_, None) => (
+                    w.data.clone(),
+                    w.data
+                        .iter()
+                        .map(|&v| if v == 0.0 { WClass::Zero } else { WClass::High })
+                        .collect::<Vec<_>>(),
+                ),
+                (_, Some(l)) => (l.encoded.deq.clone(), l.encoded.class.clone()),
+            };
+            let mut pairs_dense = [0u64; 3];
+            for c in &class {
+                pairs_dense[*c as usize] += positions;
+            }
+            let float_out = graph.outputs.contains(&node.output)
+                || consumers
+                    .get(node.output.as_str())
+                    .is_some_and(|c| c.iter().all(|o| matches!(o, Op::Softmax { .. })));
+            let (mut w_q, mut bias_q, mut m) = (Vec::new(), Vec::new(), Vec::new());
+            if mode == Mode::Integer {
+                let l = lq.ok_or_else(|| need("every weight layer quantized"))?;
+                if l.encoded.q.is_empty() || l.encoded.scale_per == 0 {
+                    return Err(Error::InvalidArg {
+                        arg: "mode".into(),
+                        reason: format!(
+                            "integer mode needs integer weights with per-channel scales; layer '{}' is '{}' (use fake-quant)",
+                            l.name, l.applied
+                        ),
+                    });
+                }
+                let s_in = scales[&node.inputs[0]];
+                let s_out = if float_out { 1.0 } else { scales[&node.output] };
+                w_q = l.encoded.q.clone();
+                bias_q = crate::quant::calib::quantize_bias(bias, &l.encoded.scales, s_in);
+                m = l
+                    .encoded
+                    .scales
+                    .iter()
+                    .map(|&sw| s_in * sw / s_out)
+                    .collect();
+                debug_assert_eq!(l.encoded.scale_per, per);
+            }
+            layers.insert(
+                idx,
+                LayerPlan {
+                    w_f,
+                    w_q,
+                    class,
+                    bias_q,
+                    m,
+                    float_out,
+                    pairs_dense,
+                },
+            );
+        }
+        Ok(Engine {
+            graph,
+            mode,
+            layers,
+            scales,
+        })
+    }
+
+    /// Run one image (`input` in the model's layout, batch 1). Returns the FP32 graph
+    /// outputs and, if `observe`, one [`LayerObs`] per weight layer.
+    pub fn run(&self, input: &[f32], observe: bool) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
+        let g = self.graph;
+        let mut vals: HashMap<&str, V> = HashMap::new();
+        let x0 = match self.mode {
+            Mode::Integer => {
+                let s = self.scales[&g.input];
+                V::Q(kernels::quantize(input, s), s)
+            }
+            _ => V::F(input.to_vec()),
+        };
+        vals.insert(g.input.as_str(), x0);
+        let mut obs = Vec::new();
+        for (i, node) in g.nodes.iter().enumerate() {
+            let out = self.node(i, &vals, observe, &mut obs)?;
+            vals.insert(node.output.as_str(), out);
+        }
+        let outs = g
+            .outputs
+            .iter()
+            .map(|o| vals[o.as_str()].to_f32())
+            .collect();
+        Ok((outs, obs))
+    }
+
+    fn out_scale(&self, name: &str) -> f32 {
+        self.scales.get(name).copied().unwrap_or(1.0)
+    }
+
+    fn node(
+        &self,
+        i: usize,
+        vals: &HashMap<&str, V>,
+        observe: bool,
+        obs: &mut Vec<LayerObs>,
+    ) -> Result<V> {
+        let g = self.graph;
+        let node = &g.nodes[i];
+        let inp = |k: usize| &vals[node.inputs[k].as_str()];
+        let so = self.out_scale(&node.output);
+        let v = match &node.op {
+            Op::Conv(_) | Op::Dense(_) => return self.layer(i, inp(0), observe, obs),
+            Op::Relu => match inp(0) {
+                V::Q(q, s) => V::Q(q.iter().map(|&v| v.max(0)).collect(), *s),
+                V::F(f) => V::F(f.iter().map(|&v| v.max(0.0)).collect()),
+            },
+            Op::Clip { min, max } => match inp(0) {
+                V::Q(q, s) => {
+                    let lo = if min.is_finite() {
+                        kernels::quantize1(min / s)
+                    } else {
+                        -127
+                    };
+                    let hi = if max.is_finite() {
+                        kernels::quantize1(max / s)
+                    } else {
+                        127
+                    };
+                    V::Q(q.iter().map(|&v| v.clamp(lo, hi)).collect(), *s)
+                }
+                V::F(f) => V::F(f.iter().map(|&v| v.clamp(*min, *max)).collect()),
+            },
+            Op::HardSigmoid { .. } | Op::HardSwish | Op::Sigmoid => {
+                let f = |v: f32| match &node.op {
+                    Op::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
+                    Op::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+                    _ => 1.0 / (1.0 + (-v).exp()),
+                };
+                match inp(0) {
+                    V::Q(q, s) => {
+                        let lut: Vec<i8> = (-128i32..128)
+                            .map(|k| kernels::quantize1(f(k as f32 * s) / so))
+                            .collect();
+                        V::Q(
+                            q.iter().map(|&v| lut[(v as i32 + 128) as usize]).collect(),
+                            so,
+                        )
+                    }
+                    V::F(x) => V::F(x.iter().map(|&v| f(v)).collect()),
+                }
+            }
+            Op::Add { constant } | Op::Mul { constant } => {
+                let add = matches!(node.op, Op::Add { .. });
+                let out_shape = g.shape(&node.output).to_vec();
+                let sa = g.shape(&node.inputs[0]).to_vec();
+                let a = inp(0);
+                let (bshape, b) = match constant {
+                    Some(t) => (t.shape.clone(), None),
+                    None => (g.shape(&node.inputs[1]).to_vec(), Some(inp(1))),
+                };
+                match (a, b, constant) {
+                    (V::Q(qa, s_a), None, Some(c)) => {
+                        let qa = if sa == out_shape {
+                            qa.clone()
+                        } else {
+                            broadcast_to(qa, &sa, &out_shape)
+                        };
+                        let cb = broadcast_to(&c.data, &bshape, &out_shape);
+                        let r: Vec<i8> = if add {
+                            qa.iter()
+                                .zip(&cb)
+                                .map(|(&q, &c)| {
+                                    kernels::quantize1((q as f32).mul_add(s_a / so, c / so))
+                                })
+                                .collect()
+                        } else {
+                            qa.iter()
+                                .zip(&cb)
+                                .map(|(&q, &c)| kernels::quantize1(q as f32 * (s_a * c / so)))
+                                .collect()
+                        };
+                        V::Q(r, so)
+                    }
+                    (V::Q(qa, s_a), Some(V::Q(qb, s_b)), None) => {
+                        let qa = if sa == out_shape {
+                            qa.clone()
+                        } else {
+                            broadcast_to(qa, &sa, &out_shape)
+                        };
+                        let qb = if bshape == out_shape {
+                            qb.clone()
+                        } else {
+                            broadcast_to(qb, &bshape, &out_shape)
+                        };
+                        let r: Vec<i8> = if add {
+                            qa.iter()
+                                .zip(&qb)
+                                .map(|(&x, &y)| {
+                                    kernels::quantize1(
+                                        (x as f32).mul_add(s_a / so, y as f32 * (s_b / so)),
+                                    )
+                                })
+                                .collect()
+                        } else {
+                            qa.iter()
+                                .zip(&qb)
+                                .map(|(&x, &y)| {
+                                    kernels::quantize1(
+                                        (x as i32 * y as i32) as f32 * (s_a * s_b / so),
+                                    )
+                                })
+                                .collect()
+                        };
+                        V::Q(r, so)
+                    }
+                    _ => {
+                        let x = Tensor::new(sa, a.to_f32());
+                        let y = match constant {
+                            Some(c) => c.clone(),
+                            None => Tensor::new(bshape, b.map(|v| v.to_f32()).unwrap_or_default()),
+                        };
+                        let xs = broadcast_to(&x.data, &x.shape, &out_shape);
+                        let ys = broadcast_to(&y.data, &y.shape, &out_shape);
+                        let r = xs
+                            .iter()
+                            .zip(&ys)
+                            .map(|(&p, &q)| if add { p + q } else { p * q })
+                            .collect();
+                        self.requant_f(r, so)
+                    }
+                }
+            }
+            Op::Sum => {
+                let all_q = node
+                    .inputs
+                    .iter()
+                    .all(|n| matches!(vals[n.as_str()], V::Q(..)));
+                if all_q && self.mode == Mode::Integer {
+                    let n = match inp(0) {
+                        V::Q(q, _) => q.len(),
+                        _ => 0,
+                    };
+                    let mut acc = vec![0f32; n];
+                    for k in 0..node.inputs.len() {
+                        if let V::Q(q, s) = inp(k) {
+                            let r = s / so;
+                            acc.iter_mut()
+                                .zip(q)
+                                .for_each(|(a, &v)| *a = (v as f32).mul_add(r, *a));
+                        }
+                    }
+                    V::Q(acc.iter().map(|&v| kernels::quantize1(v)).collect(), so)
+                } else {
+                    let mut acc = inp(0).to_f32();
+                    for k in 1..node.inputs.len() {
+                        acc.iter_mut()
+                            .zip(inp(k).to_f32())
+                            .for_each(|(a, b)| *a += b);
+                    }
+                    self.requant_f(acc, so)
+                }
+            }
+            Op::Affine { scale, shift } => {
+                let shp = g.shape(&node.inputs[0]);
+                let inner: usize = shp[2..].iter().product();
+                let c = shp[1];
+                match inp(0) {
+                    V::Q(q, s) => V::Q(
+                        q.iter()
+                            .enumerate()
+                            .map(|(j, &v)| {
+                                let ch = (j / inner) % c;
+                                kernels::quantize1(
+                                    (v as f32).mul_add(scale[ch] * s / so, shift[ch] / so),
+                                )
+                            })
+                            .collect(),
+                        so,
+                    ),
+                    V::F(x) => V::F(
+                        x.iter()
+                            .enumerate()
+                            .map(|(j, &v)| v * scale[(j / inner) % c] + shift[(j / inner) % c])
+                            .collect(),
+                    ),
+                }
+            }
+            Op::MaxPool(p) => {
+                let gm = pool_geom(g, &node.inputs[0], &node.output, p);
+                match inp(0) {
+                    V::Q(q, s) => V::Q(kernels::maxpool(q, &gm, i8::MIN), *s),
+                    V::F(x) => V::F(kernels::maxpool(x, &gm, f32::NEG_INFINITY)),
+                }
+            }
+            Op::AveragePool(p) => {
+                let gm = pool_geom(g, &node.inputs[0], &node.output, p);
+                match inp(0) {
+                    V::Q(q, s) => {
+                        let sums = kernels::avgpool_sums(q, &gm, p.count_include_pad, |v| v as i32);
+                        V::Q(
+                            sums.iter()
+                                .map(|&(a, n)| kernels::quantize1(a as f32 * (s / (n as f32 * so))))
+                                .collect(),
+                            so,
+                        )
+                    }
+                    V::F(x) => V::F(
+                        kernels::avgpool_sums(x, &gm, p.count_include_pad, |v| v)
+                            .iter()
+                            .map(|&(a, n)| a / n as f32)
+                            .collect(),
+                    ),
+                }
+            }
+            Op::GlobalAveragePool => {
+                let shp = g.shape(&node.inputs[0]);
+                let hw: usize = shp[2..].iter().product();
+                match inp(0) {
+                    V::Q(q, s) => V::Q(
+                        q.chunks(hw)
+                            .map(|c| {
+                                kernels::quantize1(
+                                    c.iter().map(|&v| v as i32).sum::<i32>() as f32
+                                        * (s / (hw as f32 * so)),
+                                )
+                            })
+                            .collect(),
+                        so,
+                    ),
+                    V::F(x) => V::F(
+                        x.chunks(hw)
+                            .map(|c| c.iter().sum::<f32>() / hw as f32)
+                            .collect(),
+                    ),
+                }
+            }
+            Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => match inp(0) {
+                V::Q(q, s) => V::Q(q.clone(), *s),
+                V::F(x) => V::F(x.clone()),
+            },
+            Op::Transpose { perm } => {
+                let shp = g.shape(&node.inputs[0]);
+                match inp(0) {
+                    V::Q(q, s) => V::Q(transpose(q, shp, perm), *s),
+                    V::F(x) => V::F(transpose(x, shp, perm)),
+                }
+            }
+            Op::Concat { axis } => {
+                let out_shape = g.shape(&node.output);
+                let outer: usize = out_shape[..*axis].iter().product();
+                let parts: Vec<(&V, usize)> = (0..node.inputs.len())
+                    .map(|k| {
+                        (
+                            inp(k),
+                            g.shape(&node.inputs[k])[*axis..].iter().product::<usize>(),
+                        )
+                    })
+                    .collect();
+                if parts.iter().all(|(v, _)| matches!(v, V::Q(..))) {
+                    let mut out = Vec::new();
+                    for o in 0..outer {
+                        for (v, c) in &parts {
+                            if let V::Q(q, s) = v {
+                                let r = s / so;
+                                out.extend(q[o * c..(o + 1) * c].iter().map(|&x| {
+                                    if r == 1.0 {
+                                        x
+                                    } else {
+                                        kernels::quantize1(x as f32 * r)
+                                    }
+                                }));
+                            }
+                        }
+                    }
+                    V::Q(out, so)
+                } else {
+                    let mut out = Vec::new();
+                    let fs: Vec<(Vec<f32>, usize)> =
+                        parts.iter().map(|(v, c)| (v.to_f32(), *c)).collect();
+                    for o in 0..outer {
+                        for (f, c) in &fs {
+                            out.extend_from_slice(&f[o * c..(o + 1) * c]);
+                        }
+                    }
+                    self.requant_f(out, so)
+                }
+            }
+            Op::Softmax { axis } => {
+                let t = Tensor::new(g.shape(&node.inputs[0]).to_vec(), inp(0).to_f32());
+                V::F(softmax(&t, *axis))
+            }
+        };
+        Ok(v)
+    }
+
+    /// Integer mode: quantize an FP32 intermediate back to INT8; other modes keep FP32.
+    fn requant_f(&self, v: Vec<f32>, so: f32) -> V {
+        if self.mode == Mode::Integer {
+            V::Q(kernels::quantize(&v, so), so)
+        } else {
+            V::F(v)
+        }
+    }
+
+    fn layer(&self, i: usize, x: &V, observe: bool, obs: &mut Vec<LayerObs>) -> Result<V> {
+        let g = self.graph;
+        let node = &g.nodes[i];
+        let plan = &self.layers[&i];
+        let out_n: usize = g.shape(&node.output).iter().product();
+        // Fake-quant: quantize-dequantize the layer input.
+        let xf_owned;
+        let x = match (self.mode, x) {
+            (Mode::FakeQuant, V::F(f)) => {
+                let s = self.scales[&node.inputs[0]];
+                xf_owned = V::F(
+                    f.iter()
+                        .map(|&v| kernels::quantize1(v / s) as f32 * s)
+                        .collect(),
+                );
+                &xf_owned
+            }
+            (Mode::Integer, V::F(f)) => {
+                let s = self.scales[&node.inputs[0]];
+                xf_owned = V::Q(kernels::quantize(f, s), s);
+                &xf_owned
+            }
+            _ => x,
+        };
+        let (bias, dims) = match &node.op {
+            Op::Conv(c) => (&c.bias, Some(c)),
+            Op::Dense(d) => (&d.bias, None),
+            _ => unreachable!("layer() on a weight layer"),
+        };
+        let oc = bias.len();
+        let per_out = out_n / oc;
+        let gm = dims.map(|c| {
+            geom(
+                g,
+                &node.inputs[0],
+                &node.output,
+                c.kernel(),
+                c.strides,
+                c.dilations,
+                c.pads,
+                oc,
+                c.in_channels_per_group(),
+                c.group,
+            )
+        });
+        let ic = match &node.op {
+            Op::Dense(d) => d.weight.shape[1],
+            _ => 0,
+        };
+        let out = match x {
+            V::Q(q, _) => {
+                let mut acc: Vec<i32> = match dims {
+                    Some(_) => plan
+                        .bias_q
+                        .iter()
+                        .flat_map(|&b| std::iter::repeat_n(b, per_out))
+                        .collect(),
+                    None => (0..out_n).map(|k| plan.bias_q[k % oc]).collect(),
+                };
+                match &gm {
+                    Some(gm) => kernels::conv2d(q, &plan.w_q, gm, &mut acc, |v| v as i32),
+                    None => kernels::dense(q, &plan.w_q, ic, oc, &mut acc, |v| v as i32),
+                }
+                let chan = |k: usize| if dims.is_some() { k / per_out } else { k % oc };
+                if plan.float_out {
+                    V::F(
+                        acc.iter()
+                            .enumerate()
+                            .map(|(k, &a)| a as f32 * plan.m[chan(k)])
+                            .collect(),
+                    )
+                } else {
+                    let so = self.scales[&node.output];
+                    V::Q(
+                        acc.iter()
+                            .enumerate()
+                            .map(|(k, &a)| kernels::quantize1(a as f32 * plan.m[chan(k)]))
+                            .collect(),
+                        so,
+                    )
+                }
+            }
+            V::F(f) => {
+                let mut acc: Vec<f32> = match dims {
+                    Some(_) => bias
+                        .iter()
+                        .flat_map(|&b| std::iter::repeat_n(b, per_out))
+                        .collect(),
+                    None => (0..out_n).map(|k| bias[k % oc]).collect(),
+                };
+                match &gm {
+                    Some(gm) => kernels::conv2d(f, &plan.w_f, gm, &mut acc, |v| v),
+                    None => kernels::dense(f, &plan.w_f, ic, oc, &mut acc, |v| v),
+                }
+                V::F(acc)
+            }
+        };
+        if observe {
+            let nz: Vec<bool> = match x {
+                V::Q(q, _) => q.iter().map(|&v| v != 0).collect(),
+                V::F(f) => f.iter().map(|&v| v != 0.0).collect(),
+            };
+            let zeros = nz.iter().filter(|&&b| !b).count() as u64;
+            let mut pairs_nz = [0u64; 3];
+            match &gm {
+                Some(gm) => {
+                    let taps = kernels::nonzero_taps(&nz, gm);
+                    let ocg = gm.oc / gm.group;
+                    let k = gm.kh * gm.kw;
+                    for (wi, c) in plan.class.iter().enumerate() {
+                        let o = wi / (gm.icg * k);
+                        let rest = wi % (gm.icg * k);
+                        let ci = (o / ocg) * gm.icg + rest / k;
+                        pairs_nz[*c as usize] += taps[ci * k + rest % k];
+                    }
+                }
+                None => {
+                    let rows = nz.len() / ic;
+                    let mut col = vec![0u64; ic];
+                    for r in 0..rows {
+                        for k in 0..ic {
+                            col[k] += nz[r * ic + k] as u64;
+                        }
+                    }
+                    for (wi, c) in plan.class.iter().enumerate() {
+                        pairs_nz[*c as usize] += col[wi % ic];
+                    }
+                }
+            }
+            obs.push(LayerObs {
+                node: i,
+                act_elems: nz.len() as u64,
+                act_zeros: zeros,
+                pairs_dense: plan.pairs_dense,
+                pairs_nz,
+                output: out.to_f32(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn softmax(x: &Tensor, axis: usize) -> Vec<f32> {
+    let len = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let outer: usize = x.shape[..axis].iter().product();
+    let mut out = x.data.clone();
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| (o * len + k) * inner + i;
+            let m = (0..len)
+                .map(|k| x.data[at(k)])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = (0..len).map(|k| (x.data[at(k)] - m).exp()).sum();
+            for k in 0..len {
+                out[at(k)] = (x.data[at(k)] - m).exp() / sum;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,228 @@
+//! Compute kernels of the CPU engine, one function per kernel, written as plain loops over
+//! one image. The WGSL kernels of the GPU engine mirror these names and this arithmetic.
+//! Accumulation order per output is fixed: bias first, then input channel, kernel row,
+//! kernel column ascending (the same order as `cpu::reference`).
+
+use std::ops::{AddAssign, Mul};
+
+use crate::quant::calib::rne;
+
+/// Geometry of one 2-D convolution (or pooling window) over one image.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oc: usize,
+    pub icg: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub group: usize,
+}
+
+impl ConvGeom {
+    /// Output columns `xo` whose input column `xo*sw + kx*dw - pl` lies inside the image.
+    #[inline]
+    fn x_range(&self, kx: usize) -> (usize, usize) {
+        let off = kx * self.dw;
+        let lo = if off >= self.pl {
+            0
+        } else {
+            (self.pl - off).div_ceil(self.sw)
+        };
+        // need xo*sw + off - pl <= w - 1
+        let lim = self.w + self.pl;
+        let hi = if lim <= off {
+            0
+        } else {
+            ((lim - off - 1) / self.sw + 1).min(self.ow)
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Direct convolution accumulating into `acc` (`[OC, OH, OW]`, pre-filled with the bias).
+/// Zero weights are skipped (exact in every numeric mode).
+pub fn conv2d<T: Copy, A>(x: &[T], wt: &[A], g: &ConvGeom, acc: &mut [A], widen: impl Fn(T) -> A)
+where
+    A: Copy + AddAssign + Mul<Output = A> + PartialEq + Default,
+{
+    let ocg = g.oc / g.group;
+    let zero = A::default();
+    for o in 0..g.oc {
+        let grp = o / ocg;
+        let out = &mut acc[o * g.oh * g.ow..(o + 1) * g.oh * g.ow];
+        for i in 0..g.icg {
+            let ci = grp * g.icg + i;
+            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let wv = wt[((o * g.icg + i) * g.kh + ky) * g.kw + kx];
+                    if wv == zero {
+                        continue;
+                    }
+                    let (x0, x1) = g.x_range(kx);
+                    for y in 0..g.oh {
+                        let iy = (y * g.sh + ky * g.dh) as isize - g.pt as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            continue;
+                        }
+                        let row = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                        let orow = &mut out[y * g.ow..(y + 1) * g.ow];
+                        let base = kx * g.dw;
+                        if g.sw == 1 {
+                            let s = x0 + base - g.pl;
+                            for (o, &v) in orow[x0..x1].iter_mut().zip(&row[s..s + (x1 - x0)]) {
+                                *o += wv * widen(v);
+                            }
+                        } else {
+                            for xo in x0..x1 {
+                                orow[xo] += wv * widen(row[xo * g.sw + base - g.pl]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fully connected: `acc[r, o] += sum_k x[r, k] * w[o, k]` (acc pre-filled with the bias).
+pub fn dense<T: Copy, A>(
+    x: &[T],
+    wt: &[A],
+    ic: usize,
+    oc: usize,
+    acc: &mut [A],
+    widen: impl Fn(T) -> A,
+) where
+    A: Copy + AddAssign + Mul<Output = A>,
+{
+    let rows = x.len() / ic;
+    for r in 0..rows {
+        let xr = &x[r * ic..(r + 1) * ic];
+        for o in 0..oc {
+            let wr = &wt[o * ic..(o + 1) * ic];
+            let mut a = acc[r * oc + o];
+            for (&xv, &wv) in xr.iter().zip(wr) {
+                a += wv * widen(xv);
+            }
+            acc[r * oc + o] = a;
+        }
+    }
+}
+
+/// Requantize INT32 accumulators to INT8: `clamp(round_even(acc * m[channel]), -127, 127)`.
+pub fn requantize(acc: &[i32], m: &[f32], per_channel: usize) -> Vec<i8> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, &a)| quantize1(a as f32 * m[i / per_channel]))
+        .collect()
+}
+
+/// One FP32 value (already divided by the scale) to symmetric INT8.
+#[inline]
+pub fn quantize1(v: f32) -> i8 {
+    rne(v).clamp(-127.0, 127.0) as i8
+}
+
+/// Quantize FP32 values to INT8 with scale `s`.
+pub fn quantize(x: &[f32], s: f32) -> Vec<i8> {
+    x.iter().map(|&v| quantize1(v / s)).collect()
+}
+
+/// Max pooling of one image `[C, H, W]`; works for any ordered element type.
+pub fn maxpool<T: Copy + PartialOrd>(x: &[T], g: &ConvGeom, lowest: T) -> Vec<T> {
+    let mut out = vec![lowest; g.c * g.oh * g.ow];
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for y in 0..g.oh {
+            for xo in 0..g.ow {
+                let mut m = lowest;
+                for ky in 0..g.kh {
+                    let iy = (y * g.sh + ky) as isize - g.pt as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.kw {
+                        let ix = (xo * g.sw + kx) as isize - g.pl as isize;
+                        if ix >= 0 && ix < g.w as isize {
+                            let v = plane[iy as usize * g.w + ix as usize];
+                            if v > m {
+                                m = v;
+                            }
+                        }
+                    }
+                }
+                out[(c * g.oh + y) * g.ow + xo] = m;
+            }
+        }
+    }
+    out
+}
+
+/// Window sums for average pooling: (sum, divisor) per output, over one image.
+pub fn avgpool_sums<T: Copy, A: Copy + AddAssign + Default>(
+    x: &[T],
+    g: &ConvGeom,
+    include_pad: bool,
+    widen: impl Fn(T) -> A,
+) -> Vec<(A, usize)> {
+    let mut out = Vec::with_capacity(g.c * g.oh * g.ow);
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for y in 0..g.oh {
+            for xo in 0..g.ow {
+                let mut s = A::default();
+                let mut n = 0;
+                for ky in 0..g.kh {
+                    let iy = (y * g.sh + ky) as isize - g.pt as isize;
+                    for kx in 0..g.kw {
+                        let ix = (xo * g.sw + kx) as isize - g.pl as isize;
+                        if iy >= 0 && iy < g.h as isize && ix >= 0 && ix < g.w as isize {
+                            s += widen(plane[iy as usize * g.w + ix as usize]);
+                            n += 1;
+                        }
+                    }
+                }
+                out.push((s, if include_pad { g.kh * g.kw } else { n.max(1) }));
+            }
+        }
+    }
+    out
+}
+
+/// For zero-skipping statistics: for every (input channel, ky, kx) of a convolution, the
+/// number of output positions whose input activation is non-zero (padding counts as zero).
+pub fn nonzero_taps(nz: &[bool], g: &ConvGeom) -> Vec<u64> {
+    let mut out = vec![0u64; g.c * g.kh * g.kw];
+    for ci in 0..g.c {
+        let plane = &nz[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let (x0, x1) = g.x_range(kx);
+                let mut n = 0u64;
+                for y in 0..g.oh {
+                    let iy = (y * g.sh + ky * g.dh) as isize - g.pt as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let row = &plane[iy as usize * g.w..];
+                    for xo in x0..x1 {
+                        n += row[xo * g.sw + kx * g.dw - g.pl] as u64;
+                    }
+                }
+                out[(ci * g.kh + ky) * g.kw + kx] = n;
+            }
+        }
+    }
+    out
+}

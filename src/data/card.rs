@@ -1,0 +1,81 @@
+//! Model cards: a small TOML per model describing its file and input preprocessing.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub name: String,
+    /// Model file, relative to the repository root (or absolute).
+    pub file: PathBuf,
+    pub source: String,
+    /// Default dataset name for this model.
+    pub dataset: String,
+    pub channels: usize,
+    /// Network input size [height, width].
+    pub size: [usize; 2],
+    /// Multiplier applied to 0..255 pixel values before mean/std normalisation.
+    pub pixel_scale: f32,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// FP32 top-1 on the card's dataset, as measured by a peer runtime (for checks).
+    #[serde(default)]
+    pub fp32_top1_reference: Option<f64>,
+}
+
+impl ModelCard {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let card: ModelCard = toml::from_str(&text).map_err(|e| Error::Data {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if card.mean.len() != card.channels
+            || card.std.len() != card.channels
+            || card.std.contains(&0.0)
+        {
+            return Err(Error::Data {
+                path: path.display().to_string(),
+                reason: format!("mean and std need {} non-zero entries", card.channels),
+            });
+        }
+        Ok(card)
+    }
+
+    /// A card for an ONNX file without one: pixels 0..255 as they are.
+    pub fn plain(file: &Path, input_shape: &[usize]) -> Self {
+        let c = input_shape.get(1).copied().unwrap_or(1);
+        ModelCard {
+            name: file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("model")
+                .to_string(),
+            file: file.to_path_buf(),
+            source: "user file".into(),
+            dataset: String::new(),
+            channels: c,
+            size: [
+                input_shape.get(2).copied().unwrap_or(1),
+                input_shape.get(3).copied().unwrap_or(1),
+            ],
+            pixel_scale: 1.0,
+            mean: vec![0.0; c],
+            std: vec![1.0; c],
+            fp32_top1_reference: None,
+        }
+    }
+
+    /// Normalise one channel's raw 0..255 pixel value.
+    #[inline]
+    pub fn normalise(&self, channel: usize, pixel: f32) -> f32 {
+        (pixel * self.pixel_scale - self.mean[channel]) / self.std[channel]
+    }
+}

@@ -1,0 +1,326 @@
+//! Evaluation: FP32 vs quantized accuracy, agreement and divergence, plus the per-layer
+//! activity statistics the accelerator model consumes.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cpu::engine::{self, Engine, Mode};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{Graph, Op, Tensor};
+use crate::quant::config::Calib;
+use crate::quant::{ModelQuant, QuantConfig, Scheme, quantize_graph, sqnr_db};
+
+/// Version of the eval CSV layouts (docs/csv-schemas.md).
+pub const EVAL_CSV_SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    pub quant: QuantConfig,
+    pub mode: Mode,
+    /// Images used to calibrate activation scales (the first N of the dataset).
+    pub calib_images: usize,
+    pub act_calib: Calib,
+    pub act_percentile: f32,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub images: usize,
+    pub labelled: bool,
+    /// Fractions in [0, 1] (null without labels).
+    pub top1: Option<f64>,
+    pub top5: Option<f64>,
+    pub fp32_top1: Option<f64>,
+    pub fp32_top5: Option<f64>,
+    /// Fraction of images whose top-1 class equals FP32's.
+    pub agreement_top1: f64,
+    /// Mean KL(P_fp32 || P_quant) over images, nats.
+    pub kl_mean: f64,
+    pub bits_per_weight: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LayerEval {
+    pub name: String,
+    pub kind: String,
+    pub applied: String,
+    pub macs_per_image: f64,
+    pub act_zero_frac: f64,
+    pub weight_zero_frac: f64,
+    /// MACs per image by weight class (INT8 / low-precision / zero), dense.
+    pub macs_w_high_per_image: f64,
+    pub macs_w_low_per_image: f64,
+    pub macs_w_zero_per_image: f64,
+    /// MACs per image whose activation is non-zero, by weight class; after two-sided
+    /// zero skipping only the `high` and `low` ones remain.
+    pub macs_nz_act_w_high_per_image: f64,
+    pub macs_nz_act_w_low_per_image: f64,
+    pub macs_nz_act_w_zero_per_image: f64,
+    /// Output SQNR of this layer vs the FP32 run, dB (inputs differ: errors accumulate).
+    pub output_sqnr_db: f64,
+    pub bits_per_weight: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalResult {
+    pub model: String,
+    pub dataset: String,
+    pub label: String,
+    pub mode: &'static str,
+    pub summary: Summary,
+    pub layers: Vec<LayerEval>,
+}
+
+#[derive(Clone, Default)]
+struct Acc {
+    n: usize,
+    top1: usize,
+    top5: usize,
+    fp_top1: usize,
+    fp_top5: usize,
+    agree: usize,
+    kl: f64,
+    act_elems: Vec<u64>,
+    act_zeros: Vec<u64>,
+    dense: Vec<[u64; 3]>,
+    nz: Vec<[u64; 3]>,
+    sig: Vec<f64>,
+    noise: Vec<f64>,
+}
+
+impl Acc {
+    fn new(layers: usize) -> Self {
+        Acc {
+            act_elems: vec![0; layers],
+            act_zeros: vec![0; layers],
+            dense: vec![[0; 3]; layers],
+            nz: vec![[0; 3]; layers],
+            sig: vec![0.0; layers],
+            noise: vec![0.0; layers],
+            ..Default::default()
+        }
+    }
+    fn merge(mut self, o: Acc) -> Acc {
+        self.n += o.n;
+        self.top1 += o.top1;
+        self.top5 += o.top5;
+        self.fp_top1 += o.fp_top1;
+        self.fp_top5 += o.fp_top5;
+        self.agree += o.agree;
+        self.kl += o.kl;
+        for k in 0..self.sig.len() {
+            self.act_elems[k] += o.act_elems[k];
+            self.act_zeros[k] += o.act_zeros[k];
+            self.sig[k] += o.sig[k];
+            self.noise[k] += o.noise[k];
+            for c in 0..3 {
+                self.dense[k][c] += o.dense[k][c];
+                self.nz[k][c] += o.nz[k][c];
+            }
+        }
+        self
+    }
+}
+
+/// Indices of the k largest values, largest first (ties: lower index first).
+pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+fn probs(v: &[f32], already: bool) -> Vec<f64> {
+    if already {
+        return v.iter().map(|&x| x as f64).collect();
+    }
+    let m = v.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let e: Vec<f64> = v.iter().map(|&x| (x as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+/// KL(p || q) in nats, with q floored at 1e-12.
+pub fn kl(p: &[f64], q: &[f64]) -> f64 {
+    p.iter()
+        .zip(q)
+        .filter(|(a, b)| **a > 0.0 && a != b)
+        .map(|(a, b)| a * (a / b.max(1e-12)).ln())
+        .sum()
+}
+
+/// Evaluate `graph` on `data` with `cfg`. FP32 always runs too (the agreement reference).
+pub fn evaluate(
+    graph: &Graph,
+    model: &str,
+    data: &Dataset,
+    cfg: &EvalConfig,
+) -> Result<EvalResult> {
+    if data.is_empty() {
+        return Err(Error::Data {
+            path: data.name.clone(),
+            reason: "no images".into(),
+        });
+    }
+    if data.shape[1..] != graph.input_shape[1..] {
+        return Err(Error::Data {
+            path: data.name.clone(),
+            reason: format!(
+                "images of shape {:?} do not fit the model input {:?}",
+                data.shape, graph.input_shape
+            ),
+        });
+    }
+    match (cfg.mode, cfg.quant.scheme) {
+        (Mode::Fp32, s) if s != Scheme::Fp32 => {
+            return Err(Error::InvalidArg {
+                arg: "mode".into(),
+                reason: format!(
+                    "fp32 mode ignores --scheme {}; use --scheme fp32, or mode fake-quant / integer",
+                    s.as_str()
+                ),
+            });
+        }
+        (m, Scheme::Fp32) if m != Mode::Fp32 => {
+            return Err(Error::InvalidArg {
+                arg: "mode".into(),
+                reason: format!(
+                    "{} mode needs a quantization scheme other than fp32",
+                    m.as_str()
+                ),
+            });
+        }
+        _ => {}
+    }
+    let q: ModelQuant = quantize_graph(graph, &cfg.quant)?;
+    let scales = if cfg.mode != Mode::Fp32 {
+        let n = cfg.calib_images.clamp(1, data.len());
+        let mut shape = data.shape.clone();
+        shape[0] = n;
+        let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+        Some(engine::calibrate(
+            graph,
+            &calib,
+            cfg.act_calib,
+            cfg.act_percentile,
+        )?)
+    } else {
+        None
+    };
+    let fp = Engine::new(graph, Mode::Fp32, None, None)?;
+    let qe = Engine::new(graph, cfg.mode, Some(&q), scales.as_ref())?;
+    let already_probs = graph
+        .nodes
+        .iter()
+        .any(|n| n.output == graph.outputs[0] && matches!(n.op, Op::Softmax { .. }));
+    let layers = graph.layers();
+    let nl = layers.len();
+    let acc = (0..data.len())
+        .into_par_iter()
+        .try_fold(
+            || Acc::new(nl),
+            |mut a, i| -> Result<Acc> {
+                let x = data.image(i);
+                let (fo, fobs) = fp.run(x, true)?;
+                let (qo, qobs) = if cfg.mode == Mode::Fp32 {
+                    (fo.clone(), fobs.clone())
+                } else {
+                    qe.run(x, true)?
+                };
+                let (f, qv) = (&fo[0], &qo[0]);
+                let ft = top_k(f, 5);
+                let qt = top_k(qv, 5);
+                a.n += 1;
+                if let Some(l) = &data.labels {
+                    let y = l[i] as usize;
+                    a.top1 += (qt[0] == y) as usize;
+                    a.top5 += qt.contains(&y) as usize;
+                    a.fp_top1 += (ft[0] == y) as usize;
+                    a.fp_top5 += ft.contains(&y) as usize;
+                }
+                a.agree += (ft[0] == qt[0]) as usize;
+                a.kl += kl(&probs(f, already_probs), &probs(qv, already_probs));
+                for (k, (fl, ql)) in fobs.iter().zip(&qobs).enumerate() {
+                    a.act_elems[k] += ql.act_elems;
+                    a.act_zeros[k] += ql.act_zeros;
+                    for c in 0..3 {
+                        a.dense[k][c] += ql.pairs_dense[c];
+                        a.nz[k][c] += ql.pairs_nz[c];
+                    }
+                    for (&p, &r) in fl.output.iter().zip(&ql.output) {
+                        a.sig[k] += (p as f64).powi(2);
+                        a.noise[k] += ((p - r) as f64).powi(2);
+                    }
+                }
+                Ok(a)
+            },
+        )
+        .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?;
+    let n = acc.n as f64;
+    let frac = |c: usize| c as f64 / n;
+    let labelled = data.labels.is_some();
+    let summary = Summary {
+        images: acc.n,
+        labelled,
+        top1: labelled.then(|| frac(acc.top1)),
+        top5: labelled.then(|| frac(acc.top5)),
+        fp32_top1: labelled.then(|| frac(acc.fp_top1)),
+        fp32_top5: labelled.then(|| frac(acc.fp_top5)),
+        agreement_top1: frac(acc.agree),
+        kl_mean: acc.kl / n,
+        bits_per_weight: q.summary.bits_per_weight,
+    };
+    let layers = layers
+        .iter()
+        .enumerate()
+        .map(|(k, (node, lr))| {
+            let lq = q
+                .layers
+                .iter()
+                .find(|l| l.node == *node)
+                .expect("every layer quantized");
+            let w = lr.weight();
+            LayerEval {
+                name: graph.nodes[*node].name.clone(),
+                kind: lr.kind().into(),
+                applied: if cfg.mode == Mode::Fp32 {
+                    "fp32".into()
+                } else {
+                    lq.applied.clone()
+                },
+                macs_per_image: graph.macs(&graph.nodes[*node]) as f64,
+                act_zero_frac: acc.act_zeros[k] as f64 / acc.act_elems[k].max(1) as f64,
+                weight_zero_frac: if cfg.mode == Mode::Fp32 {
+                    w.data.iter().filter(|&&v| v == 0.0).count() as f64 / w.numel() as f64
+                } else {
+                    lq.stats.zero as f64 / lq.stats.params as f64
+                },
+                macs_w_high_per_image: acc.dense[k][0] as f64 / n,
+                macs_w_low_per_image: acc.dense[k][1] as f64 / n,
+                macs_w_zero_per_image: acc.dense[k][2] as f64 / n,
+                macs_nz_act_w_high_per_image: acc.nz[k][0] as f64 / n,
+                macs_nz_act_w_low_per_image: acc.nz[k][1] as f64 / n,
+                macs_nz_act_w_zero_per_image: acc.nz[k][2] as f64 / n,
+                output_sqnr_db: sqnr_db(acc.sig[k], acc.noise[k]),
+                bits_per_weight: if cfg.mode == Mode::Fp32 {
+                    32.0
+                } else {
+                    lq.stats.bits_per_weight
+                },
+            }
+        })
+        .collect();
+    Ok(EvalResult {
+        model: model.to_string(),
+        dataset: data.name.clone(),
+        label: if cfg.mode == Mode::Fp32 {
+            "fp32".into()
+        } else {
+            cfg.quant.label()
+        },
+        mode: cfg.mode.as_str(),
+        summary,
+        layers,
+    })
+}

@@ -1,0 +1,62 @@
+//! Named models: a zoo name (or an ONNX path) resolves to a model file and its card.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{ModelCard, repo_root};
+use crate::error::{Error, Result};
+use crate::model::{Graph, LoadOptions, load_onnx};
+
+/// Model cards live here, one TOML per zoo name.
+pub const CARDS_DIR: &str = "experiments/models";
+
+/// Names of the models with a card.
+pub fn names() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo_root().join(CARDS_DIR))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Resolve `spec` (zoo name or ONNX path) to a loaded graph and its card. A path whose
+/// file stem matches a zoo name uses that card; any other path gets a plain card.
+pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
+    let root = repo_root();
+    let stem = Path::new(spec)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(spec);
+    let card_path = root.join(CARDS_DIR).join(format!("{stem}.toml"));
+    let is_path = spec.ends_with(".onnx") || Path::new(spec).exists();
+    if card_path.is_file() {
+        let card = ModelCard::load(&card_path)?;
+        let file = if is_path {
+            PathBuf::from(spec)
+        } else {
+            root.join(&card.file)
+        };
+        let g = load_onnx(&file, opts)?;
+        return Ok((g, card));
+    }
+    if !is_path {
+        return Err(Error::InvalidArg {
+            arg: "model".into(),
+            reason: format!(
+                "'{spec}' is neither a file nor a known model ({})",
+                names().join(", ")
+            ),
+        });
+    }
+    let g = load_onnx(Path::new(spec), opts)?;
+    let card = ModelCard::plain(Path::new(spec), &g.input_shape);
+    Ok((g, card))
+}
