@@ -52,6 +52,9 @@ pub struct EvalArgs {
     /// Evaluate only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Skip (and report) unreadable images instead of stopping.
+    #[arg(long)]
+    pub skip_bad_images: bool,
     /// Images (the first N of the dataset) used to calibrate activation scales.
     #[arg(long, default_value_t = 64)]
     pub calib_images: usize,
@@ -287,7 +290,7 @@ pub fn run(cli: Cli) -> Result<String> {
             };
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
-            let mut data = crate::data::load(&spec, &card)?;
+            let mut data = crate::data::load(&spec, &card, a.skip_bad_images)?;
             if let Some(n) = a.limit {
                 data.truncate(n);
             }

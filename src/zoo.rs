@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::data::card::ModelFormat;
 use crate::data::{ModelCard, repo_root};
 use crate::error::{Error, Result};
 use crate::model::{Graph, LoadOptions, load_onnx};
@@ -41,10 +42,24 @@ pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
         let card = ModelCard::load(&card_path)?;
         let file = if is_path {
             PathBuf::from(spec)
+        } else if card.cached {
+            crate::data::cache_dir().join(&card.file)
         } else {
             root.join(&card.file)
         };
-        let g = load_onnx(&file, opts)?;
+        if !file.exists() && card.cached {
+            return Err(Error::Data {
+                path: file.display().to_string(),
+                reason: format!("model '{}' is not fetched yet: run scripts/fetch-assets.sh", card.name),
+            });
+        }
+        let g = match card.format {
+            ModelFormat::Onnx => load_onnx(&file, opts)?,
+            ModelFormat::EfficientnetLitePth => {
+                let sd = crate::model::pth::read_state_dict(&file)?;
+                crate::model::efficientnet::build(&sd, card.size[0], &card.name)?
+            }
+        };
         return Ok((g, card));
     }
     if !is_path {

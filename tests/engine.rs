@@ -18,7 +18,7 @@ use strumlab::quant::{QuantConfig, Scheme, quantize_graph};
 fn mnist() -> (strumlab::model::Graph, data::Dataset) {
     let g = load_onnx(&data("mnist-8.onnx"), &LoadOptions::default()).unwrap();
     let card = ModelCard::load(&data("../models/mnist-8.toml")).unwrap();
-    (g, data::load("mnist-test", &card).unwrap())
+    (g, data::load("mnist-test", &card, false).unwrap())
 }
 
 fn cfg(scheme: Scheme, mode: Mode) -> EvalConfig {

@@ -6,12 +6,28 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// How the model file is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelFormat {
+    #[default]
+    Onnx,
+    /// Legacy PyTorch state dict of an EfficientNet-Lite (see `model::efficientnet`).
+    EfficientnetLitePth,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelCard {
     pub name: String,
-    /// Model file, relative to the repository root (or absolute).
+    /// Model file, relative to the repository root (or absolute), or to the asset cache
+    /// when `cached` is true.
     pub file: PathBuf,
+    #[serde(default)]
+    pub format: ModelFormat,
+    /// The file is fetched into the cache by scripts/fetch-assets.sh.
+    #[serde(default)]
+    pub cached: bool,
     pub source: String,
     /// Default dataset name for this model.
     pub dataset: String,
@@ -22,6 +38,12 @@ pub struct ModelCard {
     pub pixel_scale: f32,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// Photos: resize the shorter side to this many pixels (bilinear) ...
+    #[serde(default)]
+    pub resize_shorter: Option<usize>,
+    /// ... then crop the centre to `size`.
+    #[serde(default)]
+    pub center_crop: bool,
     /// FP32 top-1 on the card's dataset, as measured by a peer runtime (for checks).
     #[serde(default)]
     pub fp32_top1_reference: Option<f64>,
@@ -59,6 +81,8 @@ impl ModelCard {
                 .unwrap_or("model")
                 .to_string(),
             file: file.to_path_buf(),
+            format: ModelFormat::Onnx,
+            cached: false,
             source: "user file".into(),
             dataset: String::new(),
             channels: c,
@@ -69,6 +93,8 @@ impl ModelCard {
             pixel_scale: 1.0,
             mean: vec![0.0; c],
             std: vec![1.0; c],
+            resize_shorter: None,
+            center_crop: false,
             fp32_top1_reference: None,
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod card;
 pub mod idx;
+pub mod images;
 
 use std::path::{Path, PathBuf};
 
@@ -55,25 +56,47 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Named datasets shipped in the repository.
+/// The asset cache filled by scripts/fetch-assets.sh: `$STRUMLAB_CACHE`, else
+/// `$XDG_CACHE_HOME/strumlab`, else `~/.cache/strumlab`.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(c) = std::env::var("STRUMLAB_CACHE") {
+        return PathBuf::from(c);
+    }
+    if let Ok(x) = std::env::var("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("strumlab");
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache/strumlab")
+}
+
+/// Named datasets: vendored in the repository, or fetched into the cache (`cache:`).
 pub const NAMED: &[(&str, &str)] = &[
-    (
-        "mnist-test",
-        "experiments/data/mnist/t10k-images-idx3-ubyte.gz",
-    ),
-    (
-        "fashion-test",
-        "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz",
-    ),
+    ("mnist-test", "experiments/data/mnist/t10k-images-idx3-ubyte.gz"),
+    ("fashion-test", "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz"),
+    ("imagenet-samples", "cache:imagenet-samples"),
 ];
 
-/// Load a dataset by name (see [`NAMED`]) or path (an IDX image file whose labels file sits
-/// beside it as `*labels-idx1*`), preprocessed for `card`.
-pub fn load(spec: &str, card: &ModelCard) -> Result<Dataset> {
+/// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file
+/// sits beside it as `*labels-idx1*`, or a folder of photos ([`images`]).
+pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
     let path = match NAMED.iter().find(|(n, _)| *n == spec) {
-        Some((_, p)) => repo_root().join(p),
+        Some((_, p)) => match p.strip_prefix("cache:") {
+            Some(rel) => {
+                let p = cache_dir().join(rel);
+                if !p.exists() {
+                    return Err(Error::Data {
+                        path: p.display().to_string(),
+                        reason: format!("dataset '{spec}' is not fetched yet: run scripts/fetch-assets.sh"),
+                    });
+                }
+                p
+            }
+            None => repo_root().join(p),
+        },
         None => PathBuf::from(spec),
     };
+    if path.is_dir() {
+        return images::load_folder(&path, spec, card, skip_bad);
+    }
     let fname = path
         .file_name()
         .and_then(|s| s.to_str())

