@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::model::{LoadOptions, load_onnx};
+use crate::model::LoadOptions;
 use crate::quant::config::*;
 use crate::quant::quantize_graph;
 use crate::report;
@@ -33,6 +33,26 @@ pub enum Command {
     /// Evaluate a quantized model on images: accuracy, agreement with FP32, divergence, and
     /// per-layer activity (MACs by weight precision, activation/weight sparsity).
     Eval(EvalArgs),
+    /// Export a model as ONNX with preprocessed inputs and our FP32 logits, for checking
+    /// against a peer runtime (scripts/validate-onnxruntime.py).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Zoo name or ONNX file.
+    #[arg(long, default_value = "mnist-8")]
+    pub model: String,
+    /// Dataset (default: the model card's).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Number of images to export.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output directory: model.onnx, inputs.f32, logits.f32 (little-endian, row-major) and
+    /// meta.json (shapes, labels).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -82,7 +102,7 @@ pub enum Device {
 
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// Path to an ONNX model file.
+    /// An ONNX model file, or a zoo name (experiments/models/*.toml, e.g. effnet-lite0).
     pub model: PathBuf,
     /// Input shape at batch 1, comma separated (e.g. 1,3,224,224); needed when the file's
     /// input has symbolic dimensions other than the batch.
@@ -234,12 +254,10 @@ fn parse_nm(s: &str) -> std::result::Result<(usize, usize), String> {
 }
 
 fn load(m: &ModelArgs) -> Result<crate::model::Graph> {
-    load_onnx(
-        &m.model,
-        &LoadOptions {
-            input_shape: m.input_shape.as_ref().map(|s| s.0.clone()),
-        },
-    )
+    let opts = LoadOptions {
+        input_shape: m.input_shape.as_ref().map(|s| s.0.clone()),
+    };
+    Ok(crate::zoo::resolve(&m.model.display().to_string(), &opts)?.0)
 }
 
 fn to_json(v: &serde_json::Value) -> Result<String> {
@@ -273,6 +291,42 @@ pub fn run(cli: Cli) -> Result<String> {
             } else {
                 Ok(report::quant_table(&q))
             }
+        }
+        Command::Export(a) => {
+            let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
+            let mut data = crate::data::load(&spec, &card, false)?;
+            data.truncate(a.limit);
+            if !a.out.is_dir() {
+                return Err(Error::Output {
+                    path: a.out.display().to_string(),
+                    reason: "not a directory".into(),
+                });
+            }
+            let onnx = crate::model::export::to_onnx(&g, &Default::default())?;
+            let e =
+                crate::cpu::engine::Engine::new(&g, crate::cpu::engine::Mode::Fp32, None, None)?;
+            let mut logits = Vec::new();
+            for i in 0..data.len() {
+                logits.extend(e.run(data.image(i), false)?.0.remove(0));
+            }
+            let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            report::write_atomic(&a.out.join("model.onnx"), &onnx)?;
+            report::write_atomic(&a.out.join("inputs.f32"), &bytes(&data.images))?;
+            report::write_atomic(&a.out.join("logits.f32"), &bytes(&logits))?;
+            let mut ishape = data.shape.clone();
+            ishape[0] = data.len();
+            let meta = serde_json::json!({
+                "model": a.model, "dataset": spec, "input": g.input, "input_shape": ishape,
+                "logits_shape": [data.len(), logits.len() / data.len().max(1)], "labels": data.labels,
+            });
+            report::write_atomic(&a.out.join("meta.json"), to_json(&meta)?.as_bytes())?;
+            Ok(format!(
+                "exported {} images of {} to {}\n",
+                data.len(),
+                a.model,
+                a.out.display()
+            ))
         }
         Command::Eval(a) => {
             if !(a.act_percentile > 0.0 && a.act_percentile <= 100.0) {

@@ -50,7 +50,10 @@ pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
         if !file.exists() && card.cached {
             return Err(Error::Data {
                 path: file.display().to_string(),
-                reason: format!("model '{}' is not fetched yet: run scripts/fetch-assets.sh", card.name),
+                reason: format!(
+                    "model '{}' is not fetched yet: run scripts/fetch-assets.sh",
+                    card.name
+                ),
             });
         }
         let g = match card.format {

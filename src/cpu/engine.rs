@@ -18,13 +18,13 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, ConvGeom};
-use super::reference;
 use crate::error::{Error, Result};
 use crate::model::consts::{broadcast_to, transpose};
 use crate::model::{Graph, Op, Pool, Tensor};
 use crate::quant::calib::activation_scale;
 use crate::quant::config::Calib;
 use crate::quant::{ModelQuant, WClass};
+use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -56,26 +56,32 @@ const CALIB_SAMPLES: usize = 1 << 22;
 pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32) -> Result<Scales> {
     let n = images.shape[0];
     let per: usize = images.shape[1..].iter().product();
+    // The FP32 engine (fast kernels) observes every value; images run in parallel.
+    let fp = Engine::new(graph, Mode::Fp32, None, None)?;
+    let per_tensor: Vec<HashMap<String, (f32, Vec<f32>)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut m: HashMap<String, (f32, Vec<f32>)> = HashMap::new();
+            let mut obs = |name: &str, x: &[f32]| {
+                let e = m.entry(name.to_string()).or_insert((0.0, Vec::new()));
+                e.0 = x.iter().fold(e.0, |a, v| a.max(v.abs()));
+                if method != Calib::Max {
+                    let stride = (x.len() * n / CALIB_SAMPLES).max(1);
+                    e.1.extend(x.iter().step_by(stride));
+                }
+            };
+            fp.run_values(&images.data[i * per..(i + 1) * per], &mut obs)
+                .map(|_| m)
+        })
+        .collect::<Result<_>>()?;
     let mut max: HashMap<String, f32> = HashMap::new();
     let mut samples: HashMap<String, Vec<f32>> = HashMap::new();
-    let chunk = 16;
-    for start in (0..n).step_by(chunk) {
-        let m = chunk.min(n - start);
-        let mut shape = images.shape.clone();
-        shape[0] = m;
-        let t = Tensor::new(shape, images.data[start * per..(start + m) * per].to_vec());
-        let mut obs = |name: &str, x: &Tensor| {
-            let e = max.entry(name.to_string()).or_insert(0.0);
-            *e = x.data.iter().fold(*e, |a, v| a.max(v.abs()));
-            if method != Calib::Max {
-                let stride = (x.data.len() * n / m / CALIB_SAMPLES).max(1);
-                samples
-                    .entry(name.to_string())
-                    .or_default()
-                    .extend(x.data.iter().step_by(stride));
-            }
-        };
-        reference::run_values(graph, &t, &Default::default(), &mut obs)?;
+    for m in per_tensor {
+        for (k, (mx, v)) in m {
+            let e = max.entry(k.clone()).or_insert(0.0);
+            *e = e.max(mx);
+            samples.entry(k).or_default().extend(v);
+        }
     }
     let mut scales: Scales = max
         .iter()
@@ -302,9 +308,28 @@ impl<'g> Engine<'g> {
         })
     }
 
+    /// Run one image, calling `observe(value_name, values)` for the input and every node
+    /// output (dequantized in integer mode). Used for calibration.
+    pub fn run_values(
+        &self,
+        input: &[f32],
+        observe: &mut dyn FnMut(&str, &[f32]),
+    ) -> Result<Vec<Vec<f32>>> {
+        Ok(self.run_inner(input, false, Some(observe))?.0)
+    }
+
     /// Run one image (`input` in the model's layout, batch 1). Returns the FP32 graph
     /// outputs and, if `observe`, one [`LayerObs`] per weight layer.
     pub fn run(&self, input: &[f32], observe: bool) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
+        self.run_inner(input, observe, None)
+    }
+
+    fn run_inner(
+        &self,
+        input: &[f32],
+        observe: bool,
+        mut values: Option<&mut dyn FnMut(&str, &[f32])>,
+    ) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
         let g = self.graph;
         let mut vals: HashMap<&str, V> = HashMap::new();
         let x0 = match self.mode {
@@ -314,10 +339,16 @@ impl<'g> Engine<'g> {
             }
             _ => V::F(input.to_vec()),
         };
+        if let Some(f) = values.as_mut() {
+            f(&g.input, &x0.to_f32());
+        }
         vals.insert(g.input.as_str(), x0);
         let mut obs = Vec::new();
         for (i, node) in g.nodes.iter().enumerate() {
             let out = self.node(i, &vals, observe, &mut obs)?;
+            if let Some(f) = values.as_mut() {
+                f(&node.output, &out.to_f32());
+            }
             vals.insert(node.output.as_str(), out);
         }
         let outs = g

@@ -11,7 +11,13 @@ use super::{Dataset, ModelCard};
 use crate::error::{Error, Result};
 
 fn is_image(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png"))
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref(),
+        Some("jpg" | "jpeg" | "png")
+    )
 }
 
 /// Label from a foolbox-style name `imagenet_07_609.jpg` -> 609.
@@ -26,14 +32,28 @@ fn label_from_name(p: &Path) -> Option<u32> {
 
 /// Collect (path, label) pairs from a folder.
 fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
-    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io)? {
         let p = e.map_err(io)?.path();
         if p.is_dir() {
-            let label = p.file_name().and_then(|s| s.to_str()).and_then(|s| s.parse::<u32>().ok());
-            for f in std::fs::read_dir(&p).map_err(|source| Error::Io { path: p.clone(), source })? {
-                let f = f.map_err(|source| Error::Io { path: p.clone(), source })?.path();
+            let label = p
+                .file_name()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok());
+            for f in std::fs::read_dir(&p).map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })? {
+                let f = f
+                    .map_err(|source| Error::Io {
+                        path: p.clone(),
+                        source,
+                    })?
+                    .path();
                 if is_image(&f) {
                     out.push((f, label));
                 }
@@ -49,16 +69,27 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
 
 /// Decode and preprocess one image into `[C, H, W]`.
 pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
-    let err = |reason: String| Error::Data { path: path.display().to_string(), reason };
-    let img = image::open(path).map_err(|e| err(format!("cannot decode image ({e})")))?.to_rgb8();
+    let err = |reason: String| Error::Data {
+        path: path.display().to_string(),
+        reason,
+    };
+    let img = image::open(path)
+        .map_err(|e| err(format!("cannot decode image ({e})")))?
+        .to_rgb8();
     let [th, tw] = card.size;
     let img = match card.resize_shorter {
         Some(s) => {
             let (w, h) = img.dimensions();
             let (nw, nh) = if w <= h {
-                (s as u32, ((h as f64 * s as f64 / w as f64).round() as u32).max(1))
+                (
+                    s as u32,
+                    ((h as f64 * s as f64 / w as f64).round() as u32).max(1),
+                )
             } else {
-                (((w as f64 * s as f64 / h as f64).round() as u32).max(1), s as u32)
+                (
+                    ((w as f64 * s as f64 / h as f64).round() as u32).max(1),
+                    s as u32,
+                )
             };
             image::imageops::resize(&img, nw, nh, FilterType::Triangle)
         }
@@ -66,9 +97,15 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
     };
     let (w, h) = img.dimensions();
     if (w as usize) < tw || (h as usize) < th {
-        return Err(err(format!("image is {w}x{h} after resizing, smaller than the {tw}x{th} crop")));
+        return Err(err(format!(
+            "image is {w}x{h} after resizing, smaller than the {tw}x{th} crop"
+        )));
     }
-    let (x0, y0) = if card.center_crop { ((w as usize - tw) / 2, (h as usize - th) / 2) } else { (0, 0) };
+    let (x0, y0) = if card.center_crop {
+        ((w as usize - tw) / 2, (h as usize - th) / 2)
+    } else {
+        (0, 0)
+    };
     let mut out = vec![0f32; 3 * th * tw];
     for y in 0..th {
         for x in 0..tw {
@@ -85,11 +122,17 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
 /// case each is reported on stderr with its path.
 pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
     if card.channels != 3 {
-        return Err(Error::Data { path: dir.display().to_string(), reason: format!("model '{}' does not take RGB images", card.name) });
+        return Err(Error::Data {
+            path: dir.display().to_string(),
+            reason: format!("model '{}' does not take RGB images", card.name),
+        });
     }
     let files = list(dir)?;
     if files.is_empty() {
-        return Err(Error::Data { path: dir.display().to_string(), reason: "no .jpg/.jpeg/.png images".into() });
+        return Err(Error::Data {
+            path: dir.display().to_string(),
+            reason: "no .jpg/.jpeg/.png images".into(),
+        });
     }
     let labelled = files.iter().all(|(_, l)| l.is_some());
     let mut images = Vec::new();

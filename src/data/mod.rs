@@ -70,8 +70,14 @@ pub fn cache_dir() -> PathBuf {
 
 /// Named datasets: vendored in the repository, or fetched into the cache (`cache:`).
 pub const NAMED: &[(&str, &str)] = &[
-    ("mnist-test", "experiments/data/mnist/t10k-images-idx3-ubyte.gz"),
-    ("fashion-test", "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz"),
+    (
+        "mnist-test",
+        "experiments/data/mnist/t10k-images-idx3-ubyte.gz",
+    ),
+    (
+        "fashion-test",
+        "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz",
+    ),
     ("imagenet-samples", "cache:imagenet-samples"),
 ];
 
@@ -85,7 +91,9 @@ pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
                 if !p.exists() {
                     return Err(Error::Data {
                         path: p.display().to_string(),
-                        reason: format!("dataset '{spec}' is not fetched yet: run scripts/fetch-assets.sh"),
+                        reason: format!(
+                            "dataset '{spec}' is not fetched yet: run scripts/fetch-assets.sh"
+                        ),
                     });
                 }
                 p

@@ -2,6 +2,7 @@
 
 pub mod consts;
 pub mod efficientnet;
+pub mod export;
 pub mod ir;
 pub mod onnx;
 pub mod onnx_proto;

@@ -26,7 +26,13 @@ enum P {
     Dict(Vec<(P, P)>),
     Global(String, String),
     Pid(Box<P>),
-    Tensor { key: String, dtype: String, offset: usize, size: Vec<usize>, stride: Vec<usize> },
+    Tensor {
+        key: String,
+        dtype: String,
+        offset: usize,
+        size: Vec<usize>,
+        stride: Vec<usize>,
+    },
     Other,
     Mark,
 }
@@ -38,7 +44,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("unexpected end of file")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("unexpected end of file")?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -54,7 +64,10 @@ impl<'a> Reader<'a> {
     }
     fn line(&mut self) -> std::result::Result<String, String> {
         let start = self.pos;
-        let nl = self.b[start..].iter().position(|&c| c == b'\n').ok_or("unterminated line")?;
+        let nl = self.b[start..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or("unterminated line")?;
         self.pos = start + nl + 1;
         Ok(String::from_utf8_lossy(&self.b[start..start + nl]).into_owned())
     }
@@ -64,7 +77,10 @@ impl<'a> Reader<'a> {
         let mut stack: Vec<P> = Vec::new();
         let mut memo: HashMap<u32, P> = HashMap::new();
         let pop_mark = |stack: &mut Vec<P>| -> std::result::Result<Vec<P>, String> {
-            let k = stack.iter().rposition(|p| matches!(p, P::Mark)).ok_or("MARK not found")?;
+            let k = stack
+                .iter()
+                .rposition(|p| matches!(p, P::Mark))
+                .ok_or("MARK not found")?;
             let items = stack.split_off(k + 1);
             stack.pop();
             Ok(items)
@@ -175,7 +191,10 @@ impl<'a> Reader<'a> {
                 }
                 b'r' => {
                     let k = self.u32()?;
-                    memo.insert(k, stack.last().cloned().ok_or("LONG_BINPUT on empty stack")?);
+                    memo.insert(
+                        k,
+                        stack.last().cloned().ok_or("LONG_BINPUT on empty stack")?,
+                    );
                 }
                 b'h' => {
                     let k = self.u8()? as u32;
@@ -232,7 +251,12 @@ impl<'a> Reader<'a> {
                     pop(&mut stack)?;
                     stack.push(P::Other)
                 }
-                other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", self.pos - 1)),
+                other => {
+                    return Err(format!(
+                        "unsupported pickle opcode 0x{other:02x} at byte {}",
+                        self.pos - 1
+                    ));
+                }
             }
         }
     }
@@ -258,10 +282,19 @@ fn reduce(f: P, args: P) -> std::result::Result<P, String> {
                 _ => Err(bad()),
             };
             let list = |p: Option<&P>| match p {
-                Some(P::Tuple(v)) => v.iter().map(int).collect::<std::result::Result<Vec<_>, _>>(),
+                Some(P::Tuple(v)) => v
+                    .iter()
+                    .map(int)
+                    .collect::<std::result::Result<Vec<_>, _>>(),
                 _ => Err(bad()),
             };
-            Ok(P::Tensor { key, dtype, offset: int(a.get(1).ok_or_else(bad)?)?, size: list(a.get(2))?, stride: list(a.get(3))? })
+            Ok(P::Tensor {
+                key,
+                dtype,
+                offset: int(a.get(1).ok_or_else(bad)?)?,
+                size: list(a.get(2))?,
+                stride: list(a.get(3))?,
+            })
         }
         _ => Ok(P::Other),
     }
@@ -270,10 +303,18 @@ fn reduce(f: P, args: P) -> std::result::Result<P, String> {
 /// Read the FP32 tensors of a legacy `.pth` state dict (others, e.g. `num_batches_tracked`,
 /// are skipped). Non-contiguous strides are honoured.
 pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let err = |reason: String| Error::Data { path: path.display().to_string(), reason };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let err = |reason: String| Error::Data {
+        path: path.display().to_string(),
+        reason,
+    };
     if bytes.starts_with(b"PK") {
-        return Err(err("zip-format .pth (torch >= 1.6) is not supported; only the legacy format".into()));
+        return Err(err(
+            "zip-format .pth (torch >= 1.6) is not supported; only the legacy format".into(),
+        ));
     }
     let mut r = Reader { b: &bytes, pos: 0 };
     match r.pickle().map_err(&err)? {
@@ -289,19 +330,40 @@ pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     };
     let mut storages: HashMap<String, (usize, usize)> = HashMap::new(); // key -> (byte pos, numel)
     for k in keys {
-        let P::Str(k) = k else { return Err(err("storage key is not a string".into())) };
+        let P::Str(k) = k else {
+            return Err(err("storage key is not a string".into()));
+        };
         let n = u64::from_le_bytes(r.take(8).map_err(&err)?.try_into().unwrap()) as usize;
         let start = r.pos;
         storages.insert(k.clone(), (start, n));
         // element size is known from the tensor's dtype; skip by the largest plausible size
         // only after we know it: record and skip lazily below.
-        let size = sd_elem_size(&sd, &k).ok_or_else(|| err(format!("storage {k} has no tensor")))?;
-        r.take(n.checked_mul(size).ok_or_else(|| err("storage size overflows".into()))?).map_err(&err)?;
+        let size =
+            sd_elem_size(&sd, &k).ok_or_else(|| err(format!("storage {k} has no tensor")))?;
+        r.take(
+            n.checked_mul(size)
+                .ok_or_else(|| err("storage size overflows".into()))?,
+        )
+        .map_err(&err)?;
     }
-    let P::Dict(items) = sd else { return Err(err("the main object is not a state dict".into())) };
+    let P::Dict(items) = sd else {
+        return Err(err("the main object is not a state dict".into()));
+    };
     let mut out = BTreeMap::new();
     for (k, v) in items {
-        let (P::Str(name), P::Tensor { key, dtype, offset, size, stride }) = (k, v) else { continue };
+        let (
+            P::Str(name),
+            P::Tensor {
+                key,
+                dtype,
+                offset,
+                size,
+                stride,
+            },
+        ) = (k, v)
+        else {
+            continue;
+        };
         if dtype != "FloatStorage" {
             continue;
         }
