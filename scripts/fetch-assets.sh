@@ -48,4 +48,25 @@ for a in "${assets[@]}"; do
   fi
   echo "  -> $cache/$dest"
 done
+# Unlabelled natural photos (FP32-vs-quantized agreement only) from Debian's opencv-doc
+# (the OpenCV sample images; BSD-3-Clause / Apache-2.0 per its copyright file).
+photos="apple.jpg baboon.jpg butterfly.jpg fruits.jpg orange.jpg squirrel_cls.jpg messi5.jpg HappyFish.jpg
+building.jpg home.jpg aero1.jpg aero3.jpg basketball1.png chicky_512.png smarties.png leuvenA.jpg"
+deb_ver="4.6.0+dfsg-12"
+deb_sha="4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a"
+if [ -n "$(ls -A "$cache/photos" 2>/dev/null)" ]; then
+  echo "have photos/"
+else
+  echo "fetching opencv-doc=$deb_ver (Debian)"
+  (cd "$tmp" && { apt-get download -q "opencv-doc=$deb_ver" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -q "opencv-doc=$deb_ver" >/dev/null; }; }) || {
+    echo "error: could not download opencv-doc=$deb_ver; photos/ is missing" >&2; exit 1; }
+  deb=$(ls "$tmp"/opencv-doc_*.deb)
+  got=$(sha256sum "$deb" | cut -d' ' -f1)
+  [ "$got" = "$deb_sha" ] || { echo "error: checksum mismatch for opencv-doc: $got" >&2; exit 1; }
+  dpkg-deb -x "$deb" "$tmp/deb"
+  rm -rf "$cache/photos.part" && mkdir -p "$cache/photos.part"
+  for f in $photos; do cp "$tmp/deb/usr/share/doc/opencv-doc/examples/data/$f" "$cache/photos.part/"; done
+  mv "$cache/photos.part" "$cache/photos"
+  echo "  -> $cache/photos/"
+fi
 echo "cache: $cache"

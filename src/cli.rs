@@ -36,6 +36,27 @@ pub enum Command {
     /// Export a model as ONNX with preprocessed inputs and our FP32 logits, for checking
     /// against a peer runtime (scripts/validate-onnxruntime.py).
     Export(ExportArgs),
+    /// Measure images/s of the CPU engine (not a test; scripts/bench-cpu.py adds the peer).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Zoo name or ONNX file.
+    #[arg(long, default_value = "mnist-8")]
+    pub model: String,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    #[arg(long, value_enum, default_value = "integer")]
+    pub mode: crate::cpu::engine::Mode,
+    /// Images per timed pass (taken from the model card's dataset, repeated if needed).
+    #[arg(long, default_value_t = 256)]
+    pub images: usize,
+    /// Timed passes; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -291,6 +312,20 @@ pub fn run(cli: Cli) -> Result<String> {
             } else {
                 Ok(report::quant_table(&q))
             }
+        }
+        Command::Bench(a) => {
+            let mut cfg = a.quant.to_config()?;
+            if a.mode == crate::cpu::engine::Mode::Fp32 {
+                cfg.scheme = crate::quant::Scheme::Fp32;
+            }
+            let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let data = crate::data::load(&card.dataset, &card, false)?;
+            let r = crate::eval::bench(&g, &data, &cfg, a.mode, a.images.max(1), a.repeat.max(1))?;
+            let v = serde_json::json!({
+                "model": a.model, "mode": a.mode.as_str(), "config": cfg.label(), "images": a.images,
+                "threads": rayon::current_num_threads(), "images_per_s": r,
+            });
+            if a.json { to_json(&v) } else { Ok(format!("{} [{} {}]: {:.1} images/s on {} threads\n", a.model, a.mode.as_str(), cfg.label(), r, rayon::current_num_threads())) }
         }
         Command::Export(a) => {
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;

@@ -324,3 +324,27 @@ pub fn evaluate(
         layers,
     })
 }
+
+/// Throughput of the engine alone (no FP32 reference run, no statistics): best images/s
+/// over `repeat` passes of `images` images, in parallel over images. Calibration (for
+/// quantized modes) uses the first 64 images and is not timed.
+pub fn bench(graph: &Graph, data: &Dataset, quant: &QuantConfig, mode: Mode, images: usize, repeat: usize) -> Result<f64> {
+    let q = quantize_graph(graph, quant)?;
+    let scales = if mode != Mode::Fp32 {
+        let n = 64.min(data.len());
+        let mut shape = data.shape.clone();
+        shape[0] = n;
+        Some(engine::calibrate(graph, &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()), Calib::Max, 100.0)?)
+    } else {
+        None
+    };
+    let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?;
+    e.run(data.image(0), false)?; // warm-up
+    let mut best = 0f64;
+    for _ in 0..repeat {
+        let t = std::time::Instant::now();
+        (0..images).into_par_iter().try_for_each(|i| e.run(data.image(i % data.len()), false).map(|_| ()))?;
+        best = best.max(images as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}

@@ -45,6 +45,9 @@ fn conv_kernel_matches_reference_on_many_geometries() {
         (2, 5, 5, 3, 1, [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
         (1, 4, 4, 2, 1, [2, 2], [3, 3], [1, 1], [1, 1, 0, 0]),
         (3, 6, 11, 2, 1, [1, 3], [1, 2], [1, 3], [0, 3, 0, 3]),
+        // pointwise: the GEMM path (tile edges: 7 output channels, 300 pixels)
+        (5, 15, 20, 7, 1, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+        (3, 2, 2, 9, 1, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
     ];
     for (c, h, w, oc, group, k, s, d, pads) in cases {
         let icg = c / group;

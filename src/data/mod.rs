@@ -79,6 +79,7 @@ pub const NAMED: &[(&str, &str)] = &[
         "experiments/data/fashion-mnist/t10k-images-idx3-ubyte.gz",
     ),
     ("imagenet-samples", "cache:imagenet-samples"),
+    ("photos", "cache:photos"),
 ];
 
 /// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file

