@@ -27,6 +27,8 @@ for m in effnet-lite0 effnet-lite1 effnet-lite2; do
     done
   done
 done
+run open-nsfw-photos-fp32 --model open-nsfw --data photos --scheme fp32 --mode fp32
+for s in int8 mip2q dliq; do run open-nsfw-photos-$s-l4 --model open-nsfw --data photos --scheme $s --block 8 --low 4 --calib-images 16; done
 python3 - "$out" "$calib" "${runs[@]}" <<'PY'
 import json, sys
 out, calib, runs = sys.argv[1], sys.argv[2], sys.argv[3:]

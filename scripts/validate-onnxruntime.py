@@ -18,13 +18,13 @@ import onnxruntime as ort
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default="target/release/strumlab")
 ap.add_argument("--out", default="results/validation")
-ap.add_argument("--models", default="mnist-8,effnet-lite0,effnet-lite1,effnet-lite2")
+ap.add_argument("--models", default="mnist-8,effnet-lite0,effnet-lite1,effnet-lite2,open-nsfw")
 args = ap.parse_args()
 os.makedirs(args.out, exist_ok=True)
 rows = []
 for model in args.models.split(","):
     with tempfile.TemporaryDirectory() as d:
-        limit = "10000" if model == "mnist-8" else "20"
+        limit = "10000" if model == "mnist-8" else "100"
         r = subprocess.run([args.bin, "export", "--model", model, "--limit", limit, "--out", d], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"{model}: skipped ({r.stderr.strip()})", file=sys.stderr)
@@ -32,9 +32,9 @@ for model in args.models.split(","):
         meta = json.load(open(os.path.join(d, "meta.json")))
         x = np.fromfile(os.path.join(d, "inputs.f32"), dtype="<f4").reshape(meta["input_shape"])
         ours = np.fromfile(os.path.join(d, "logits.f32"), dtype="<f4").reshape(meta["logits_shape"])
-        onnx_file = os.path.join(d, "model.onnx")
-        if model == "mnist-8":
-            onnx_file = "experiments/data/mnist-8.onnx"  # the original file, not our export
+        cache = os.environ.get("STRUMLAB_CACHE", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "strumlab"))
+        original = {"mnist-8": "experiments/data/mnist-8.onnx", "open-nsfw": os.path.join(cache, "open_nsfw.onnx")}
+        onnx_file = original.get(model, os.path.join(d, "model.onnx"))
         sess = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         ref = np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]).reshape(ours.shape)
@@ -42,7 +42,7 @@ for model in args.models.split(","):
         agree = float((ours.argmax(1) == ref.argmax(1)).mean())
         labels = np.array(meta["labels"]) if meta["labels"] is not None else None
         row = {
-            "model": model, "images": len(x), "onnx": "original" if model == "mnist-8" else "strumlab export",
+            "model": model, "images": len(x), "onnx": "original" if model in original else "strumlab export",
             "max_rel_logit_err": rel, "top1_agreement_frac": agree,
             "ours_top1_frac": float((ours.argmax(1) == labels).mean()) if labels is not None else None,
             "ort_top1_frac": float((ref.argmax(1) == labels).mean()) if labels is not None else None,

@@ -210,6 +210,10 @@ pub fn evaluate(
     };
     let fp = Engine::new(graph, Mode::Fp32, None, None)?;
     let qe = Engine::new(graph, cfg.mode, Some(&q), scales.as_ref())?;
+    // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
+    // model) are ignored: the run then reports agreement only.
+    let classes = graph.shape(&graph.outputs[0]).iter().product::<usize>();
+    let labels = data.labels.as_ref().filter(|l| l.iter().all(|&y| (y as usize) < classes));
     let already_probs = graph
         .nodes
         .iter()
@@ -232,7 +236,7 @@ pub fn evaluate(
                 let ft = top_k(f, 5);
                 let qt = top_k(qv, 5);
                 a.n += 1;
-                if let Some(l) = &data.labels {
+                if let Some(l) = labels {
                     let y = l[i] as usize;
                     a.top1 += (qt[0] == y) as usize;
                     a.top5 += qt.contains(&y) as usize;
@@ -259,7 +263,7 @@ pub fn evaluate(
         .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?;
     let n = acc.n as f64;
     let frac = |c: usize| c as f64 / n;
-    let labelled = data.labels.is_some();
+    let labelled = labels.is_some();
     let summary = Summary {
         images: acc.n,
         labelled,

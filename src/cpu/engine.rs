@@ -103,6 +103,7 @@ pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32)
                 | Op::Reshape { .. }
                 | Op::Transpose { .. }
                 | Op::Identity
+                | Op::Pad { .. }
         ) {
             let s = scales[&node.inputs[0]];
             scales.insert(node.output.clone(), s);
@@ -649,6 +650,30 @@ impl<'g> Engine<'g> {
                         }
                     }
                     self.requant_f(out, so)
+                }
+            }
+            Op::Pad { pads, mode } => {
+                let shp = g.shape(&node.inputs[0]);
+                let c = match mode {
+                    crate::model::PadMode::Constant(v) => *v,
+                    _ => 0.0,
+                };
+                match inp(0) {
+                    V::Q(q, s) => V::Q(kernels::pad(q, shp, pads, *mode, kernels::quantize1(c / s)), *s),
+                    V::F(x) => V::F(kernels::pad(x, shp, pads, *mode, c)),
+                }
+            }
+            Op::ReduceMean { axes, .. } => {
+                let shp = g.shape(&node.inputs[0]);
+                match inp(0) {
+                    V::Q(q, s) => {
+                        let (sums, n) = kernels::reduce_sum(q, shp, axes, |v| v as i32);
+                        V::Q(sums.iter().map(|&a| kernels::quantize1(a as f32 * (s / (n as f32 * so)))).collect(), so)
+                    }
+                    V::F(x) => {
+                        let (sums, n) = kernels::reduce_sum(x, shp, axes, |v| v);
+                        V::F(sums.iter().map(|v| v / n as f32).collect())
+                    }
                 }
             }
             Op::Softmax { axis } => {

@@ -268,3 +268,67 @@ pub fn nonzero_taps(nz: &[bool], g: &ConvGeom) -> Vec<u64> {
     }
     out
 }
+
+/// N-d padding. `fill` is used for constant mode; `edge` / `reflect` index into the input.
+pub fn pad<T: Copy>(x: &[T], shape: &[usize], pads: &[[usize; 2]], mode: crate::model::PadMode, fill: T) -> Vec<T> {
+    use crate::model::PadMode;
+    let rank = shape.len();
+    let out: Vec<usize> = (0..rank).map(|k| shape[k] + pads[k][0] + pads[k][1]).collect();
+    let strides: Vec<usize> = (0..rank).map(|k| shape[k + 1..].iter().product()).collect();
+    let n: usize = out.iter().product();
+    let mut res = Vec::with_capacity(n);
+    let mut idx = vec![0usize; rank];
+    for _ in 0..n {
+        let mut src = 0usize;
+        let mut inside = true;
+        for k in 0..rank {
+            let d = shape[k] as isize;
+            let mut i = idx[k] as isize - pads[k][0] as isize;
+            if i < 0 || i >= d {
+                match mode {
+                    PadMode::Constant(_) => {
+                        inside = false;
+                        break;
+                    }
+                    PadMode::Edge => i = i.clamp(0, d - 1),
+                    PadMode::Reflect => i = if i < 0 { -i } else { 2 * (d - 1) - i },
+                }
+            }
+            src += i as usize * strides[k];
+        }
+        res.push(if inside { x[src] } else { fill });
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < out[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    res
+}
+
+/// Sums over `axes` (output in row-major order of the kept axes) and the count per sum.
+pub fn reduce_sum<T: Copy, A: Copy + AddAssign + Default>(x: &[T], shape: &[usize], axes: &[usize], widen: impl Fn(T) -> A) -> (Vec<A>, usize) {
+    let rank = shape.len();
+    let kept: Vec<usize> = (0..rank).filter(|k| !axes.contains(k)).collect();
+    let out_n: usize = kept.iter().map(|&k| shape[k]).product();
+    let count: usize = axes.iter().map(|&k| shape[k]).product();
+    let mut sums = vec![A::default(); out_n];
+    let mut idx = vec![0usize; rank];
+    for &v in x {
+        let mut o = 0usize;
+        for &k in &kept {
+            o = o * shape[k] + idx[k];
+        }
+        sums[o] += widen(v);
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    (sums, count.max(1))
+}

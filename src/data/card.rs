@@ -41,9 +41,18 @@ pub struct ModelCard {
     /// Photos: resize the shorter side to this many pixels (bilinear) ...
     #[serde(default)]
     pub resize_shorter: Option<usize>,
+    /// Photos: or resize to exactly [height, width] (aspect not kept) ...
+    #[serde(default)]
+    pub resize: Option<[usize; 2]>,
     /// ... then crop the centre to `size`.
     #[serde(default)]
     pub center_crop: bool,
+    /// Channel order BGR instead of RGB (mean/std are given in the model's order).
+    #[serde(default)]
+    pub bgr: bool,
+    /// The model takes NHWC input instead of NCHW.
+    #[serde(default)]
+    pub nhwc: bool,
     /// FP32 top-1 on the card's dataset, as measured by a peer runtime (for checks).
     #[serde(default)]
     pub fp32_top1_reference: Option<f64>,
@@ -94,7 +103,10 @@ impl ModelCard {
             mean: vec![0.0; c],
             std: vec![1.0; c],
             resize_shorter: None,
+            resize: None,
             center_crop: false,
+            bgr: false,
+            nhwc: false,
             fp32_top1_reference: None,
         }
     }

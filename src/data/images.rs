@@ -93,7 +93,10 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
             };
             image::imageops::resize(&img, nw, nh, FilterType::Triangle)
         }
-        None => image::imageops::resize(&img, tw as u32, th as u32, FilterType::Triangle),
+        None => {
+            let [rh, rw] = card.resize.unwrap_or([th, tw]);
+            image::imageops::resize(&img, rw as u32, rh as u32, FilterType::Triangle)
+        }
     };
     let (w, h) = img.dimensions();
     if (w as usize) < tw || (h as usize) < th {
@@ -111,7 +114,9 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
         for x in 0..tw {
             let p = img.get_pixel((x0 + x) as u32, (y0 + y) as u32);
             for c in 0..3 {
-                out[(c * th + y) * tw + x] = card.normalise(c, p[c] as f32);
+                let v = card.normalise(c, p[if card.bgr { 2 - c } else { c }] as f32);
+                let at = if card.nhwc { (y * tw + x) * 3 + c } else { (c * th + y) * tw + x };
+                out[at] = v;
             }
         }
     }
@@ -149,7 +154,7 @@ pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> 
     }
     Ok(Dataset {
         name: name.to_string(),
-        shape: vec![1, 3, card.size[0], card.size[1]],
+        shape: if card.nhwc { vec![1, card.size[0], card.size[1], 3] } else { vec![1, 3, card.size[0], card.size[1]] },
         images,
         labels: labelled.then_some(labels),
     })

@@ -118,6 +118,17 @@ pub enum Op {
         axis: usize,
     },
     Identity,
+    /// Pad every axis by `[begin, end]`.
+    Pad { pads: Vec<[usize; 2]>, mode: PadMode },
+    /// Mean over `axes` (sorted), keeping them as size-1 axes when `keepdims`.
+    ReduceMean { axes: Vec<usize>, keepdims: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PadMode {
+    Constant(f32),
+    Edge,
+    Reflect,
 }
 
 impl Op {
@@ -143,6 +154,8 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Softmax { .. } => "Softmax",
             Op::Identity => "Identity",
+            Op::Pad { .. } => "Pad",
+            Op::ReduceMean { .. } => "ReduceMean",
         }
     }
 }

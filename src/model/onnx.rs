@@ -474,6 +474,73 @@ impl Loader {
                 let s: Vec<i64> = c(0)?.shape().iter().map(|&d| d as i64).collect();
                 CVal::I(vec![s.len()], s)
             }
+            "Slice" => {
+                let x = c(0)?;
+                let rank = x.shape().len();
+                let (starts, ends, axes, steps) = if self.opset >= 10 {
+                    let opt = |k: usize| -> Result<Option<Vec<i64>>> {
+                        match ins.get(k).filter(|s| !s.is_empty()) {
+                            None => Ok(None),
+                            Some(_) => Ok(Some(c(k)?.to_i64())),
+                        }
+                    };
+                    (c(1)?.to_i64(), c(2)?.to_i64(), opt(3)?, opt(4)?)
+                } else {
+                    let g = |n: &str| a.ints(n).map(|v| v.to_vec());
+                    (g("starts").unwrap_or_default(), g("ends").unwrap_or_default(), g("axes"), None)
+                };
+                let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+                if axes.len() != starts.len() || ends.len() != starts.len() || steps.len() != starts.len() {
+                    return Err(a.err("Slice starts/ends/axes/steps lengths differ".into()));
+                }
+                let mut ranges: Vec<Vec<usize>> = x.shape().iter().map(|&d| (0..d).collect()).collect();
+                for k in 0..axes.len() {
+                    let ax = shape::axis(axes[k], rank, false).map_err(e)?;
+                    let d = x.shape()[ax] as i64;
+                    let step = steps[k];
+                    if step == 0 {
+                        return Err(a.err("Slice step 0".into()));
+                    }
+                    let clampi = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+                    let norm = |v: i64| if v < 0 { v + d } else { v };
+                    let mut idx = Vec::new();
+                    if step > 0 {
+                        let (mut i, end) = (clampi(norm(starts[k]), 0, d), clampi(norm(ends[k]), 0, d));
+                        while i < end {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    } else {
+                        let (mut i, end) = (clampi(norm(starts[k]), -1, d - 1), clampi(norm(ends[k]), -1, d - 1));
+                        while i > end {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    }
+                    ranges[ax] = idx;
+                }
+                let out_shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+                consts::numel_checked(&out_shape).map_err(e)?;
+                let src_strides: Vec<usize> = (0..rank).map(|k| x.shape()[k + 1..].iter().product()).collect();
+                let mut pos = Vec::new();
+                let n: usize = out_shape.iter().product();
+                let mut id = vec![0usize; rank];
+                for _ in 0..n {
+                    pos.push((0..rank).map(|k| ranges[k][id[k]] * src_strides[k]).sum::<usize>());
+                    for k in (0..rank).rev() {
+                        id[k] += 1;
+                        if id[k] < out_shape[k] {
+                            break;
+                        }
+                        id[k] = 0;
+                    }
+                }
+                match x {
+                    CVal::F(_, d) => CVal::F(out_shape, pos.iter().map(|&p| d[p]).collect()),
+                    CVal::I(_, d) => CVal::I(out_shape, pos.iter().map(|&p| d[p]).collect()),
+                }
+            }
             "ConstantOfShape" => {
                 let dims = to_usize_shape(&c(0)?.to_i64(), "ConstantOfShape target").map_err(e)?;
                 let n = consts::numel_checked(&dims).map_err(e)?;
@@ -758,6 +825,80 @@ impl Loader {
                     });
                 }
                 self.push(name, Op::Softmax { axis }, vec![x], out, xs);
+                Ok(())
+            }
+            "Cast" if a.int("to", 0) as i32 == dtype::FLOAT => {
+                let (x, xs) = self.dyn_in(ins, 0, a)?;
+                self.push(name, Op::Identity, vec![x], out, xs);
+                Ok(())
+            }
+            "Pad" => {
+                let (x, xs) = self.dyn_in(ins, 0, a)?;
+                let rank = xs.len();
+                let (pads, value) = if self.opset >= 11 {
+                    let p = self.cf(ins, 1).ok_or_else(|| e("pads must be a constant".into()))?.to_i64();
+                    let v = match self.cf(ins, 2) {
+                        Some(c) if c.numel() == 1 => c.to_f32()[0],
+                        Some(_) => return Err(e("constant_value must be a scalar".into())),
+                        None => 0.0,
+                    };
+                    if ins.get(3).is_some_and(|s| !s.is_empty()) {
+                        return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " with an axes input".into() });
+                    }
+                    (p, v)
+                } else {
+                    (a.ints("pads").map(|v| v.to_vec()).unwrap_or_default(), a.float("value", 0.0))
+                };
+                if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+                    return Err(e(format!("pads {pads:?} must be {} non-negative values", 2 * rank)));
+                }
+                let pp: Vec<[usize; 2]> = (0..rank).map(|k| [pads[k] as usize, pads[k + rank] as usize]).collect();
+                let mode = match a.string("mode").as_deref().unwrap_or("constant") {
+                    "constant" => PadMode::Constant(value),
+                    "edge" => PadMode::Edge,
+                    "reflect" => PadMode::Reflect,
+                    m => return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: format!(" in mode {m}") }),
+                };
+                let mut os = Vec::with_capacity(rank);
+                for k in 0..rank {
+                    if matches!(mode, PadMode::Reflect) && (pp[k][0] >= xs[k] || pp[k][1] >= xs[k]) {
+                        return Err(e("reflect padding must be smaller than the axis".into()));
+                    }
+                    let grown = pp[k][0].checked_add(pp[k][1]).and_then(|p| xs[k].checked_add(p));
+                    os.push(grown.ok_or_else(|| e("padding overflows".into()))?);
+                }
+                consts::numel_checked(&os).map_err(e)?;
+                if pp.first().is_some_and(|p| p != &[0, 0]) {
+                    return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " of the batch axis".into() });
+                }
+                self.push(name, Op::Pad { pads: pp, mode }, vec![x], out, os);
+                Ok(())
+            }
+            "ReduceMean" => {
+                let (x, xs) = self.dyn_in(ins, 0, a)?;
+                let axes: Vec<i64> = if self.opset >= 18 {
+                    self.cf(ins, 1).map(|c| c.to_i64()).unwrap_or_default()
+                } else {
+                    a.ints("axes").map(|v| v.to_vec()).unwrap_or_default()
+                };
+                let mut ax: Vec<usize> = if axes.is_empty() {
+                    (0..xs.len()).collect()
+                } else {
+                    axes.iter()
+                        .map(|&v| shape::axis(v, xs.len(), false))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(e)?
+                };
+                ax.sort_unstable();
+                ax.dedup();
+                if ax.contains(&0) {
+                    return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " over the batch axis".into() });
+                }
+                let keepdims = a.int("keepdims", 1) != 0;
+                let os: Vec<usize> = (0..xs.len())
+                    .filter_map(|k| if ax.contains(&k) { keepdims.then_some(1) } else { Some(xs[k]) })
+                    .collect();
+                self.push(name, Op::ReduceMean { axes: ax, keepdims }, vec![x], out, os);
                 Ok(())
             }
             "Unsqueeze" | "Squeeze" | "Gather" | "Cast" | "ConstantOfShape" => {
