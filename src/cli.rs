@@ -325,7 +325,18 @@ pub fn run(cli: Cli) -> Result<String> {
                 "model": a.model, "mode": a.mode.as_str(), "config": cfg.label(), "images": a.images,
                 "threads": rayon::current_num_threads(), "images_per_s": r,
             });
-            if a.json { to_json(&v) } else { Ok(format!("{} [{} {}]: {:.1} images/s on {} threads\n", a.model, a.mode.as_str(), cfg.label(), r, rayon::current_num_threads())) }
+            if a.json {
+                to_json(&v)
+            } else {
+                Ok(format!(
+                    "{} [{} {}]: {:.1} images/s on {} threads\n",
+                    a.model,
+                    a.mode.as_str(),
+                    cfg.label(),
+                    r,
+                    rayon::current_num_threads()
+                ))
+            }
         }
         Command::Export(a) => {
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;

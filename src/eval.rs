@@ -213,7 +213,10 @@ pub fn evaluate(
     // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
     // model) are ignored: the run then reports agreement only.
     let classes = graph.shape(&graph.outputs[0]).iter().product::<usize>();
-    let labels = data.labels.as_ref().filter(|l| l.iter().all(|&y| (y as usize) < classes));
+    let labels = data
+        .labels
+        .as_ref()
+        .filter(|l| l.iter().all(|&y| (y as usize) < classes));
     let already_probs = graph
         .nodes
         .iter()
@@ -332,13 +335,25 @@ pub fn evaluate(
 /// Throughput of the engine alone (no FP32 reference run, no statistics): best images/s
 /// over `repeat` passes of `images` images, in parallel over images. Calibration (for
 /// quantized modes) uses the first 64 images and is not timed.
-pub fn bench(graph: &Graph, data: &Dataset, quant: &QuantConfig, mode: Mode, images: usize, repeat: usize) -> Result<f64> {
+pub fn bench(
+    graph: &Graph,
+    data: &Dataset,
+    quant: &QuantConfig,
+    mode: Mode,
+    images: usize,
+    repeat: usize,
+) -> Result<f64> {
     let q = quantize_graph(graph, quant)?;
     let scales = if mode != Mode::Fp32 {
         let n = 64.min(data.len());
         let mut shape = data.shape.clone();
         shape[0] = n;
-        Some(engine::calibrate(graph, &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()), Calib::Max, 100.0)?)
+        Some(engine::calibrate(
+            graph,
+            &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
+            Calib::Max,
+            100.0,
+        )?)
     } else {
         None
     };
@@ -347,7 +362,9 @@ pub fn bench(graph: &Graph, data: &Dataset, quant: &QuantConfig, mode: Mode, ima
     let mut best = 0f64;
     for _ in 0..repeat {
         let t = std::time::Instant::now();
-        (0..images).into_par_iter().try_for_each(|i| e.run(data.image(i % data.len()), false).map(|_| ()))?;
+        (0..images)
+            .into_par_iter()
+            .try_for_each(|i| e.run(data.image(i % data.len()), false).map(|_| ()))?;
         best = best.max(images as f64 / t.elapsed().as_secs_f64());
     }
     Ok(best)

@@ -416,3 +416,69 @@ fn activation_calibration_on_real_mnist_images() {
         assert!(b.1 <= a.1 && b.1 > 0.0);
     }
 }
+
+#[test]
+fn pad_reducemean_slice_and_cast() {
+    // x [1, 2, 3] -> Cast(float) -> Pad(edge, last axis 1+2) -> ReduceMean(axis 2, keepdims 0)
+    // with the pads computed by a constant Slice of a longer constant.
+    let b = model(
+        13,
+        ("x", &[1, 2, 3]),
+        "y",
+        vec![
+            node("Cast", "cast", &["x"], &["c"], vec![int("to", 1)]),
+            node("Slice", "sl", &["allp", "st", "en"], &["pads"], vec![]),
+            node(
+                "Pad",
+                "pad",
+                &["c", "pads"],
+                &["p"],
+                vec![string("mode", "edge")],
+            ),
+            node(
+                "ReduceMean",
+                "rm",
+                &["p"],
+                &["y"],
+                vec![ints("axes", &[2]), int("keepdims", 0)],
+            ),
+        ],
+        vec![
+            i64_tensor("allp", &[9, 0, 0, 1, 0, 0, 2, 9]),
+            i64_tensor("st", &[1]),
+            i64_tensor("en", &[7]),
+        ],
+    );
+    let g = load_bytes(&b).unwrap();
+    assert_eq!(g.shape("p"), &[1, 2, 6]);
+    assert_eq!(g.shape("y"), &[1, 2]);
+    let x = Tensor::new(vec![1, 2, 3], vec![1.0, 2.0, 3.0, 10.0, 20.0, 30.0]);
+    let y = &reference::run(&g, &x, &HashMap::new()).unwrap()[0];
+    // edge padding: [1, 1,2,3, 3,3] -> mean 13/6; [10, 10,20,30, 30,30] -> 130/6
+    assert_eq!(y.data, vec![13.0 / 6.0, 130.0 / 6.0]);
+    let e = strumlab::cpu::engine::Engine::new(&g, strumlab::cpu::engine::Mode::Fp32, None, None)
+        .unwrap();
+    assert_eq!(e.run(&x.data, false).unwrap().0[0], y.data);
+    // Padding the batch axis, or a Cast to an integer type of an activation, is refused.
+    let b = model(
+        13,
+        ("x", &[1, 4]),
+        "y",
+        vec![node("Pad", "pad", &["x", "p"], &["y"], vec![])],
+        vec![i64_tensor("p", &[1, 0, 0, 0])],
+    );
+    assert!(
+        load_bytes(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("batch axis")
+    );
+    let b = model(
+        13,
+        ("x", &[1, 4]),
+        "y",
+        vec![node("Cast", "c", &["x"], &["y"], vec![int("to", 7)])],
+        vec![],
+    );
+    assert!(load_bytes(&b).unwrap_err().to_string().contains("Cast"));
+}

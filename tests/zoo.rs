@@ -15,17 +15,34 @@ use strumlab::quant::config::Calib;
 use strumlab::quant::{QuantConfig, Scheme};
 
 fn assets_present() -> bool {
-    let ok = data::cache_dir().join("efficientnet-lite0.pth").is_file() && data::cache_dir().join("imagenet-samples").is_dir();
+    let c = data::cache_dir();
+    let ok = [
+        "efficientnet-lite0.pth",
+        "open_nsfw.onnx",
+        "imagenet-samples",
+        "photos",
+    ]
+    .iter()
+    .all(|f| c.join(f).exists());
     if !ok {
-        assert!(std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(), "assets missing from {}", data::cache_dir().display());
-        eprintln!("skipping: run scripts/fetch-assets.sh to fetch EfficientNet-Lite and the ImageNet samples");
+        assert!(
+            std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(),
+            "assets missing from {}",
+            data::cache_dir().display()
+        );
+        eprintln!(
+            "skipping: run scripts/fetch-assets.sh to fetch EfficientNet-Lite and the ImageNet samples"
+        );
     }
     ok
 }
 
 fn fp32() -> EvalConfig {
     EvalConfig {
-        quant: QuantConfig { scheme: Scheme::Fp32, ..Default::default() },
+        quant: QuantConfig {
+            scheme: Scheme::Fp32,
+            ..Default::default()
+        },
         mode: Mode::Fp32,
         calib_images: 20,
         act_calib: Calib::Max,
@@ -40,7 +57,11 @@ fn effnet_lite0_reproduces_its_reference_accuracy() {
     }
     let (g, card) = strumlab::zoo::resolve("effnet-lite0", &LoadOptions::default()).unwrap();
     assert_eq!(g.input_shape, vec![1, 3, 224, 224]);
-    assert_eq!(g.layers().len(), 1 + 16 * 3 - 1 + 1 + 1, "stem, 16 MBConv (first without expand), head, fc");
+    assert_eq!(
+        g.layers().len(),
+        1 + 16 * 3 - 1 + 1 + 1,
+        "stem, 16 MBConv (first without expand), head, fc"
+    );
     let params: u64 = g.nodes.iter().map(|n| g.params(n)).sum();
     assert!((4_600_000..4_700_000).contains(&params), "{params}");
     let ds = data::load("imagenet-samples", &card, false).unwrap();
@@ -64,10 +85,21 @@ fn exported_onnx_loads_back_to_the_same_network() {
         assert_eq!(back.layers().len(), g.layers().len());
         let x: Vec<f32> = match ds {
             Some(d) => data::load(d, &card, false).unwrap().image(0).to_vec(),
-            None => data::load("mnist-test", &card, false).unwrap().image(0).to_vec(),
+            None => data::load("mnist-test", &card, false)
+                .unwrap()
+                .image(0)
+                .to_vec(),
         };
-        let a = Engine::new(&g, Mode::Fp32, None, None).unwrap().run(&x, false).unwrap().0;
-        let b = Engine::new(&back, Mode::Fp32, None, None).unwrap().run(&x, false).unwrap().0;
+        let a = Engine::new(&g, Mode::Fp32, None, None)
+            .unwrap()
+            .run(&x, false)
+            .unwrap()
+            .0;
+        let b = Engine::new(&back, Mode::Fp32, None, None)
+            .unwrap()
+            .run(&x, false)
+            .unwrap()
+            .0;
         assert_eq!(a, b, "{name}: same ops, same weights, same order");
     }
 }
@@ -92,7 +124,10 @@ fn corrupt_pth_files_fail_cleanly() {
         for cut in [100, 5000, 50_000, full.len() / 2, full.len() - 3] {
             let p = dir.join("cut.pth");
             std::fs::write(&p, &full[..cut]).unwrap();
-            assert!(strumlab::model::pth::read_state_dict(&p).is_err(), "cut at {cut}");
+            assert!(
+                strumlab::model::pth::read_state_dict(&p).is_err(),
+                "cut at {cut}"
+            );
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -117,9 +152,46 @@ fn photo_folders_label_and_report_bad_images() {
     // Blue channel is constant 128 everywhere after resizing.
     assert!(ds.image(0)[2 * 256..3 * 256].iter().all(|&v| v == 128.0));
     std::fs::write(dir.join("imagenet_02_3.jpg"), b"not a jpeg").unwrap();
-    let e = data::load(dir.to_str().unwrap(), &card, false).unwrap_err().to_string();
-    assert!(e.contains("imagenet_02_3.jpg") && e.contains("decode"), "{e}");
+    let e = data::load(dir.to_str().unwrap(), &card, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("imagenet_02_3.jpg") && e.contains("decode"),
+        "{e}"
+    );
     let ds = data::load(dir.to_str().unwrap(), &card, true).unwrap();
     assert_eq!(ds.len(), 2, "bad image skipped");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn open_nsfw_loads_and_quantizes_with_high_agreement() {
+    if !assets_present() {
+        return;
+    }
+    let (g, card) = strumlab::zoo::resolve("open-nsfw", &LoadOptions::default()).unwrap();
+    assert_eq!(g.input_shape, vec![1, 224, 224, 3], "NHWC");
+    assert_eq!(g.layers().len(), 54);
+    let mut ds = data::load("photos", &card, false).unwrap();
+    assert!(ds.labels.is_none(), "photos are unlabelled");
+    ds.truncate(8);
+    let cfg = EvalConfig {
+        quant: QuantConfig {
+            scheme: Scheme::Mip2q,
+            ..Default::default()
+        },
+        mode: Mode::Integer,
+        calib_images: 8,
+        act_calib: Calib::Max,
+        act_percentile: 99.99,
+    };
+    let r = evaluate(&g, "open-nsfw", &ds, &cfg).unwrap();
+    assert_eq!(r.summary.top1, None);
+    // Measured: every photo keeps its FP32 class (2 classes, 16 photos).
+    assert!(
+        r.summary.agreement_top1 >= 0.875,
+        "{}",
+        r.summary.agreement_top1
+    );
+    assert!(r.summary.kl_mean < 0.05, "{}", r.summary.kl_mean);
 }

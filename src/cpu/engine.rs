@@ -659,7 +659,10 @@ impl<'g> Engine<'g> {
                     _ => 0.0,
                 };
                 match inp(0) {
-                    V::Q(q, s) => V::Q(kernels::pad(q, shp, pads, *mode, kernels::quantize1(c / s)), *s),
+                    V::Q(q, s) => V::Q(
+                        kernels::pad(q, shp, pads, *mode, kernels::quantize1(c / s)),
+                        *s,
+                    ),
                     V::F(x) => V::F(kernels::pad(x, shp, pads, *mode, c)),
                 }
             }
@@ -668,7 +671,12 @@ impl<'g> Engine<'g> {
                 match inp(0) {
                     V::Q(q, s) => {
                         let (sums, n) = kernels::reduce_sum(q, shp, axes, |v| v as i32);
-                        V::Q(sums.iter().map(|&a| kernels::quantize1(a as f32 * (s / (n as f32 * so)))).collect(), so)
+                        V::Q(
+                            sums.iter()
+                                .map(|&a| kernels::quantize1(a as f32 * (s / (n as f32 * so))))
+                                .collect(),
+                            so,
+                        )
                     }
                     V::F(x) => {
                         let (sums, n) = kernels::reduce_sum(x, shp, axes, |v| v);

@@ -55,7 +55,16 @@ pub fn conv2d<T: Copy, A>(x: &[T], wt: &[A], g: &ConvGeom, acc: &mut [A], widen:
 where
     A: Copy + AddAssign + Mul<Output = A> + PartialEq + Default,
 {
-    if g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.group == 1 && g.oh == g.h && g.ow == g.w {
+    if g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.pt == 0
+        && g.pl == 0
+        && g.group == 1
+        && g.oh == g.h
+        && g.ow == g.w
+    {
         return conv1x1(x, wt, g, acc, widen);
     }
     let ocg = g.oc / g.group;
@@ -270,10 +279,18 @@ pub fn nonzero_taps(nz: &[bool], g: &ConvGeom) -> Vec<u64> {
 }
 
 /// N-d padding. `fill` is used for constant mode; `edge` / `reflect` index into the input.
-pub fn pad<T: Copy>(x: &[T], shape: &[usize], pads: &[[usize; 2]], mode: crate::model::PadMode, fill: T) -> Vec<T> {
+pub fn pad<T: Copy>(
+    x: &[T],
+    shape: &[usize],
+    pads: &[[usize; 2]],
+    mode: crate::model::PadMode,
+    fill: T,
+) -> Vec<T> {
     use crate::model::PadMode;
     let rank = shape.len();
-    let out: Vec<usize> = (0..rank).map(|k| shape[k] + pads[k][0] + pads[k][1]).collect();
+    let out: Vec<usize> = (0..rank)
+        .map(|k| shape[k] + pads[k][0] + pads[k][1])
+        .collect();
     let strides: Vec<usize> = (0..rank).map(|k| shape[k + 1..].iter().product()).collect();
     let n: usize = out.iter().product();
     let mut res = Vec::with_capacity(n);
@@ -309,7 +326,12 @@ pub fn pad<T: Copy>(x: &[T], shape: &[usize], pads: &[[usize; 2]], mode: crate::
 }
 
 /// Sums over `axes` (output in row-major order of the kept axes) and the count per sum.
-pub fn reduce_sum<T: Copy, A: Copy + AddAssign + Default>(x: &[T], shape: &[usize], axes: &[usize], widen: impl Fn(T) -> A) -> (Vec<A>, usize) {
+pub fn reduce_sum<T: Copy, A: Copy + AddAssign + Default>(
+    x: &[T],
+    shape: &[usize],
+    axes: &[usize],
+    widen: impl Fn(T) -> A,
+) -> (Vec<A>, usize) {
     let rank = shape.len();
     let kept: Vec<usize> = (0..rank).filter(|k| !axes.contains(k)).collect();
     let out_n: usize = kept.iter().map(|&k| shape[k]).product();

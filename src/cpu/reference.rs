@@ -151,14 +151,25 @@ fn run_inner(
                     crate::model::PadMode::Constant(v) => *v,
                     _ => 0.0,
                 };
-                let s = t.shape.iter().zip(pads).map(|(d, p)| d + p[0] + p[1]).collect();
+                let s = t
+                    .shape
+                    .iter()
+                    .zip(pads)
+                    .map(|(d, p)| d + p[0] + p[1])
+                    .collect();
                 Tensor::new(s, super::kernels::pad(&t.data, &t.shape, pads, *mode, fill))
             }
             Op::ReduceMean { axes, keepdims } => {
                 let t = x(0);
                 let (sums, n) = super::kernels::reduce_sum(&t.data, &t.shape, axes, |v| v);
                 let s = (0..t.shape.len())
-                    .filter_map(|k| if axes.contains(&k) { keepdims.then_some(1) } else { Some(t.shape[k]) })
+                    .filter_map(|k| {
+                        if axes.contains(&k) {
+                            keepdims.then_some(1)
+                        } else {
+                            Some(t.shape[k])
+                        }
+                    })
                     .collect();
                 Tensor::new(s, sums.iter().map(|v| v / n as f32).collect())
             }

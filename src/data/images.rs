@@ -115,7 +115,11 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
             let p = img.get_pixel((x0 + x) as u32, (y0 + y) as u32);
             for c in 0..3 {
                 let v = card.normalise(c, p[if card.bgr { 2 - c } else { c }] as f32);
-                let at = if card.nhwc { (y * tw + x) * 3 + c } else { (c * th + y) * tw + x };
+                let at = if card.nhwc {
+                    (y * tw + x) * 3 + c
+                } else {
+                    (c * th + y) * tw + x
+                };
                 out[at] = v;
             }
         }
@@ -154,7 +158,11 @@ pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> 
     }
     Ok(Dataset {
         name: name.to_string(),
-        shape: if card.nhwc { vec![1, card.size[0], card.size[1], 3] } else { vec![1, 3, card.size[0], card.size[1]] },
+        shape: if card.nhwc {
+            vec![1, card.size[0], card.size[1], 3]
+        } else {
+            vec![1, 3, card.size[0], card.size[1]]
+        },
         images,
         labels: labelled.then_some(labels),
     })

@@ -119,9 +119,15 @@ pub enum Op {
     },
     Identity,
     /// Pad every axis by `[begin, end]`.
-    Pad { pads: Vec<[usize; 2]>, mode: PadMode },
+    Pad {
+        pads: Vec<[usize; 2]>,
+        mode: PadMode,
+    },
     /// Mean over `axes` (sorted), keeping them as size-1 axes when `keepdims`.
-    ReduceMean { axes: Vec<usize>, keepdims: bool },
+    ReduceMean {
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -487,14 +487,23 @@ impl Loader {
                     (c(1)?.to_i64(), c(2)?.to_i64(), opt(3)?, opt(4)?)
                 } else {
                     let g = |n: &str| a.ints(n).map(|v| v.to_vec());
-                    (g("starts").unwrap_or_default(), g("ends").unwrap_or_default(), g("axes"), None)
+                    (
+                        g("starts").unwrap_or_default(),
+                        g("ends").unwrap_or_default(),
+                        g("axes"),
+                        None,
+                    )
                 };
                 let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
                 let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-                if axes.len() != starts.len() || ends.len() != starts.len() || steps.len() != starts.len() {
+                if axes.len() != starts.len()
+                    || ends.len() != starts.len()
+                    || steps.len() != starts.len()
+                {
                     return Err(a.err("Slice starts/ends/axes/steps lengths differ".into()));
                 }
-                let mut ranges: Vec<Vec<usize>> = x.shape().iter().map(|&d| (0..d).collect()).collect();
+                let mut ranges: Vec<Vec<usize>> =
+                    x.shape().iter().map(|&d| (0..d).collect()).collect();
                 for k in 0..axes.len() {
                     let ax = shape::axis(axes[k], rank, false).map_err(e)?;
                     let d = x.shape()[ax] as i64;
@@ -506,13 +515,17 @@ impl Loader {
                     let norm = |v: i64| if v < 0 { v + d } else { v };
                     let mut idx = Vec::new();
                     if step > 0 {
-                        let (mut i, end) = (clampi(norm(starts[k]), 0, d), clampi(norm(ends[k]), 0, d));
+                        let (mut i, end) =
+                            (clampi(norm(starts[k]), 0, d), clampi(norm(ends[k]), 0, d));
                         while i < end {
                             idx.push(i as usize);
                             i += step;
                         }
                     } else {
-                        let (mut i, end) = (clampi(norm(starts[k]), -1, d - 1), clampi(norm(ends[k]), -1, d - 1));
+                        let (mut i, end) = (
+                            clampi(norm(starts[k]), -1, d - 1),
+                            clampi(norm(ends[k]), -1, d - 1),
+                        );
                         while i > end {
                             idx.push(i as usize);
                             i += step;
@@ -522,12 +535,18 @@ impl Loader {
                 }
                 let out_shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
                 consts::numel_checked(&out_shape).map_err(e)?;
-                let src_strides: Vec<usize> = (0..rank).map(|k| x.shape()[k + 1..].iter().product()).collect();
+                let src_strides: Vec<usize> = (0..rank)
+                    .map(|k| x.shape()[k + 1..].iter().product())
+                    .collect();
                 let mut pos = Vec::new();
                 let n: usize = out_shape.iter().product();
                 let mut id = vec![0usize; rank];
                 for _ in 0..n {
-                    pos.push((0..rank).map(|k| ranges[k][id[k]] * src_strides[k]).sum::<usize>());
+                    pos.push(
+                        (0..rank)
+                            .map(|k| ranges[k][id[k]] * src_strides[k])
+                            .sum::<usize>(),
+                    );
                     for k in (0..rank).rev() {
                         id[k] += 1;
                         if id[k] < out_shape[k] {
@@ -836,40 +855,68 @@ impl Loader {
                 let (x, xs) = self.dyn_in(ins, 0, a)?;
                 let rank = xs.len();
                 let (pads, value) = if self.opset >= 11 {
-                    let p = self.cf(ins, 1).ok_or_else(|| e("pads must be a constant".into()))?.to_i64();
+                    let p = self
+                        .cf(ins, 1)
+                        .ok_or_else(|| e("pads must be a constant".into()))?
+                        .to_i64();
                     let v = match self.cf(ins, 2) {
                         Some(c) if c.numel() == 1 => c.to_f32()[0],
                         Some(_) => return Err(e("constant_value must be a scalar".into())),
                         None => 0.0,
                     };
                     if ins.get(3).is_some_and(|s| !s.is_empty()) {
-                        return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " with an axes input".into() });
+                        return Err(Error::UnsupportedOp {
+                            node: name.into(),
+                            op: op.into(),
+                            detail: " with an axes input".into(),
+                        });
                     }
                     (p, v)
                 } else {
-                    (a.ints("pads").map(|v| v.to_vec()).unwrap_or_default(), a.float("value", 0.0))
+                    (
+                        a.ints("pads").map(|v| v.to_vec()).unwrap_or_default(),
+                        a.float("value", 0.0),
+                    )
                 };
                 if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
-                    return Err(e(format!("pads {pads:?} must be {} non-negative values", 2 * rank)));
+                    return Err(e(format!(
+                        "pads {pads:?} must be {} non-negative values",
+                        2 * rank
+                    )));
                 }
-                let pp: Vec<[usize; 2]> = (0..rank).map(|k| [pads[k] as usize, pads[k + rank] as usize]).collect();
+                let pp: Vec<[usize; 2]> = (0..rank)
+                    .map(|k| [pads[k] as usize, pads[k + rank] as usize])
+                    .collect();
                 let mode = match a.string("mode").as_deref().unwrap_or("constant") {
                     "constant" => PadMode::Constant(value),
                     "edge" => PadMode::Edge,
                     "reflect" => PadMode::Reflect,
-                    m => return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: format!(" in mode {m}") }),
+                    m => {
+                        return Err(Error::UnsupportedOp {
+                            node: name.into(),
+                            op: op.into(),
+                            detail: format!(" in mode {m}"),
+                        });
+                    }
                 };
                 let mut os = Vec::with_capacity(rank);
                 for k in 0..rank {
-                    if matches!(mode, PadMode::Reflect) && (pp[k][0] >= xs[k] || pp[k][1] >= xs[k]) {
+                    if matches!(mode, PadMode::Reflect) && (pp[k][0] >= xs[k] || pp[k][1] >= xs[k])
+                    {
                         return Err(e("reflect padding must be smaller than the axis".into()));
                     }
-                    let grown = pp[k][0].checked_add(pp[k][1]).and_then(|p| xs[k].checked_add(p));
+                    let grown = pp[k][0]
+                        .checked_add(pp[k][1])
+                        .and_then(|p| xs[k].checked_add(p));
                     os.push(grown.ok_or_else(|| e("padding overflows".into()))?);
                 }
                 consts::numel_checked(&os).map_err(e)?;
                 if pp.first().is_some_and(|p| p != &[0, 0]) {
-                    return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " of the batch axis".into() });
+                    return Err(Error::UnsupportedOp {
+                        node: name.into(),
+                        op: op.into(),
+                        detail: " of the batch axis".into(),
+                    });
                 }
                 self.push(name, Op::Pad { pads: pp, mode }, vec![x], out, os);
                 Ok(())
@@ -892,13 +939,29 @@ impl Loader {
                 ax.sort_unstable();
                 ax.dedup();
                 if ax.contains(&0) {
-                    return Err(Error::UnsupportedOp { node: name.into(), op: op.into(), detail: " over the batch axis".into() });
+                    return Err(Error::UnsupportedOp {
+                        node: name.into(),
+                        op: op.into(),
+                        detail: " over the batch axis".into(),
+                    });
                 }
                 let keepdims = a.int("keepdims", 1) != 0;
                 let os: Vec<usize> = (0..xs.len())
-                    .filter_map(|k| if ax.contains(&k) { keepdims.then_some(1) } else { Some(xs[k]) })
+                    .filter_map(|k| {
+                        if ax.contains(&k) {
+                            keepdims.then_some(1)
+                        } else {
+                            Some(xs[k])
+                        }
+                    })
                     .collect();
-                self.push(name, Op::ReduceMean { axes: ax, keepdims }, vec![x], out, os);
+                self.push(
+                    name,
+                    Op::ReduceMean { axes: ax, keepdims },
+                    vec![x],
+                    out,
+                    os,
+                );
                 Ok(())
             }
             "Unsqueeze" | "Squeeze" | "Gather" | "Cast" | "ConstantOfShape" => {
