@@ -38,6 +38,39 @@ pub enum Command {
     Export(ExportArgs),
     /// Measure images/s of the CPU engine (not a test; scripts/bench-cpu.py adds the peer).
     Bench(BenchArgs),
+    /// FlexNN accelerator model: PE / PE-array / DPU area and power of the INT8 baseline and
+    /// of StruM (static and dynamic), per layer and per network, next to the paper's claims.
+    Hw(HwArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HwArgs {
+    /// Architecture file (names its technology table).
+    #[arg(long, default_value = "experiments/hw/flexnn.toml")]
+    pub arch: PathBuf,
+    /// Zoo name or ONNX file.
+    #[arg(long, default_value = "mnist-8")]
+    pub model: String,
+    /// Per-layer activity from `strumlab eval --out` with the same scheme; without it a
+    /// density model is used (the output says which).
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    /// Override the architecture's multiplier cost law (cost of an a x b multiplier).
+    #[arg(long, value_enum)]
+    pub multiplier_law: Option<crate::hw::config::MultiplierLaw>,
+    /// Which StruM PE the headline figures describe.
+    #[arg(long, value_enum, default_value = "static")]
+    pub variant: crate::hw::pe::Variant,
+    /// The paper's claims to print next to ours.
+    #[arg(long, default_value = "experiments/hw/strum-claims.toml")]
+    pub claims: PathBuf,
+    /// Per-layer CSV (schema: docs/csv-schemas.md).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -311,6 +344,20 @@ pub fn run(cli: Cli) -> Result<String> {
                 to_json(&report::quant_json(&model, &q))
             } else {
                 Ok(report::quant_table(&q))
+            }
+        }
+        Command::Hw(a) => {
+            let cfg = a.quant.to_config()?;
+            let (g, _) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let claims = crate::hw::load_claims(&a.claims)?;
+            let r = crate::hw::run(&a.arch, a.multiplier_law, &g, &cfg, a.stats.as_deref())?;
+            if let Some(out) = &a.out {
+                report::write_atomic(out, &report::hw_csv(&r, &a.model)?)?;
+            }
+            if a.json {
+                to_json(&report::hw_json(&r, &claims, &a.model, a.variant))
+            } else {
+                Ok(report::hw_table(&r, &claims, &a.model, a.variant))
             }
         }
         Command::Bench(a) => {

@@ -417,3 +417,213 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
     }
     out
 }
+
+/// Version of the hw CSV layout.
+pub const HW_CSV_SCHEMA: u32 = 1;
+
+#[derive(Serialize)]
+struct HwRow<'a> {
+    schema_version: u32,
+    model: &'a str,
+    arch: &'a str,
+    config: &'a str,
+    multiplier_law: &'a str,
+    activity_source: &'a str,
+    layer: &'a str,
+    macs_per_image: f64,
+    descriptor: String,
+    utilization_frac: f64,
+    cycles: f64,
+    baseline_pe_pj: f64,
+    static_pe_pj: f64,
+    dynamic_pe_pj: f64,
+    baseline_sram_pj: f64,
+    static_sram_pj: f64,
+    baseline_dram_pj: f64,
+    weight_stationary_pj: f64,
+    output_stationary_pj: f64,
+    input_stationary_pj: f64,
+    row_stationary_pj: f64,
+    flexible_pj: f64,
+}
+
+pub fn hw_csv(r: &crate::hw::HwReport, model: &str) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |x: csv::Error| Error::Output {
+        path: "csv".into(),
+        reason: x.to_string(),
+    };
+    for l in &r.layers {
+        let d = l.descriptor;
+        w.serialize(HwRow {
+            schema_version: HW_CSV_SCHEMA,
+            model,
+            arch: &r.arch,
+            config: &r.scheme,
+            multiplier_law: r.multiplier_law,
+            activity_source: l.activity.source,
+            layer: &l.name,
+            macs_per_image: l.macs,
+            descriptor: format!(
+                "rows={:?} cols={:?} lanes={:?} {:?}-stationary",
+                d.rows, d.cols, d.lanes, d.stationary
+            ),
+            utilization_frac: l.utilization,
+            cycles: l.baseline.cycles,
+            baseline_pe_pj: l.baseline.pe_dynamic(),
+            static_pe_pj: l.strum_static.pe_dynamic(),
+            dynamic_pe_pj: l.strum_dynamic.pe_dynamic(),
+            baseline_sram_pj: l.baseline.sram_pj,
+            static_sram_pj: l.strum_static.sram_pj,
+            baseline_dram_pj: l.baseline.dram_pj,
+            weight_stationary_pj: l.fixed_dataflow_pj[0].1,
+            output_stationary_pj: l.fixed_dataflow_pj[1].1,
+            input_stationary_pj: l.fixed_dataflow_pj[2].1,
+            row_stationary_pj: l.fixed_dataflow_pj[3].1,
+            flexible_pj: l.baseline.total_dynamic(),
+        })
+        .map_err(e)?;
+    }
+    w.into_inner().map_err(|x| Error::Output {
+        path: "csv".into(),
+        reason: x.to_string(),
+    })
+}
+
+fn band(v: f64, b: [f64; 2]) -> &'static str {
+    if v >= b[0] - 1e-9 && v <= b[1] + 1e-9 {
+        "inside"
+    } else if v < b[0] {
+        "below"
+    } else {
+        "above"
+    }
+}
+
+pub fn hw_json(
+    r: &crate::hw::HwReport,
+    c: &crate::hw::Claims,
+    model: &str,
+    v: crate::hw::pe::Variant,
+) -> serde_json::Value {
+    let red = crate::hw::reductions(r, v);
+    let both = [
+        crate::hw::reductions(r, crate::hw::pe::Variant::Static),
+        crate::hw::reductions(r, crate::hw::pe::Variant::Dynamic),
+    ];
+    serde_json::json!({
+        "model": model, "arch": r.arch, "tech": r.tech, "scheme": r.scheme, "multiplier_law": r.multiplier_law,
+        "activity_source": r.activity_source, "variant": v,
+        "pe_power_reduction_pct": red.pe_power_reduction_pct,
+        "pe_area_reduction_pct": red.pe_area_reduction_pct,
+        "dpu_power_reduction_pct": red.dpu_power_reduction_pct,
+        "dpu_area_reduction_pct": red.dpu_area_reduction_pct,
+        "dpu_power_reduction_bottom_up_pct": red.dpu_power_reduction_bottom_up_pct,
+        "variants": both,
+        "paper": c,
+        "calibration": r.calibration,
+        "pe_area_breakdown_um2": r.pe_area,
+        "designs": {"baseline": r.baseline, "strum_static": r.strum_static, "strum_dynamic": r.strum_dynamic},
+        "cycles_per_image": r.cycles, "time_us_per_image": r.time_us, "map_ms": r.map_ms,
+        "dataflow_totals_pj": r.dataflow_totals_pj,
+        "layers": r.layers,
+    })
+}
+
+pub fn hw_table(
+    r: &crate::hw::HwReport,
+    c: &crate::hw::Claims,
+    model: &str,
+    v: crate::hw::pe::Variant,
+) -> String {
+    use crate::hw::pe::Variant;
+    let mut s = format!(
+        "{model} on {} ({}, multiplier law {}), {}; activity: {}\n{:.0} cycles/image = {:.1} us at the configured clock\n\n",
+        r.arch, r.tech, r.multiplier_law, r.scheme, r.activity_source, r.cycles, r.time_us
+    );
+    s += &format!(
+        "{:<34} {:>10} {:>10} {:>12}   {}\n",
+        "reduction vs INT8 baseline (%)",
+        "static",
+        "dynamic",
+        "paper",
+        "selected variant vs paper band"
+    );
+    let st = crate::hw::reductions(r, Variant::Static);
+    let dy = crate::hw::reductions(r, Variant::Dynamic);
+    let sel = crate::hw::reductions(r, v);
+    let rows: [(&str, f64, f64, f64, [f64; 2]); 4] = [
+        (
+            "PE power",
+            st.pe_power_reduction_pct,
+            dy.pe_power_reduction_pct,
+            sel.pe_power_reduction_pct,
+            c.pe_power_reduction_pct,
+        ),
+        (
+            "PE area",
+            st.pe_area_reduction_pct,
+            dy.pe_area_reduction_pct,
+            sel.pe_area_reduction_pct,
+            c.pe_area_reduction_pct,
+        ),
+        (
+            "DPU area (calibrated share)",
+            st.dpu_area_reduction_pct,
+            dy.dpu_area_reduction_pct,
+            sel.dpu_area_reduction_pct,
+            c.dpu_area_reduction_pct,
+        ),
+        (
+            "DPU power (calibrated share)",
+            st.dpu_power_reduction_pct,
+            dy.dpu_power_reduction_pct,
+            sel.dpu_power_reduction_pct,
+            c.dpu_power_reduction_pct,
+        ),
+    ];
+    for (n, a, b, x, band_) in rows {
+        s += &format!(
+            "{:<34} {:>10.2} {:>10.2} {:>5.0}..{:<5.0}   {} ({:.2})\n",
+            n,
+            a,
+            b,
+            band_[0],
+            band_[1],
+            band(x, band_),
+            x
+        );
+    }
+    s += &format!(
+        "{:<34} {:>10.2} {:>10.2} {:>12}\n\n",
+        "DPU power (bottom-up, no calib.)",
+        st.dpu_power_reduction_bottom_up_pct,
+        dy.dpu_power_reduction_bottom_up_pct,
+        "-"
+    );
+    s += &format!(
+        "PE area (um2): baseline {:.0} (multipliers {:.0}, adder tree {:.0}, RFs {:.0}, sparsity {:.0}, control {:.0}); static StruM {:.0} (8x8 lanes {:.0}, cheap lanes {:.0}, steering {:.0})\n",
+        r.pe_area[0].total_um2,
+        r.pe_area[0].multipliers_um2,
+        r.pe_area[0].adder_tree_um2,
+        r.pe_area[0].register_files_um2,
+        r.pe_area[0].sparsity_logic_um2,
+        r.pe_area[0].control_um2,
+        r.pe_area[1].total_um2,
+        r.pe_area[1].multipliers_um2,
+        r.pe_area[1].cheap_lanes_um2,
+        r.pe_area[1].steering_um2
+    );
+    s += &format!(
+        "mapped {} layers x {} descriptors in {:.1} ms\n",
+        r.layers.len(),
+        crate::hw::mapper::space().len(),
+        r.map_ms
+    );
+    s += "network energy per image by dataflow (baseline PE), uJ:";
+    for (n, e) in &r.dataflow_totals_pj {
+        s += &format!("  {n} {:.2}", e * 1e-6);
+    }
+    s += "\n";
+    s
+}

@@ -1,0 +1,220 @@
+//! Architecture and technology configuration (TOML, unknown keys rejected).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MultiplierLaw {
+    /// cost(a x b) = cost(8x8) * a*b/64
+    Quadratic,
+    /// cost(a x b) = cost(8x8) * (a+b)/16
+    Linear,
+}
+
+impl MultiplierLaw {
+    pub fn factor(self, a: u32, b: u32) -> f64 {
+        match self {
+            MultiplierLaw::Quadratic => (a * b) as f64 / 64.0,
+            MultiplierLaw::Linear => (a + b) as f64 / 16.0,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MultiplierLaw::Quadratic => "quadratic",
+            MultiplierLaw::Linear => "linear",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrayCfg {
+    pub rows: usize,
+    pub cols: usize,
+    pub lanes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RfCfg {
+    pub if_bytes: usize,
+    pub fl_bytes: usize,
+    pub of_entries: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SramCfg {
+    pub kib: usize,
+    pub banks: usize,
+    pub word_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparsityCfg {
+    pub zero_skipping: bool,
+    pub zvc: bool,
+    pub default_act_density: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationCfg {
+    pub pe_array_area_share: f64,
+    pub pe_array_power_share: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    pub name: String,
+    pub tech: PathBuf,
+    pub multiplier_law: MultiplierLaw,
+    pub clock_mhz: f64,
+    pub array: ArrayCfg,
+    pub rf: RfCfg,
+    pub sram: SramCfg,
+    pub sparsity: SparsityCfg,
+    pub calibration: CalibrationCfg,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TechEntry {
+    pub energy_pj: f64,
+    pub area_um2: f64,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tech {
+    pub name: String,
+    pub node_nm: u32,
+    pub voltage_v: f64,
+    pub entries: BTreeMap<String, TechEntry>,
+}
+
+/// Entries every technology file must define.
+pub const TECH_KEYS: &[&str] = &[
+    "add8",
+    "add32",
+    "mult8",
+    "register_bit",
+    "sram_64b_32kib",
+    "sram_64b_1mib",
+    "dram_64b",
+    "barrel_shifter_rel_mult8",
+    "sparsity_logic_rel_add32",
+    "steering_rel_add8",
+    "control_frac",
+    "leakage_frac",
+];
+
+impl Tech {
+    pub fn e(&self, k: &str) -> f64 {
+        self.entries[k].energy_pj
+    }
+    pub fn a(&self, k: &str) -> f64 {
+        self.entries[k].area_um2
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Data {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Load an architecture file and the technology file it names; validate both.
+pub fn load(path: &Path) -> Result<(Arch, Tech)> {
+    let arch: Arch = read(path)?;
+    let tpath = path.parent().unwrap_or(Path::new(".")).join(&arch.tech);
+    let tech: Tech = read(&tpath)?;
+    validate(&arch, &tech).map_err(|reason| Error::Data {
+        path: path.display().to_string(),
+        reason,
+    })?;
+    Ok((arch, tech))
+}
+
+pub fn validate(a: &Arch, t: &Tech) -> std::result::Result<(), String> {
+    let pos = |name: &str, v: usize| {
+        if v == 0 {
+            Err(format!("{name} must be positive"))
+        } else {
+            Ok(())
+        }
+    };
+    pos("array.rows", a.array.rows)?;
+    pos("array.cols", a.array.cols)?;
+    pos("array.lanes", a.array.lanes)?;
+    pos("rf.of_entries", a.rf.of_entries)?;
+    pos("sram.kib", a.sram.kib)?;
+    pos("sram.banks", a.sram.banks)?;
+    pos("sram.word_bytes", a.sram.word_bytes)?;
+    if a.rf.if_bytes < a.array.lanes {
+        return Err(format!(
+            "rf.if_bytes = {} does not hold one {}-lane input vector",
+            a.rf.if_bytes, a.array.lanes
+        ));
+    }
+    if a.rf.fl_bytes < a.array.lanes {
+        return Err(format!(
+            "rf.fl_bytes = {} does not hold one {}-lane weight vector",
+            a.rf.fl_bytes, a.array.lanes
+        ));
+    }
+    if !(a.clock_mhz > 0.0) {
+        return Err("clock_mhz must be positive".into());
+    }
+    let frac = |name: &str, v: f64| {
+        if v > 0.0 && v <= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("{name} = {v} must lie in (0, 1]"))
+        }
+    };
+    frac(
+        "calibration.pe_array_area_share",
+        a.calibration.pe_array_area_share,
+    )?;
+    frac(
+        "calibration.pe_array_power_share",
+        a.calibration.pe_array_power_share,
+    )?;
+    frac(
+        "sparsity.default_act_density",
+        a.sparsity.default_act_density,
+    )?;
+    for k in TECH_KEYS {
+        let e = t
+            .entries
+            .get(*k)
+            .ok_or_else(|| format!("technology '{}' lacks entry '{k}'", t.name))?;
+        if e.energy_pj < 0.0
+            || e.area_um2 < 0.0
+            || !e.energy_pj.is_finite()
+            || !e.area_um2.is_finite()
+        {
+            return Err(format!(
+                "technology entry '{k}' has a negative or non-finite value"
+            ));
+        }
+        if e.source.trim().is_empty() {
+            return Err(format!("technology entry '{k}' has no source"));
+        }
+    }
+    Ok(())
+}
