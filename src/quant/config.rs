@@ -236,7 +236,11 @@ impl QuantConfig {
                     LPolicy::Static => format!("l{}", self.low),
                     LPolicy::Dynamic => format!("dyn{}db", self.min_sqnr_db),
                 };
-                format!("{}-b{}-{}", self.scheme.as_str(), self.block, l)
+                let name = match (self.scheme, self.dliq_shift) {
+                    (Scheme::Dliq, DliqShift::None) => "dliq-noshift",
+                    (s, _) => s.as_str(),
+                };
+                format!("{}-b{}-{}", name, self.block, l)
             }
             Scheme::Nm => format!("nm-{}of{}", self.nm_n, self.nm_m),
             Scheme::Mx => format!("mx-b{}-int{}", self.block, self.mx_elem_bits),
