@@ -370,3 +370,81 @@ fn hw_command_json_and_stats_mismatch() {
     assert_eq!(v["activity_source"], "measured");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn hand_computed_energy_of_the_pointwise_layer() {
+    let (mut arch, tech) = load();
+    arch.sparsity.zvc = true;
+    arch.sparsity.zero_skipping = true;
+    let l = LayerShape {
+        groups: 1,
+        k: 16,
+        c: 8,
+        p: 4,
+        q: 4,
+        r: 1,
+        s: 1,
+        inputs: 128,
+    };
+    let m = mapper::map(&arch, &l, mapper::FIXED[0].1, 1.0).unwrap();
+    let e = layer_energy(&arch, &tech, PeKind::Baseline, &activity(1.0, 0.0), &m);
+    let close = |a: f64, b: f64| assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+    close(e.mac_pj, 2048.0 * 0.2); // 8x8 multiply, 45 nm table
+    close(e.rf_pj, 2048.0 * 16.0 * 0.009); // 8-bit activation + 8-bit weight register reads
+    // SRAM: 128 B weights + 128 B inputs + 1024 B partial sums, at a 64 KiB bank's energy:
+    // 20 pJ * (100 / 20)^(ln 2 / ln 32) per 64 bits.
+    close(
+        e.sram_pj,
+        1280.0 * 20.0 * 5f64.powf(2f64.ln() / 32f64.ln()) / 8.0,
+    );
+    // Cycles: 16 compute; SRAM 1280 / 256 B per cycle = 5; DRAM 512 / 32 = 16.
+    close(e.cycles, 16.0);
+    // Per PE-cycle: 7 18-bit adders (interpolated between 8 and 32 bits) + accumulator +
+    // find-first logic, on the 16 active PEs.
+    let add18 = 0.03 + (10.0 / 24.0) * (0.1 - 0.03);
+    close(e.pe_cycle_pj, 16.0 * 16.0 * (7.0 * add18 + 0.1 + 0.1));
+    close(e.dram_pj, 512.0 * 2000.0 / 8.0);
+}
+
+#[test]
+fn node_scaling_scales_absolute_values_only() {
+    let dir = std::env::temp_dir().join(format!("strumlab-hwscale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tech = std::fs::read_to_string(arch_path().with_file_name("tech-45nm.toml")).unwrap();
+    write(&dir, "tech-45nm.toml", &tech);
+    let base = std::fs::read_to_string(arch_path()).unwrap();
+    let scaled = format!(
+        "{base}\n[node_scaling]\ntarget_nm = 28\nenergy = 0.5\narea = 0.25\nsource = \"test\"\n"
+    );
+    let p = write(&dir, "arch.toml", &scaled);
+    let (a1, t1) = load();
+    let (a2, t2) = config::load(&p).unwrap();
+    assert_eq!(t2.node_nm, 28);
+    assert_eq!(t2.e("mult8"), 0.1);
+    assert_eq!(
+        t2.a("barrel_shifter_rel_mult8"),
+        t1.a("barrel_shifter_rel_mult8"),
+        "ratios unscaled"
+    );
+    let k = PeKind::Strum {
+        scheme: Scheme::Mip2q,
+        dliq_shift: DliqShift::Block,
+        block: 8,
+        low: 4,
+        variant: Variant::Static,
+    };
+    let (b1, b2) = (
+        pe::area(&a1, &t1, PeKind::Baseline).total_um2,
+        pe::area(&a2, &t2, PeKind::Baseline).total_um2,
+    );
+    assert!((b2 - 0.25 * b1).abs() < 1e-6 * b1);
+    let (s1, s2) = (
+        pe::area(&a1, &t1, k).total_um2,
+        pe::area(&a2, &t2, k).total_um2,
+    );
+    assert!(
+        ((1.0 - s1 / b1) - (1.0 - s2 / b2)).abs() < 1e-12,
+        "relative savings do not depend on the node"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

