@@ -686,7 +686,7 @@ impl<'g> Engine<'g> {
             }
             Op::Softmax { axis } => {
                 let t = Tensor::new(g.shape(&node.inputs[0]).to_vec(), inp(0).to_f32());
-                V::F(softmax(&t, *axis))
+                V::F(super::reference::softmax(&t, *axis).data)
             }
         };
         Ok(v)
@@ -841,24 +841,4 @@ impl<'g> Engine<'g> {
         }
         Ok(out)
     }
-}
-
-fn softmax(x: &Tensor, axis: usize) -> Vec<f32> {
-    let len = x.shape[axis];
-    let inner: usize = x.shape[axis + 1..].iter().product();
-    let outer: usize = x.shape[..axis].iter().product();
-    let mut out = x.data.clone();
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |k: usize| (o * len + k) * inner + i;
-            let m = (0..len)
-                .map(|k| x.data[at(k)])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = (0..len).map(|k| (x.data[at(k)] - m).exp()).sum();
-            for k in 0..len {
-                out[at(k)] = (x.data[at(k)] - m).exp() / sum;
-            }
-        }
-    }
-    out
 }

@@ -349,7 +349,8 @@ fn concat(parts: &[&Tensor], axis: usize) -> Tensor {
     Tensor::new(s, out)
 }
 
-fn softmax(x: &Tensor, axis: usize) -> Tensor {
+/// Softmax along `axis` (max-subtracted), shared by both CPU executors.
+pub fn softmax(x: &Tensor, axis: usize) -> Tensor {
     let len = x.shape[axis];
     let inner: usize = x.shape[axis + 1..].iter().product();
     let outer: usize = x.shape[..axis].iter().product();

@@ -494,12 +494,5 @@ pub struct Claims {
 }
 
 pub fn load_claims(path: &Path) -> Result<Claims> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| Error::Data {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    config::read(path)
 }
