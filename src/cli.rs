@@ -41,6 +41,14 @@ pub enum Command {
     /// FlexNN accelerator model: PE / PE-array / DPU area and power of the INT8 baseline and
     /// of StruM (static and dynamic), per layer and per network, next to the paper's claims.
     Hw(HwArgs),
+    /// List the GPU adapters wgpu can use (name, backend, driver, limits that matter).
+    Devices(DevicesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -345,6 +353,30 @@ pub fn run(cli: Cli) -> Result<String> {
             } else {
                 Ok(report::quant_table(&q))
             }
+        }
+        Command::Devices(a) => {
+            let list = crate::gpu::adapters();
+            if a.json {
+                return to_json(&serde_json::json!({ "adapters": list }));
+            }
+            if list.is_empty() {
+                return Ok("no GPU adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers for software Vulkan)\n".into());
+            }
+            let mut s = String::new();
+            for d in list {
+                s += &format!(
+                    "{} [{} {}] driver {} {}; max storage binding {} MiB, max workgroups/dim {}, max invocations/workgroup {}\n",
+                    d.name,
+                    d.backend,
+                    d.device_type,
+                    d.driver,
+                    d.driver_info,
+                    d.max_storage_buffer_binding_size >> 20,
+                    d.max_compute_workgroups_per_dimension,
+                    d.max_compute_invocations_per_workgroup
+                );
+            }
+            Ok(s)
         }
         Command::Hw(a) => {
             let cfg = a.quant.to_config()?;

@@ -31,6 +31,8 @@ pub enum Error {
     InvalidArg { arg: String, reason: String },
     #[error("{path}: {reason}")]
     Data { path: String, reason: String },
+    #[error("GPU: {0}")]
+    Gpu(String),
     #[error("cannot write {path}: {reason}")]
     Output { path: String, reason: String },
 }

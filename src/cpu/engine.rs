@@ -775,10 +775,7 @@ impl<'g> Engine<'g> {
                 } else {
                     let so = self.scales[&node.output];
                     V::Q(
-                        acc.iter()
-                            .enumerate()
-                            .map(|(k, &a)| kernels::quantize1(a as f32 * plan.m[chan(k)]))
-                            .collect(),
+                        kernels::requantize(&acc, &plan.m, per_out, oc, dims.is_none()),
                         so,
                     )
                 }

@@ -171,11 +171,25 @@ pub fn dense<T: Copy, A>(
     }
 }
 
-/// Requantize INT32 accumulators to INT8: `clamp(round_even(acc * m[channel]), -127, 127)`.
-pub fn requantize(acc: &[i32], m: &[f32], per_channel: usize) -> Vec<i8> {
+/// Requantize INT32 accumulators to INT8: `clamp(round_even(acc * m[channel]), -127, 127)`,
+/// channel = `index / per_channel` (NCHW), or `index % channels` when `channel_last`.
+pub fn requantize(
+    acc: &[i32],
+    m: &[f32],
+    per_channel: usize,
+    channels: usize,
+    channel_last: bool,
+) -> Vec<i8> {
     acc.iter()
         .enumerate()
-        .map(|(i, &a)| quantize1(a as f32 * m[i / per_channel]))
+        .map(|(i, &a)| {
+            let ch = if channel_last {
+                i % channels
+            } else {
+                i / per_channel
+            };
+            quantize1(a as f32 * m[ch])
+        })
         .collect()
 }
 

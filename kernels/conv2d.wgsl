@@ -1,0 +1,43 @@
+// conv2d: direct 2-D convolution of one image, INT8 activations x integer weights, INT32
+// accumulation starting from the INT32 bias; groups, strides, dilations, explicit padding.
+// One invocation per output (oc, y, x). Accumulation order: input channel, kernel row,
+// kernel column ascending (integer: exact in any order).
+// CPU mirror: cpu::kernels::conv2d.
+
+struct Params {
+    c: u32, h: u32, w: u32, oc: u32,
+    icg: u32, kh: u32, kw: u32, sh: u32,
+    sw: u32, dh: u32, dw: u32, pt: u32,
+    pl: u32, oh: u32, ow: u32, group: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<i32>;
+@group(0) @binding(2) var<storage, read> wt: array<i32>;
+@group(0) @binding(3) var<storage, read> bias: array<i32>;
+@group(0) @binding(4) var<storage, read_write> acc: array<i32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_index(gid, nwg);
+    if (idx >= p.oc * p.oh * p.ow) { return; }
+    let o = idx / (p.oh * p.ow);
+    let y = (idx / p.ow) % p.oh;
+    let xo = idx % p.ow;
+    let grp = o / (p.oc / p.group);
+    var a: i32 = bias[o];
+    for (var i = 0u; i < p.icg; i++) {
+        let ci = grp * p.icg + i;
+        for (var ky = 0u; ky < p.kh; ky++) {
+            let iy = i32(y * p.sh + ky * p.dh) - i32(p.pt);
+            if (iy < 0 || iy >= i32(p.h)) { continue; }
+            for (var kx = 0u; kx < p.kw; kx++) {
+                let ix = i32(xo * p.sw + kx * p.dw) - i32(p.pl);
+                if (ix < 0 || ix >= i32(p.w)) { continue; }
+                let xv = x[(ci * p.h + u32(iy)) * p.w + u32(ix)];
+                a += wt[((o * p.icg + i) * p.kh + ky) * p.kw + kx] * xv;
+            }
+        }
+    }
+    acc[idx] = a;
+}

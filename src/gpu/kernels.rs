@@ -1,0 +1,47 @@
+//! The registry of WGSL kernels: every file in `kernels/` except the prelude is listed
+//! here (a test checks the directory against this list), and each is compiled as
+//! `prelude + kernel` with entry point `main`.
+
+/// The shared prelude, prepended to every kernel.
+pub const PRELUDE: &str = include_str!("../../kernels/prelude.wgsl");
+
+/// A registered kernel: its name (= file stem = CPU mirror in `cpu::kernels`) and source.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+pub const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "quantize",
+        source: include_str!("../../kernels/quantize.wgsl"),
+    },
+    Kernel {
+        name: "conv2d",
+        source: include_str!("../../kernels/conv2d.wgsl"),
+    },
+    Kernel {
+        name: "dense",
+        source: include_str!("../../kernels/dense.wgsl"),
+    },
+    Kernel {
+        name: "requantize",
+        source: include_str!("../../kernels/requantize.wgsl"),
+    },
+    Kernel {
+        name: "maxpool",
+        source: include_str!("../../kernels/maxpool.wgsl"),
+    },
+];
+
+impl Kernel {
+    /// The full WGSL module: prelude followed by the kernel.
+    pub fn module_source(&self) -> String {
+        format!("{PRELUDE}\n{}", self.source)
+    }
+}
+
+pub fn get(name: &str) -> Option<&'static Kernel> {
+    KERNELS.iter().find(|k| k.name == name)
+}

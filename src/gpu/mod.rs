@@ -1,0 +1,391 @@
+//! The GPU path: a wgpu context created once, pipelines cached by kernel name, and one
+//! launcher per WGSL kernel (kernels/). Every launcher has a CPU mirror in `cpu::kernels`
+//! with the same name and arithmetic; tests compare them bit for bit.
+//!
+//! Status: kernels and launchers for the integer path (quantize, conv2d, dense, requantize,
+//! maxpool). The whole-graph GPU executor, float modes and the remaining kernels are the
+//! rest of the GPU-engine issue.
+
+pub mod kernels;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::cpu::kernels::ConvGeom;
+use crate::error::{Error, Result};
+
+/// What `strumlab devices` prints for one adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+}
+
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::VULKAN | wgpu::Backends::GL)
+}
+
+fn instance() -> wgpu::Instance {
+    let mut d = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    d.backends = backends();
+    wgpu::Instance::new(d)
+}
+
+/// Every adapter wgpu can see (Vulkan and GL; `WGPU_BACKEND` narrows it).
+pub fn adapters() -> Vec<AdapterSummary> {
+    pollster::block_on(instance().enumerate_adapters(backends()))
+        .into_iter()
+        .map(|a| {
+            let i = a.get_info();
+            let l = a.limits();
+            AdapterSummary {
+                name: i.name,
+                backend: format!("{:?}", i.backend),
+                device_type: format!("{:?}", i.device_type),
+                driver: i.driver,
+                driver_info: i.driver_info,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+                max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            }
+        })
+        .collect()
+}
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
+}
+
+const WG: u32 = 64;
+
+impl GpuContext {
+    /// Open the default adapter. No adapter is an error that says how to get one.
+    pub fn new() -> Result<Self> {
+        let inst = instance();
+        let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            Error::Gpu(format!(
+                "no usable GPU adapter ({e}); on a machine without a GPU install Mesa's software Vulkan driver (Debian: mesa-vulkan-drivers) or use --device cpu"
+            ))
+        })?;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("strumlab"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open the GPU device: {e}")))?;
+        Ok(GpuContext {
+            device,
+            queue,
+            info: adapter.get_info(),
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The compute pipeline of a registered kernel, compiled once. Shader or pipeline
+    /// creation errors are returned with the kernel's name.
+    fn pipeline(&self, name: &'static str) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(name) {
+            return Ok(p.clone());
+        }
+        let k = kernels::get(name)
+            .ok_or_else(|| Error::Gpu(format!("kernel '{name}' is not registered")))?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(k.module_source().into()),
+            });
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("kernel '{name}': {e}")));
+        }
+        self.pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(name, p.clone());
+        Ok(p)
+    }
+
+    fn storage<T: Pod>(&self, data: &[T], writable: bool) -> wgpu::Buffer {
+        let usage = wgpu::BufferUsages::STORAGE
+            | if writable {
+                wgpu::BufferUsages::COPY_SRC
+            } else {
+                wgpu::BufferUsages::empty()
+            };
+        // wgpu rejects empty buffers: pad to one element.
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let pad = [0u8; 4];
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: if bytes.is_empty() { &pad } else { bytes },
+                usage,
+            })
+    }
+
+    /// Run kernel `name` over `n` invocations with `params` at binding 0 and `buffers` at
+    /// bindings 1.., then read back the last buffer as `len` elements of `T`.
+    fn launch<P: Pod, T: Pod>(
+        &self,
+        name: &'static str,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        n: u32,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let pipe = self.pipeline(name)?;
+        let ubuf = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: ubuf.as_entire_binding(),
+        }];
+        for (k, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: k as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(name),
+            layout: &pipe.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let groups = n.div_ceil(WG).max(1);
+        let maxd = self.limits.max_compute_workgroups_per_dimension.max(1);
+        let (gx, gy) = if groups <= maxd {
+            (groups, 1)
+        } else {
+            (maxd, groups.div_ceil(maxd))
+        };
+        if gy > maxd {
+            return Err(Error::Gpu(format!(
+                "kernel '{name}': {n} invocations exceed the adapter's dispatch limits"
+            )));
+        }
+        let out = buffers.last().expect("an output buffer");
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        let read = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipe);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        enc.copy_buffer_to_buffer(out, 0, &read, 0, bytes.max(4));
+        self.queue.submit([enc.finish()]);
+        let slice = read.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("kernel '{name}': {e}")))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(format!("kernel '{name}': {e}")))?
+            .map_err(|e| Error::Gpu(format!("kernel '{name}': readback failed ({e})")))?;
+        let view = slice.get_mapped_range().map_err(|e| {
+            Error::Gpu(format!(
+                "kernel '{name}': cannot map the readback buffer ({e:?})"
+            ))
+        })?;
+        let v = bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec();
+        Ok(v)
+    }
+
+    /// GPU `quantize` (mirror: `cpu::kernels::quantize`).
+    pub fn quantize(&self, x: &[f32], scale: f32) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P {
+            n: u32,
+            scale: f32,
+            _p: [u32; 2],
+        }
+        let (xb, qb) = (
+            self.storage(x, false),
+            self.storage(&vec![0i32; x.len()], true),
+        );
+        self.launch(
+            "quantize",
+            &P {
+                n: x.len() as u32,
+                scale,
+                _p: [0; 2],
+            },
+            &[&xb, &qb],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `conv2d` over one image (mirror: `cpu::kernels::conv2d` with INT32 accumulators).
+    pub fn conv2d(&self, x: &[i32], wt: &[i32], bias: &[i32], g: &ConvGeom) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 16]);
+        let v = |x: usize| x as u32;
+        let p = P([
+            v(g.c),
+            v(g.h),
+            v(g.w),
+            v(g.oc),
+            v(g.icg),
+            v(g.kh),
+            v(g.kw),
+            v(g.sh),
+            v(g.sw),
+            v(g.dh),
+            v(g.dw),
+            v(g.pt),
+            v(g.pl),
+            v(g.oh),
+            v(g.ow),
+            v(g.group),
+        ]);
+        let n = g.oc * g.oh * g.ow;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0i32; n], true),
+        ];
+        self.launch(
+            "conv2d",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            n as u32,
+            n,
+        )
+    }
+
+    /// GPU `dense` (mirror: `cpu::kernels::dense` with INT32 accumulators).
+    pub fn dense(
+        &self,
+        x: &[i32],
+        wt: &[i32],
+        bias: &[i32],
+        ic: usize,
+        oc: usize,
+    ) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 4]);
+        const OB: usize = 4;
+        let rows = x.len() / ic.max(1);
+        let n = rows * oc;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0i32; n], true),
+        ];
+        let p = P([rows as u32, ic as u32, oc as u32, 0]);
+        self.launch(
+            "dense",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            (rows * oc.div_ceil(OB)) as u32,
+            n,
+        )
+    }
+
+    /// GPU `requantize` (mirror: `cpu::kernels::requantize`).
+    pub fn requantize(
+        &self,
+        acc: &[i32],
+        m: &[f32],
+        per_channel: usize,
+        channels: usize,
+        channel_last: bool,
+    ) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 4]);
+        let bufs = [
+            self.storage(acc, false),
+            self.storage(m, false),
+            self.storage(&vec![0i32; acc.len()], true),
+        ];
+        let p = P([
+            acc.len() as u32,
+            per_channel.max(1) as u32,
+            channels.max(1) as u32,
+            channel_last as u32,
+        ]);
+        self.launch(
+            "requantize",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            acc.len() as u32,
+            acc.len(),
+        )
+    }
+
+    /// GPU `maxpool` over one image (mirror: `cpu::kernels::maxpool`).
+    pub fn maxpool(&self, x: &[i32], g: &ConvGeom) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let v = |x: usize| x as u32;
+        let p = P([
+            v(g.c),
+            v(g.h),
+            v(g.w),
+            v(g.kh),
+            v(g.kw),
+            v(g.sh),
+            v(g.sw),
+            v(g.pt),
+            v(g.pl),
+            v(g.oh),
+            v(g.ow),
+            0,
+        ]);
+        let n = g.c * g.oh * g.ow;
+        let bufs = [self.storage(x, false), self.storage(&vec![0i32; n], true)];
+        self.launch("maxpool", &p, &[&bufs[0], &bufs[1]], n as u32, n)
+    }
+}

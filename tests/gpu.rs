@@ -1,0 +1,192 @@
+//! GPU kernels against their CPU mirrors, bit for bit, on whatever adapter wgpu finds
+//! (Mesa's lavapipe in CI). Without an adapter these tests skip with a message, unless
+//! STRUMLAB_REQUIRE_GPU is set (as .ci/run does), where a missing adapter is a failure.
+
+mod common;
+
+use common::Rng;
+use strumlab::cpu::kernels::{self, ConvGeom};
+use strumlab::gpu::GpuContext;
+
+fn gpu() -> Option<GpuContext> {
+    match GpuContext::new() {
+        Ok(g) => {
+            eprintln!(
+                "GPU adapter: {} ({:?}, {})",
+                g.info.name, g.info.backend, g.info.driver_info
+            );
+            Some(g)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("STRUMLAB_REQUIRE_GPU").is_none(),
+                "STRUMLAB_REQUIRE_GPU is set but: {e}"
+            );
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+fn int8s(rng: &mut Rng, n: usize) -> Vec<i32> {
+    (0..n)
+        .map(|_| {
+            if rng.below(3) == 0 {
+                0
+            } else {
+                rng.below(255) as i32 - 127
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn quantize_matches_cpu_including_ties() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(11);
+    // exact ties (k + 0.5) exercise round-half-to-even; large values the clamp
+    let mut x: Vec<f32> = (-300..300).map(|k| k as f32 * 0.5).collect();
+    x.extend((0..5000).map(|_| rng.normal() * 40.0));
+    let want: Vec<i32> = kernels::quantize(&x, 1.0)
+        .into_iter()
+        .map(|v| v as i32)
+        .collect();
+    assert_eq!(g.quantize(&x, 1.0).unwrap(), want);
+    let want: Vec<i32> = kernels::quantize(&x, 0.37)
+        .into_iter()
+        .map(|v| v as i32)
+        .collect();
+    assert_eq!(g.quantize(&x, 0.37).unwrap(), want);
+}
+
+#[test]
+fn conv2d_matches_cpu_on_many_geometries() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(5);
+    // (c, h, w, oc, group, k, stride, dilation, pads [t, l, b, r])
+    let cases = [
+        (3, 9, 7, 5, 1, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+        (8, 8, 8, 8, 8, [3, 3], [2, 2], [1, 1], [0, 0, 1, 1]),
+        (6, 7, 9, 4, 2, [5, 3], [1, 2], [1, 2], [2, 1, 2, 1]),
+        (16, 5, 5, 24, 1, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+        (1, 28, 28, 8, 1, [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
+    ];
+    for (c, h, w, oc, group, k, s, d, pads) in cases {
+        let icg = c / group;
+        let oh = (h + pads[0] + pads[2] - d[0] * (k[0] - 1) - 1) / s[0] + 1;
+        let ow = (w + pads[1] + pads[3] - d[1] * (k[1] - 1) - 1) / s[1] + 1;
+        let geo = ConvGeom {
+            c,
+            h,
+            w,
+            oc,
+            icg,
+            kh: k[0],
+            kw: k[1],
+            sh: s[0],
+            sw: s[1],
+            dh: d[0],
+            dw: d[1],
+            pt: pads[0],
+            pl: pads[1],
+            oh,
+            ow,
+            group,
+        };
+        let x = int8s(&mut rng, c * h * w);
+        let wt = int8s(&mut rng, oc * icg * k[0] * k[1]);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(20001) as i32 - 10000).collect();
+        let mut want: Vec<i32> = bias
+            .iter()
+            .flat_map(|&b| std::iter::repeat_n(b, oh * ow))
+            .collect();
+        kernels::conv2d(&x, &wt, &geo, &mut want, |v| v);
+        assert_eq!(
+            g.conv2d(&x, &wt, &bias, &geo).unwrap(),
+            want,
+            "geometry {geo:?}"
+        );
+    }
+}
+
+#[test]
+fn dense_requantize_and_maxpool_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(9);
+    for (rows, ic, oc) in [(1, 256, 10), (3, 17, 9), (2, 1280, 1000)] {
+        let x = int8s(&mut rng, rows * ic);
+        let wt = int8s(&mut rng, oc * ic);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(2001) as i32 - 1000).collect();
+        let mut want: Vec<i32> = (0..rows * oc).map(|k| bias[k % oc]).collect();
+        kernels::dense(&x, &wt, ic, oc, &mut want, |v| v);
+        let got = g.dense(&x, &wt, &bias, ic, oc).unwrap();
+        assert_eq!(got, want, "{rows}x{ic}->{oc}");
+        // requantize both layouts
+        let m: Vec<f32> = (0..oc)
+            .map(|_| (rng.below(1000) as f32 + 1.0) * 1e-5)
+            .collect();
+        let cpu: Vec<i32> = kernels::requantize(&got, &m, 1, oc, true)
+            .into_iter()
+            .map(|v| v as i32)
+            .collect();
+        assert_eq!(g.requantize(&got, &m, 1, oc, true).unwrap(), cpu);
+    }
+    let acc: Vec<i32> = (0..4 * 50)
+        .map(|_| rng.below(200001) as i32 - 100000)
+        .collect();
+    let m = [1e-3f32, 2.5e-4, 7e-4, 1.1e-3];
+    let cpu: Vec<i32> = kernels::requantize(&acc, &m, 50, 4, false)
+        .into_iter()
+        .map(|v| v as i32)
+        .collect();
+    assert_eq!(g.requantize(&acc, &m, 50, 4, false).unwrap(), cpu);
+    for (c, h, w, k, s, p) in [
+        (8, 28, 28, 2, 2, 0),
+        (16, 14, 14, 3, 3, 0),
+        (4, 9, 9, 3, 2, 1),
+    ] {
+        let oh = (h + 2 * p - k) / s + 1;
+        let geo = ConvGeom {
+            c,
+            h,
+            w,
+            oc: c,
+            icg: 1,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: 1,
+            dw: 1,
+            pt: p,
+            pl: p,
+            oh,
+            ow: oh,
+            group: c,
+        };
+        let x8: Vec<i8> = int8s(&mut rng, c * h * w)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect();
+        let want: Vec<i32> = kernels::maxpool(&x8, &geo, i8::MIN)
+            .into_iter()
+            .map(|v| v as i32)
+            .collect();
+        let x: Vec<i32> = x8.iter().map(|&v| v as i32).collect();
+        assert_eq!(g.maxpool(&x, &geo).unwrap(), want);
+    }
+}
+
+#[test]
+fn large_dispatches_are_split() {
+    let Some(g) = gpu() else { return };
+    // more workgroups than one dimension allows on most adapters (64 x 70000 invocations)
+    let n = 64 * 70_000;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    let got = g.quantize(&x, 2.0).unwrap();
+    let want: Vec<i32> = kernels::quantize(&x, 2.0)
+        .into_iter()
+        .map(|v| v as i32)
+        .collect();
+    assert_eq!(got, want);
+}
