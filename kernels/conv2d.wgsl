@@ -1,6 +1,6 @@
 // conv2d: direct 2-D convolution of one image, INT8 activations x integer weights, INT32
 // accumulation starting from the INT32 bias; groups, strides, dilations, explicit padding.
-// One invocation per output (oc, y, x). Accumulation order: input channel, kernel row,
+// One invocation per output (image, oc, y, x) of a batch of n images. Accumulation order: input channel, kernel row,
 // kernel column ascending (integer: exact in any order).
 // CPU mirror: cpu::kernels::conv2d.
 
@@ -9,6 +9,7 @@ struct Params {
     icg: u32, kh: u32, kw: u32, sh: u32,
     sw: u32, dh: u32, dw: u32, pt: u32,
     pl: u32, oh: u32, ow: u32, group: u32,
+    n: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -20,8 +21,11 @@ struct Params {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = flat_index(gid, nwg);
-    if (idx >= p.oc * p.oh * p.ow) { return; }
-    let o = idx / (p.oh * p.ow);
+    let per_image = p.oc * p.oh * p.ow;
+    if (idx >= p.n * per_image) { return; }
+    let b = idx / per_image;
+    let xbase = b * p.c * p.h * p.w;
+    let o = (idx % per_image) / (p.oh * p.ow);
     let y = (idx / p.ow) % p.oh;
     let xo = idx % p.ow;
     let grp = o / (p.oc / p.group);
@@ -34,7 +38,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             for (var kx = 0u; kx < p.kw; kx++) {
                 let ix = i32(xo * p.sw + kx * p.dw) - i32(p.pl);
                 if (ix < 0 || ix >= i32(p.w)) { continue; }
-                let xv = x[(ci * p.h + u32(iy)) * p.w + u32(ix)];
+                let xv = x[xbase + (ci * p.h + u32(iy)) * p.w + u32(ix)];
                 a += wt[((o * p.icg + i) * p.kh + ky) * p.kw + kx] * xv;
             }
         }

@@ -1,5 +1,6 @@
 // requantize: INT32 accumulators -> INT8 values: quantize1(f32(acc) * m[channel]), where
-// channel = index / per_channel (NCHW) or index % channels (row-major dense output).
+// channel = (index / per_channel) % channels (NCHW, any batch) or index % channels
+// (row-major dense output).
 // CPU mirror: cpu::kernels::requantize.
 
 struct Params { n: u32, per_channel: u32, channels: u32, channel_last: u32 }
@@ -13,7 +14,7 @@ struct Params { n: u32, per_channel: u32, channels: u32, channel_last: u32 }
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
-    var ch = i / p.per_channel;
+    var ch = (i / p.per_channel) % p.channels;
     if (p.channel_last != 0u) { ch = i % p.channels; }
     q[i] = quantize1(f32(acc[i]) * m[ch]);
 }

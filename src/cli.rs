@@ -96,6 +96,13 @@ pub struct BenchArgs {
     /// Timed passes; the best is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// cpu: the CPU engine (all modes); gpu: the WGSL engine (integer mode); auto: gpu when an
+    /// adapter exists and the mode is integer, else cpu (with a one-line notice).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: BenchDevice,
+    /// Images per GPU batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -160,6 +167,13 @@ pub struct EvalArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Device {
     Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Gpu,
+    Auto,
 }
 
 #[derive(Args, Debug)]
@@ -399,21 +413,52 @@ pub fn run(cli: Cli) -> Result<String> {
             }
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let data = crate::data::load(&card.dataset, &card, false)?;
-            let r = crate::eval::bench(&g, &data, &cfg, a.mode, a.images.max(1), a.repeat.max(1))?;
+            let mut device = a.device;
+            if device == BenchDevice::Auto {
+                device = if a.mode == crate::cpu::engine::Mode::Integer
+                    && !crate::gpu::adapters().is_empty()
+                {
+                    BenchDevice::Gpu
+                } else {
+                    eprintln!(
+                        "notice: no GPU adapter, or not integer mode: benchmarking the CPU engine"
+                    );
+                    BenchDevice::Cpu
+                };
+            }
+            let (r, dev) = if device == BenchDevice::Gpu {
+                let ctx = crate::gpu::GpuContext::new()?;
+                let name = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
+                let r = crate::eval::bench_gpu(
+                    &ctx,
+                    &g,
+                    &data,
+                    &cfg,
+                    a.mode,
+                    a.images.max(1),
+                    a.repeat.max(1),
+                    a.batch,
+                )?;
+                (r, name)
+            } else {
+                let r =
+                    crate::eval::bench(&g, &data, &cfg, a.mode, a.images.max(1), a.repeat.max(1))?;
+                (r, format!("cpu, {} threads", rayon::current_num_threads()))
+            };
             let v = serde_json::json!({
                 "model": a.model, "mode": a.mode.as_str(), "config": cfg.label(), "images": a.images,
-                "threads": rayon::current_num_threads(), "images_per_s": r,
+                "device": dev, "images_per_s": r,
             });
             if a.json {
                 to_json(&v)
             } else {
                 Ok(format!(
-                    "{} [{} {}]: {:.1} images/s on {} threads\n",
+                    "{} [{} {}]: {:.1} images/s on {}\n",
                     a.model,
                     a.mode.as_str(),
                     cfg.label(),
                     r,
-                    rayon::current_num_threads()
+                    dev
                 ))
             }
         }

@@ -369,3 +369,54 @@ pub fn bench(
     }
     Ok(best)
 }
+
+/// Throughput of the GPU engine (integer mode): best images/s over `repeat` passes of
+/// `images` images in batches of `batch`, input upload and logit readback included.
+#[allow(clippy::too_many_arguments)]
+pub fn bench_gpu(
+    ctx: &crate::gpu::GpuContext,
+    graph: &Graph,
+    data: &Dataset,
+    quant: &QuantConfig,
+    mode: Mode,
+    images: usize,
+    repeat: usize,
+    batch: usize,
+) -> Result<f64> {
+    if mode != Mode::Integer {
+        return Err(Error::InvalidArg {
+            arg: "device".into(),
+            reason: "the GPU engine runs integer mode only".into(),
+        });
+    }
+    let q = quantize_graph(graph, quant)?;
+    let n = 64.min(data.len());
+    let mut shape = data.shape.clone();
+    shape[0] = n;
+    let scales = engine::calibrate(
+        graph,
+        &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
+        Calib::Max,
+        100.0,
+    )?;
+    let cpu = Engine::new(graph, mode, Some(&q), Some(&scales))?;
+    let ge = crate::gpu::engine::GpuEngine::new(ctx, &cpu, batch)?;
+    let per = data.per_image();
+    // A batch of images cycling through the dataset.
+    let pool: Vec<f32> = (0..ge.batch)
+        .flat_map(|i| data.image(i % data.len()).to_vec())
+        .collect();
+    ge.run(&pool[..per])?; // warm-up: pipelines compiled
+    let mut best = 0f64;
+    for _ in 0..repeat {
+        let t = std::time::Instant::now();
+        let mut done = 0;
+        while done < images {
+            let m = ge.batch.min(images - done);
+            ge.run(&pool[..m * per])?;
+            done += m;
+        }
+        best = best.max(images as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}

@@ -190,3 +190,132 @@ fn large_dispatches_are_split() {
         .collect();
     assert_eq!(got, want);
 }
+
+fn integer_engine_pair(
+    model: &str,
+    data_name: &str,
+    scheme: strumlab::quant::Scheme,
+    calib: usize,
+    n: usize,
+) {
+    use strumlab::cpu::engine::{self, Engine, Mode};
+    use strumlab::model::{LoadOptions, Tensor};
+    use strumlab::quant::config::Calib;
+    let Some(g) = gpu() else { return };
+    let (graph, card) = strumlab::zoo::resolve(model, &LoadOptions::default()).unwrap();
+    let ds = strumlab::data::load(data_name, &card, false).unwrap();
+    let q = strumlab::quant::quantize_graph(
+        &graph,
+        &strumlab::quant::QuantConfig {
+            scheme,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut shape = ds.shape.clone();
+    shape[0] = calib;
+    let sc = engine::calibrate(
+        &graph,
+        &Tensor::new(shape, ds.images[..calib * ds.per_image()].to_vec()),
+        Calib::Max,
+        100.0,
+    )
+    .unwrap();
+    let cpu = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+    let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
+    let n = n.min(ds.len());
+    let mut done = 0;
+    while done < n {
+        let m = ge.batch.min(n - done);
+        let got = ge
+            .run(&ds.images[done * ds.per_image()..(done + m) * ds.per_image()])
+            .unwrap();
+        for (k, logits) in got.iter().enumerate() {
+            let want = &cpu.run(ds.image(done + k), false).unwrap().0[0];
+            assert_eq!(
+                logits,
+                want,
+                "{model} {scheme:?}: image {} differs",
+                done + k
+            );
+        }
+        done += m;
+    }
+}
+
+#[test]
+fn whole_mnist8_integer_is_bit_identical_to_cpu() {
+    for scheme in [
+        strumlab::quant::Scheme::Int8,
+        strumlab::quant::Scheme::Mip2q,
+        strumlab::quant::Scheme::Dliq,
+    ] {
+        integer_engine_pair("mnist-8", "mnist-test", scheme, 64, 300);
+    }
+}
+
+#[test]
+fn whole_effnet_lite0_integer_is_bit_identical_to_cpu() {
+    if !strumlab::data::cache_dir()
+        .join("efficientnet-lite0.pth")
+        .is_file()
+    {
+        assert!(
+            std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(),
+            "EfficientNet-Lite0 not fetched"
+        );
+        eprintln!("skipping: run scripts/fetch-assets.sh");
+        return;
+    }
+    integer_engine_pair(
+        "effnet-lite0",
+        "imagenet-samples",
+        strumlab::quant::Scheme::Mip2q,
+        8,
+        4,
+    );
+}
+
+#[test]
+fn unsupported_ops_are_named() {
+    use strumlab::cpu::engine::{Engine, Mode};
+    let Some(g) = gpu() else { return };
+    let (graph, _) =
+        strumlab::zoo::resolve("mnist-8", &strumlab::model::LoadOptions::default()).unwrap();
+    let cpu = Engine::new(&graph, Mode::Fp32, None, None).unwrap();
+    let e = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 8)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("integer mode only"), "{e}");
+}
+
+#[test]
+fn devices_and_gpu_bench_commands_run() {
+    let Some(_g) = gpu() else { return };
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    let o = std::process::Command::new(bin)
+        .args(["devices", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v["adapters"].as_array().unwrap().is_empty());
+    let o = std::process::Command::new(bin)
+        .args([
+            "bench", "--device", "gpu", "--scheme", "mip2q", "--images", "64", "--repeat", "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+    // fp32 on the GPU is refused with a clear message
+    let o = std::process::Command::new(bin)
+        .args(["bench", "--device", "gpu", "--mode", "fp32"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("integer mode only"));
+}

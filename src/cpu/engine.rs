@@ -47,6 +47,9 @@ impl Mode {
 /// Per-tensor activation scales, keyed by value name.
 pub type Scales = HashMap<String, f32>;
 
+/// Largest INT32 bias magnitude allowed (see `Engine::new`): 2^30.
+const BIAS_HEADROOM: f32 = 1_073_741_824.0;
+
 /// Values kept per tensor for percentile / MSE calibration (deterministic stride sampling).
 const CALIB_SAMPLES: usize = 1 << 22;
 
@@ -124,6 +127,15 @@ struct LayerPlan {
     float_out: bool,
     /// MACs by weight class (High, Low, Zero) if every activation were non-zero
     pairs_dense: [u64; 3],
+}
+
+/// Integer constants of one weight layer (see [`Engine::int_layer`]).
+pub struct IntLayer<'a> {
+    pub w_q: &'a [i32],
+    pub bias_q: &'a [i32],
+    /// per output channel: requantization factor, or dequantization factor if `float_out`
+    pub m: &'a [f32],
+    pub float_out: bool,
 }
 
 /// What the engine observed at one weight layer for one image.
@@ -278,14 +290,25 @@ impl<'g> Engine<'g> {
                 }
                 let s_in = scales[&node.inputs[0]];
                 let s_out = if float_out { 1.0 } else { scales[&node.output] };
+                // INT32 headroom: a channel whose bias would need more than 2^30 on the
+                // accumulator scale (tiny weights after BatchNorm folding next to a real bias)
+                // gets a coarser weight scale, so that bias + products never overflow INT32
+                // (products stay below 256 * 127 * K, far below 2^30 for K < 33k). Its
+                // weights are negligible against its bias at that scale.
+                let mut sw = l.encoded.scales.clone();
                 w_q = l.encoded.q.clone();
-                bias_q = crate::quant::calib::quantize_bias(bias, &l.encoded.scales, s_in);
-                m = l
-                    .encoded
-                    .scales
-                    .iter()
-                    .map(|&sw| s_in * sw / s_out)
-                    .collect();
+                for o in 0..oc {
+                    let need = bias[o].abs() / (s_in * BIAS_HEADROOM);
+                    if need > sw[o] {
+                        let r = sw[o] / need;
+                        for w in &mut w_q[o * per..(o + 1) * per] {
+                            *w = crate::quant::calib::rne(*w as f32 * r) as i32;
+                        }
+                        sw[o] = need;
+                    }
+                }
+                bias_q = crate::quant::calib::quantize_bias(bias, &sw, s_in);
+                m = sw.iter().map(|&w| s_in * w / s_out).collect();
                 debug_assert_eq!(l.encoded.scale_per, per);
             }
             layers.insert(
@@ -307,6 +330,23 @@ impl<'g> Engine<'g> {
             layers,
             scales,
         })
+    }
+
+    /// The prepared integer constants of weight layer `node` (integer mode), shared with the
+    /// GPU engine so both run on identical numbers.
+    pub fn int_layer(&self, node: usize) -> Option<IntLayer<'_>> {
+        let p = self.layers.get(&node)?;
+        (self.mode == Mode::Integer).then_some(IntLayer {
+            w_q: &p.w_q,
+            bias_q: &p.bias_q,
+            m: &p.m,
+            float_out: p.float_out,
+        })
+    }
+
+    /// The per-tensor activation scale of a value (quantized modes).
+    pub fn scale(&self, name: &str) -> Option<f32> {
+        self.scales.get(name).copied()
     }
 
     /// Run one image, calling `observe(value_name, values)` for the input and every node
@@ -378,7 +418,7 @@ impl<'g> Engine<'g> {
         let v = match &node.op {
             Op::Conv(_) | Op::Dense(_) => return self.layer(i, inp(0), observe, obs),
             Op::Relu => match inp(0) {
-                V::Q(q, s) => V::Q(q.iter().map(|&v| v.max(0)).collect(), *s),
+                V::Q(q, s) => V::Q(kernels::clamp_i8(q, 0, 127), *s),
                 V::F(f) => V::F(f.iter().map(|&v| v.max(0.0)).collect()),
             },
             Op::Clip { min, max } => match inp(0) {
@@ -393,7 +433,7 @@ impl<'g> Engine<'g> {
                     } else {
                         127
                     };
-                    V::Q(q.iter().map(|&v| v.clamp(lo, hi)).collect(), *s)
+                    V::Q(kernels::clamp_i8(q, lo, hi), *s)
                 }
                 V::F(f) => V::F(f.iter().map(|&v| v.clamp(*min, *max)).collect()),
             },
@@ -460,14 +500,7 @@ impl<'g> Engine<'g> {
                             broadcast_to(qb, &bshape, &out_shape)
                         };
                         let r: Vec<i8> = if add {
-                            qa.iter()
-                                .zip(&qb)
-                                .map(|(&x, &y)| {
-                                    kernels::quantize1(
-                                        (x as f32).mul_add(s_a / so, y as f32 * (s_b / so)),
-                                    )
-                                })
-                                .collect()
+                            kernels::add_i8(&qa, &qb, s_a / so, s_b / so)
                         } else {
                             qa.iter()
                                 .zip(&qb)
@@ -583,17 +616,7 @@ impl<'g> Engine<'g> {
                 let shp = g.shape(&node.inputs[0]);
                 let hw: usize = shp[2..].iter().product();
                 match inp(0) {
-                    V::Q(q, s) => V::Q(
-                        q.chunks(hw)
-                            .map(|c| {
-                                kernels::quantize1(
-                                    c.iter().map(|&v| v as i32).sum::<i32>() as f32
-                                        * (s / (hw as f32 * so)),
-                                )
-                            })
-                            .collect(),
-                        so,
-                    ),
+                    V::Q(q, s) => V::Q(kernels::gap_i8(q, hw, s / (hw as f32 * so)), so),
                     V::F(x) => V::F(
                         x.chunks(hw)
                             .map(|c| c.iter().sum::<f32>() / hw as f32)
@@ -764,14 +787,14 @@ impl<'g> Engine<'g> {
                     Some(gm) => kernels::conv2d(q, &plan.w_q, gm, &mut acc, |v| v as i32),
                     None => kernels::dense(q, &plan.w_q, ic, oc, &mut acc, |v| v as i32),
                 }
-                let chan = |k: usize| if dims.is_some() { k / per_out } else { k % oc };
                 if plan.float_out {
-                    V::F(
-                        acc.iter()
-                            .enumerate()
-                            .map(|(k, &a)| a as f32 * plan.m[chan(k)])
-                            .collect(),
-                    )
+                    V::F(kernels::dequantize_acc(
+                        &acc,
+                        &plan.m,
+                        per_out,
+                        oc,
+                        dims.is_none(),
+                    ))
                 } else {
                     let so = self.scales[&node.output];
                     V::Q(

@@ -172,7 +172,8 @@ pub fn dense<T: Copy, A>(
 }
 
 /// Requantize INT32 accumulators to INT8: `clamp(round_even(acc * m[channel]), -127, 127)`,
-/// channel = `index / per_channel` (NCHW), or `index % channels` when `channel_last`.
+/// channel = `(index / per_channel) % channels` (NCHW, any batch), or `index % channels`
+/// when `channel_last` (row-major dense output).
 pub fn requantize(
     acc: &[i32],
     m: &[f32],
@@ -182,14 +183,52 @@ pub fn requantize(
 ) -> Vec<i8> {
     acc.iter()
         .enumerate()
-        .map(|(i, &a)| {
-            let ch = if channel_last {
-                i % channels
-            } else {
-                i / per_channel
-            };
-            quantize1(a as f32 * m[ch])
-        })
+        .map(|(i, &a)| quantize1(a as f32 * m[channel(i, per_channel, channels, channel_last)]))
+        .collect()
+}
+
+#[inline]
+fn channel(i: usize, per_channel: usize, channels: usize, channel_last: bool) -> usize {
+    if channel_last {
+        i % channels
+    } else {
+        (i / per_channel) % channels
+    }
+}
+
+/// INT32 accumulators to FP32 outputs: `acc * m[channel]` (layers feeding graph outputs).
+pub fn dequantize_acc(
+    acc: &[i32],
+    m: &[f32],
+    per_channel: usize,
+    channels: usize,
+    channel_last: bool,
+) -> Vec<f32> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, &a)| a as f32 * m[channel(i, per_channel, channels, channel_last)])
+        .collect()
+}
+
+/// ReLU / Clip on INT8 values: exact, the scale is unchanged.
+pub fn clamp_i8(q: &[i8], lo: i8, hi: i8) -> Vec<i8> {
+    q.iter().map(|&v| v.clamp(lo, hi)).collect()
+}
+
+/// Residual add of two INT8 tensors of equal shape: `quantize1(fma(a, ra, b * rb))` with
+/// `ra = s_a / s_out`, `rb = s_b / s_out` (one fused multiply-add, one rounding).
+pub fn add_i8(a: &[i8], b: &[i8], ra: f32, rb: f32) -> Vec<i8> {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| quantize1((x as f32).mul_add(ra, y as f32 * rb)))
+        .collect()
+}
+
+/// Global average pooling of INT8 planes of `hw` values: `quantize1(sum * k)`, with
+/// `k = s_in / (hw * s_out)`.
+pub fn gap_i8(x: &[i8], hw: usize, k: f32) -> Vec<i8> {
+    x.chunks(hw)
+        .map(|c| quantize1(c.iter().map(|&v| v as i32).sum::<i32>() as f32 * k))
         .collect()
 }
 

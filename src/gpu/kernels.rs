@@ -33,6 +33,22 @@ pub const KERNELS: &[Kernel] = &[
         name: "maxpool",
         source: include_str!("../../kernels/maxpool.wgsl"),
     },
+    Kernel {
+        name: "dequantize_acc",
+        source: include_str!("../../kernels/dequantize_acc.wgsl"),
+    },
+    Kernel {
+        name: "clamp_i8",
+        source: include_str!("../../kernels/clamp_i8.wgsl"),
+    },
+    Kernel {
+        name: "add_i8",
+        source: include_str!("../../kernels/add_i8.wgsl"),
+    },
+    Kernel {
+        name: "gap_i8",
+        source: include_str!("../../kernels/gap_i8.wgsl"),
+    },
 ];
 
 impl Kernel {

@@ -6,6 +6,7 @@
 //! maxpool). The whole-graph GPU executor, float modes and the remaining kernels are the
 //! rest of the GPU-engine issue.
 
+pub mod engine;
 pub mod kernels;
 
 use std::collections::HashMap;
@@ -16,6 +17,33 @@ use wgpu::util::DeviceExt;
 
 use crate::cpu::kernels::ConvGeom;
 use crate::error::{Error, Result};
+
+/// The `conv2d` kernel's parameter block for a batch of `n` images.
+pub(crate) fn conv_params(g: &ConvGeom, n: usize) -> [u32; 20] {
+    let v = |x: usize| x as u32;
+    [
+        v(g.c),
+        v(g.h),
+        v(g.w),
+        v(g.oc),
+        v(g.icg),
+        v(g.kh),
+        v(g.kw),
+        v(g.sh),
+        v(g.sw),
+        v(g.dh),
+        v(g.dw),
+        v(g.pt),
+        v(g.pl),
+        v(g.oh),
+        v(g.ow),
+        v(g.group),
+        v(n),
+        0,
+        0,
+        0,
+    ]
+}
 
 /// What `strumlab devices` prints for one adapter.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -102,7 +130,7 @@ impl GpuContext {
 
     /// The compute pipeline of a registered kernel, compiled once. Shader or pipeline
     /// creation errors are returned with the kernel's name.
-    fn pipeline(&self, name: &'static str) -> Result<wgpu::ComputePipeline> {
+    pub(crate) fn pipeline(&self, name: &'static str) -> Result<wgpu::ComputePipeline> {
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(name) {
             return Ok(p.clone());
         }
@@ -135,7 +163,7 @@ impl GpuContext {
         Ok(p)
     }
 
-    fn storage<T: Pod>(&self, data: &[T], writable: bool) -> wgpu::Buffer {
+    pub(crate) fn storage<T: Pod>(&self, data: &[T], writable: bool) -> wgpu::Buffer {
         let usage = wgpu::BufferUsages::STORAGE
             | if writable {
                 wgpu::BufferUsages::COPY_SRC
@@ -153,22 +181,23 @@ impl GpuContext {
             })
     }
 
-    /// Run kernel `name` over `n` invocations with `params` at binding 0 and `buffers` at
-    /// bindings 1.., then read back the last buffer as `len` elements of `T`.
-    fn launch<P: Pod, T: Pod>(
+    /// Record one dispatch of kernel `name` over `n` invocations into `enc`, with `params`
+    /// at binding 0 and `buffers` at bindings 1..; the grid is split to respect the
+    /// adapter's per-dimension workgroup limit.
+    pub(crate) fn encode(
         &self,
+        enc: &mut wgpu::CommandEncoder,
         name: &'static str,
-        params: &P,
+        params: &[u8],
         buffers: &[&wgpu::Buffer],
         n: u32,
-        len: usize,
-    ) -> Result<Vec<T>> {
+    ) -> Result<()> {
         let pipe = self.pipeline(name)?;
         let ubuf = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
-                contents: bytemuck::bytes_of(params),
+                contents: params,
                 usage: wgpu::BufferUsages::UNIFORM,
             });
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -198,22 +227,28 @@ impl GpuContext {
                 "kernel '{name}': {n} invocations exceed the adapter's dispatch limits"
             )));
         }
-        let out = buffers.last().expect("an output buffer");
-        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+        Ok(())
+    }
+
+    /// Copy `len` elements of `src` back to the host.
+    pub(crate) fn read_back<T: Pod>(
+        &self,
+        mut enc: wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let bytes = ((len * std::mem::size_of::<T>()) as u64).max(4);
         let read = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: bytes.max(4),
+            size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipe);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        }
-        enc.copy_buffer_to_buffer(out, 0, &read, 0, bytes.max(4));
+        enc.copy_buffer_to_buffer(src, 0, &read, 0, bytes);
         self.queue.submit([enc.finish()]);
         let slice = read.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -222,17 +257,41 @@ impl GpuContext {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("kernel '{name}': {e}")))?;
+            .map_err(|e| Error::Gpu(format!("device poll: {e}")))?;
         rx.recv()
-            .map_err(|e| Error::Gpu(format!("kernel '{name}': {e}")))?
-            .map_err(|e| Error::Gpu(format!("kernel '{name}': readback failed ({e})")))?;
-        let view = slice.get_mapped_range().map_err(|e| {
-            Error::Gpu(format!(
-                "kernel '{name}': cannot map the readback buffer ({e:?})"
-            ))
-        })?;
-        let v = bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec();
-        Ok(v)
+            .map_err(|e| Error::Gpu(format!("readback: {e}")))?
+            .map_err(|e| Error::Gpu(format!("readback failed ({e})")))?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("cannot map the readback buffer ({e:?})")))?;
+        Ok(bytemuck::cast_slice::<u8, T>(&view[..len * std::mem::size_of::<T>()]).to_vec())
+    }
+
+    /// A zero-initialised storage buffer of `bytes` bytes.
+    pub(crate) fn scratch(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("scratch"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Run kernel `name` over `n` invocations with `params` at binding 0 and `buffers` at
+    /// bindings 1.., then read back the last buffer as `len` elements of `T`.
+    fn launch<P: Pod, T: Pod>(
+        &self,
+        name: &'static str,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        n: u32,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.encode(&mut enc, name, bytemuck::bytes_of(params), buffers, n)?;
+        self.read_back(enc, buffers.last().expect("an output buffer"), len)
     }
 
     /// GPU `quantize` (mirror: `cpu::kernels::quantize`).
@@ -265,26 +324,8 @@ impl GpuContext {
     pub fn conv2d(&self, x: &[i32], wt: &[i32], bias: &[i32], g: &ConvGeom) -> Result<Vec<i32>> {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
-        struct P([u32; 16]);
-        let v = |x: usize| x as u32;
-        let p = P([
-            v(g.c),
-            v(g.h),
-            v(g.w),
-            v(g.oc),
-            v(g.icg),
-            v(g.kh),
-            v(g.kw),
-            v(g.sh),
-            v(g.sw),
-            v(g.dh),
-            v(g.dw),
-            v(g.pt),
-            v(g.pl),
-            v(g.oh),
-            v(g.ow),
-            v(g.group),
-        ]);
+        struct P([u32; 20]);
+        let p = P(conv_params(g, 1));
         let n = g.oc * g.oh * g.ow;
         let bufs = [
             self.storage(x, false),

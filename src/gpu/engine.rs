@@ -1,0 +1,467 @@
+//! Whole-graph integer inference on the GPU: the CPU engine's integer plan (weights,
+//! INT32 biases, requantization factors, activation scales) executed by the WGSL kernels
+//! on a batch of images, with every intermediate tensor resident on the GPU. Bit-identical
+//! to `cpu::engine` in integer mode (tested). Supports the ops of mnist-8 and
+//! EfficientNet-Lite: Conv (any groups), Dense, Relu, Clip, MaxPool, GlobalAveragePool,
+//! residual Add, Flatten/Reshape/Identity. Anything else is an error naming the op.
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{GpuContext, conv_params};
+use crate::cpu::engine::{Engine, Mode};
+use crate::cpu::kernels::{ConvGeom, quantize1};
+use crate::error::{Error, Result};
+use crate::model::{Graph, Op};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct P4([u32; 4]);
+
+fn p4(a: u32, b: u32, c: u32, d: u32) -> P4 {
+    P4([a, b, c, d])
+}
+
+enum Step {
+    Conv {
+        node: usize,
+        geom: ConvGeom,
+        per_image_out: usize,
+    },
+    Dense {
+        node: usize,
+        ic: usize,
+        oc: usize,
+        rows: usize,
+    },
+    Clamp {
+        lo: i32,
+        hi: i32,
+        per_image: usize,
+    },
+    MaxPool {
+        geom: ConvGeom,
+    },
+    Gap {
+        planes_per_image: usize,
+        hw: usize,
+        k: f32,
+    },
+    Add {
+        ra: f32,
+        rb: f32,
+        per_image: usize,
+    },
+}
+
+struct LayerBufs {
+    w: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    m: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    float_out: bool,
+}
+
+pub struct GpuEngine<'a> {
+    ctx: &'a GpuContext,
+    graph: &'a Graph,
+    pub batch: usize,
+    steps: Vec<(Step, Vec<String>, String)>,
+    layers: HashMap<usize, LayerBufs>,
+    /// value name -> (buffer, elements per image, FP32?)
+    values: HashMap<String, (std::rc::Rc<wgpu::Buffer>, usize, bool)>,
+    input_f32: wgpu::Buffer,
+    input_scale: f32,
+    output: String,
+    output_scale: f32,
+}
+
+fn geom_of(
+    g: &Graph,
+    input: &str,
+    output: &str,
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+    pads: [usize; 4],
+    oc: usize,
+    icg: usize,
+    group: usize,
+) -> ConvGeom {
+    let i = g.shape(input);
+    let o = g.shape(output);
+    ConvGeom {
+        c: i[1],
+        h: i[2],
+        w: i[3],
+        oc,
+        icg,
+        kh: k[0],
+        kw: k[1],
+        sh: s[0],
+        sw: s[1],
+        dh: d[0],
+        dw: d[1],
+        pt: pads[0],
+        pl: pads[1],
+        oh: o[2],
+        ow: o[3],
+        group,
+    }
+}
+
+impl<'a> GpuEngine<'a> {
+    /// Prepare `cpu` (an integer-mode engine) for batches of up to `batch` images.
+    pub fn new(ctx: &'a GpuContext, cpu: &Engine<'a>, batch: usize) -> Result<Self> {
+        if cpu.mode != Mode::Integer {
+            return Err(Error::Gpu(
+                "the GPU engine runs integer mode only (fp32 and fake-quant run on the CPU)".into(),
+            ));
+        }
+        let g = cpu.graph;
+        let unsupported = |n: &crate::model::Node, why: &str| {
+            Error::Gpu(format!(
+                "node '{}' ({}): {why}; use --device cpu",
+                n.name,
+                n.op.name()
+            ))
+        };
+        // Largest tensor per image bounds the batch (one storage binding each).
+        let max_elems = g
+            .shapes
+            .values()
+            .map(|s| s.iter().product::<usize>())
+            .max()
+            .unwrap_or(1);
+        let limit = ctx.limits.max_storage_buffer_binding_size as usize;
+        let batch = batch.clamp(1, (limit / (4 * max_elems)).max(1));
+        let mut steps = Vec::new();
+        let mut layers = HashMap::new();
+        let mut values: HashMap<String, (std::rc::Rc<wgpu::Buffer>, usize, bool)> = HashMap::new();
+        let per = |name: &str| g.shape(name).iter().product::<usize>();
+        let new_buf = |n: usize| std::rc::Rc::new(ctx.scratch((4 * n * batch) as u64));
+        let input_scale = cpu
+            .scale(&g.input)
+            .ok_or_else(|| Error::Gpu("no input scale".into()))?;
+        values.insert(
+            g.input.clone(),
+            (new_buf(per(&g.input)), per(&g.input), false),
+        );
+        for (i, n) in g.nodes.iter().enumerate() {
+            let so = cpu.scale(&n.output).unwrap_or(1.0);
+            let out_elems = per(&n.output);
+            let step = match &n.op {
+                Op::Conv(c) => {
+                    let l = cpu
+                        .int_layer(i)
+                        .ok_or_else(|| unsupported(n, "layer not quantized"))?;
+                    let geom = geom_of(
+                        g,
+                        &n.inputs[0],
+                        &n.output,
+                        c.kernel(),
+                        c.strides,
+                        c.dilations,
+                        c.pads,
+                        c.out_channels(),
+                        c.in_channels_per_group(),
+                        c.group,
+                    );
+                    layers.insert(
+                        i,
+                        LayerBufs {
+                            w: ctx.storage(l.w_q, false),
+                            bias: ctx.storage(l.bias_q, false),
+                            m: ctx.storage(l.m, false),
+                            acc: ctx.scratch((4 * out_elems * batch) as u64),
+                            float_out: l.float_out,
+                        },
+                    );
+                    Step::Conv {
+                        node: i,
+                        geom,
+                        per_image_out: out_elems,
+                    }
+                }
+                Op::Dense(d) => {
+                    let l = cpu
+                        .int_layer(i)
+                        .ok_or_else(|| unsupported(n, "layer not quantized"))?;
+                    let (oc, ic) = (d.weight.shape[0], d.weight.shape[1]);
+                    layers.insert(
+                        i,
+                        LayerBufs {
+                            w: ctx.storage(l.w_q, false),
+                            bias: ctx.storage(l.bias_q, false),
+                            m: ctx.storage(l.m, false),
+                            acc: ctx.scratch((4 * out_elems * batch) as u64),
+                            float_out: l.float_out,
+                        },
+                    );
+                    Step::Dense {
+                        node: i,
+                        ic,
+                        oc,
+                        rows: out_elems / oc,
+                    }
+                }
+                Op::Relu => Step::Clamp {
+                    lo: 0,
+                    hi: 127,
+                    per_image: out_elems,
+                },
+                Op::Clip { min, max } => {
+                    let s = cpu.scale(&n.inputs[0]).unwrap_or(1.0);
+                    let lo = if min.is_finite() {
+                        quantize1(min / s) as i32
+                    } else {
+                        -127
+                    };
+                    let hi = if max.is_finite() {
+                        quantize1(max / s) as i32
+                    } else {
+                        127
+                    };
+                    Step::Clamp {
+                        lo,
+                        hi,
+                        per_image: out_elems,
+                    }
+                }
+                Op::MaxPool(p) => {
+                    let c = g.shape(&n.inputs[0])[1];
+                    Step::MaxPool {
+                        geom: geom_of(
+                            g,
+                            &n.inputs[0],
+                            &n.output,
+                            p.kernel,
+                            p.strides,
+                            [1, 1],
+                            p.pads,
+                            c,
+                            1,
+                            c,
+                        ),
+                    }
+                }
+                Op::GlobalAveragePool => {
+                    let s = g.shape(&n.inputs[0]);
+                    let hw: usize = s[2..].iter().product();
+                    let si = cpu.scale(&n.inputs[0]).unwrap_or(1.0);
+                    Step::Gap {
+                        planes_per_image: s[1],
+                        hw,
+                        k: si / (hw as f32 * so),
+                    }
+                }
+                Op::Add { constant: None } if g.shape(&n.inputs[0]) == g.shape(&n.inputs[1]) => {
+                    let (sa, sb) = (
+                        cpu.scale(&n.inputs[0]).unwrap_or(1.0),
+                        cpu.scale(&n.inputs[1]).unwrap_or(1.0),
+                    );
+                    Step::Add {
+                        ra: sa / so,
+                        rb: sb / so,
+                        per_image: out_elems,
+                    }
+                }
+                Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => {
+                    let v = values
+                        .get(&n.inputs[0])
+                        .cloned()
+                        .ok_or_else(|| unsupported(n, "input not on the GPU"))?;
+                    values.insert(n.output.clone(), (v.0, out_elems, v.2));
+                    continue;
+                }
+                _ => return Err(unsupported(n, "not supported by the GPU engine yet")),
+            };
+            let float_out = matches!(step, Step::Conv { node, .. } | Step::Dense { node, .. } if layers[&node].float_out);
+            if values.get(&n.inputs[0]).is_some_and(|v| v.2) {
+                return Err(unsupported(n, "consumes an FP32 tensor"));
+            }
+            values.insert(n.output.clone(), (new_buf(out_elems), out_elems, float_out));
+            steps.push((step, n.inputs.clone(), n.output.clone()));
+        }
+        let output = g.outputs[0].clone();
+        let output_scale = cpu.scale(&output).unwrap_or(1.0);
+        let input_f32 = ctx.scratch((4 * per(&g.input) * batch) as u64);
+        Ok(GpuEngine {
+            ctx,
+            graph: g,
+            batch,
+            steps,
+            layers,
+            values,
+            input_f32,
+            input_scale,
+            output,
+            output_scale,
+        })
+    }
+
+    /// Run up to `batch` images (`images` holds them back to back, model layout) and return
+    /// the FP32 graph output of each.
+    pub fn run(&self, images: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let per_in: usize = self.graph.input_shape.iter().product();
+        let n = images.len() / per_in;
+        if n == 0 || n > self.batch || images.len() != n * per_in {
+            return Err(Error::Gpu(format!(
+                "run takes 1..={} whole images",
+                self.batch
+            )));
+        }
+        let ctx = self.ctx;
+        ctx.queue
+            .write_buffer(&self.input_f32, 0, bytemuck::cast_slice(images));
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let (inb, _, _) = &self.values[&self.graph.input];
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct Q(u32, f32, u32, u32);
+        ctx.encode(
+            &mut enc,
+            "quantize",
+            bytemuck::bytes_of(&Q((n * per_in) as u32, self.input_scale, 0, 0)),
+            &[&self.input_f32, inb],
+            (n * per_in) as u32,
+        )?;
+        let nn = |x: usize| (x * n) as u32;
+        for (step, ins, out) in &self.steps {
+            let x = &self.values[&ins[0]].0;
+            let y = &self.values[out].0;
+            match step {
+                Step::Conv {
+                    node,
+                    geom,
+                    per_image_out,
+                } => {
+                    let l = &self.layers[node];
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct C([u32; 20]);
+                    ctx.encode(
+                        &mut enc,
+                        "conv2d",
+                        bytemuck::bytes_of(&C(conv_params(geom, n))),
+                        &[x, &l.w, &l.bias, &l.acc],
+                        nn(*per_image_out),
+                    )?;
+                    let per_ch = (geom.oh * geom.ow) as u32;
+                    let name = if l.float_out {
+                        "dequantize_acc"
+                    } else {
+                        "requantize"
+                    };
+                    ctx.encode(
+                        &mut enc,
+                        name,
+                        bytemuck::bytes_of(&p4(nn(*per_image_out), per_ch, geom.oc as u32, 0)),
+                        &[&l.acc, &l.m, y],
+                        nn(*per_image_out),
+                    )?;
+                }
+                Step::Dense { node, ic, oc, rows } => {
+                    let l = &self.layers[node];
+                    let r = (rows * n) as u32;
+                    ctx.encode(
+                        &mut enc,
+                        "dense",
+                        bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
+                        &[x, &l.w, &l.bias, &l.acc],
+                        r * oc.div_ceil(4) as u32,
+                    )?;
+                    let name = if l.float_out {
+                        "dequantize_acc"
+                    } else {
+                        "requantize"
+                    };
+                    ctx.encode(
+                        &mut enc,
+                        name,
+                        bytemuck::bytes_of(&p4(r * *oc as u32, 1, *oc as u32, 1)),
+                        &[&l.acc, &l.m, y],
+                        r * *oc as u32,
+                    )?;
+                }
+                Step::Clamp { lo, hi, per_image } => {
+                    ctx.encode(
+                        &mut enc,
+                        "clamp_i8",
+                        bytemuck::bytes_of(&p4(nn(*per_image), *lo as u32, *hi as u32, 0)),
+                        &[x, y],
+                        nn(*per_image),
+                    )?;
+                }
+                Step::MaxPool { geom } => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct M([u32; 12]);
+                    let v = |x: usize| x as u32;
+                    let g = geom;
+                    let p = M([
+                        v(g.c * n),
+                        v(g.h),
+                        v(g.w),
+                        v(g.kh),
+                        v(g.kw),
+                        v(g.sh),
+                        v(g.sw),
+                        v(g.pt),
+                        v(g.pl),
+                        v(g.oh),
+                        v(g.ow),
+                        0,
+                    ]);
+                    ctx.encode(
+                        &mut enc,
+                        "maxpool",
+                        bytemuck::bytes_of(&p),
+                        &[x, y],
+                        nn(g.c * g.oh * g.ow),
+                    )?;
+                }
+                Step::Gap {
+                    planes_per_image,
+                    hw,
+                    k,
+                } => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct G(u32, u32, f32, u32);
+                    ctx.encode(
+                        &mut enc,
+                        "gap_i8",
+                        bytemuck::bytes_of(&G(nn(*planes_per_image), *hw as u32, *k, 0)),
+                        &[x, y],
+                        nn(*planes_per_image),
+                    )?;
+                }
+                Step::Add { ra, rb, per_image } => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct A(u32, f32, f32, u32);
+                    let b = &self.values[&ins[1]].0;
+                    ctx.encode(
+                        &mut enc,
+                        "add_i8",
+                        bytemuck::bytes_of(&A(nn(*per_image), *ra, *rb, 0)),
+                        &[x, b, y],
+                        nn(*per_image),
+                    )?;
+                }
+            }
+        }
+        let (ob, per_out, is_f32) = &self.values[&self.output];
+        let flat: Vec<f32> = if *is_f32 {
+            ctx.read_back::<f32>(enc, ob, per_out * n)?
+        } else {
+            ctx.read_back::<i32>(enc, ob, per_out * n)?
+                .into_iter()
+                .map(|q| q as f32 * self.output_scale)
+                .collect()
+        };
+        Ok(flat.chunks(*per_out).map(|c| c.to_vec()).collect())
+    }
+}
