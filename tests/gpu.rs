@@ -319,3 +319,52 @@ fn devices_and_gpu_bench_commands_run() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("integer mode only"));
 }
+
+#[test]
+fn conv1x1_matches_cpu_across_tile_edges() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(21);
+    for (n, ic, oc, h, w) in [(1, 16, 24, 5, 5), (3, 7, 9, 3, 7), (2, 32, 4, 1, 1)] {
+        let x = int8s(&mut rng, n * ic * h * w);
+        let wt = int8s(&mut rng, oc * ic);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(2001) as i32 - 1000).collect();
+        let geo = ConvGeom {
+            c: ic,
+            h,
+            w,
+            oc,
+            icg: ic,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+            oh: h,
+            ow: w,
+            group: 1,
+        };
+        let mut want = Vec::new();
+        for b in 0..n {
+            let mut acc: Vec<i32> = bias
+                .iter()
+                .flat_map(|&v| std::iter::repeat_n(v, h * w))
+                .collect();
+            kernels::conv1x1(
+                &x[b * ic * h * w..(b + 1) * ic * h * w],
+                &wt,
+                &geo,
+                &mut acc,
+                |v| v,
+            );
+            want.extend(acc);
+        }
+        assert_eq!(
+            g.conv1x1(&x, &wt, &bias, n, ic, oc, h * w).unwrap(),
+            want,
+            "{n}x{ic}x{h}x{w} -> {oc}"
+        );
+    }
+}

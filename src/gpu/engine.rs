@@ -341,13 +341,37 @@ impl<'a> GpuEngine<'a> {
                     #[repr(C)]
                     #[derive(Clone, Copy, Pod, Zeroable)]
                     struct C([u32; 20]);
-                    ctx.encode(
-                        &mut enc,
-                        "conv2d",
-                        bytemuck::bytes_of(&C(conv_params(geom, n))),
-                        &[x, &l.w, &l.bias, &l.acc],
-                        nn(*per_image_out),
-                    )?;
+                    let g = geom;
+                    let pointwise = g.kh == 1
+                        && g.kw == 1
+                        && g.sh == 1
+                        && g.sw == 1
+                        && g.pt == 0
+                        && g.pl == 0
+                        && g.group == 1
+                        && g.oh == g.h
+                        && g.ow == g.w;
+                    if pointwise {
+                        let hw = g.h * g.w;
+                        let p = p4(n as u32, g.icg as u32, g.oc as u32, hw as u32);
+                        let inv = super::conv1x1_invocations(n, g.oc, hw);
+                        ctx.encode(
+                            &mut enc,
+                            "conv1x1",
+                            bytemuck::bytes_of(&p),
+                            &[x, &l.w, &l.bias, &l.acc],
+                            inv,
+                        )?;
+                    } else {
+                        let p = C(conv_params(geom, n));
+                        ctx.encode(
+                            &mut enc,
+                            "conv2d",
+                            bytemuck::bytes_of(&p),
+                            &[x, &l.w, &l.bias, &l.acc],
+                            nn(*per_image_out),
+                        )?;
+                    }
                     let per_ch = (geom.oh * geom.ow) as u32;
                     let name = if l.float_out {
                         "dequantize_acc"

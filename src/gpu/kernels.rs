@@ -49,6 +49,10 @@ pub const KERNELS: &[Kernel] = &[
         name: "gap_i8",
         source: include_str!("../../kernels/gap_i8.wgsl"),
     },
+    Kernel {
+        name: "conv1x1",
+        source: include_str!("../../kernels/conv1x1.wgsl"),
+    },
 ];
 
 impl Kernel {

@@ -45,6 +45,11 @@ pub(crate) fn conv_params(g: &ConvGeom, n: usize) -> [u32; 20] {
     ]
 }
 
+/// Invocations of the `conv1x1` kernel (4 x 4 outputs each).
+pub(crate) fn conv1x1_invocations(n: usize, oc: usize, hw: usize) -> u32 {
+    (n * oc.div_ceil(4) * hw.div_ceil(4)) as u32
+}
+
 /// What `strumlab devices` prints for one adapter.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AdapterSummary {
@@ -339,6 +344,37 @@ impl GpuContext {
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
             n as u32,
             n,
+        )
+    }
+
+    /// GPU `conv1x1` over a batch of `n` images (mirror: `cpu::kernels::conv1x1`).
+    pub fn conv1x1(
+        &self,
+        x: &[i32],
+        wt: &[i32],
+        bias: &[i32],
+        n: usize,
+        ic: usize,
+        oc: usize,
+        hw: usize,
+    ) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 4]);
+        let out = n * oc * hw;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0i32; out], true),
+        ];
+        let p = P([n as u32, ic as u32, oc as u32, hw as u32]);
+        self.launch(
+            "conv1x1",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            conv1x1_invocations(n, oc, hw),
+            out,
         )
     }
 
