@@ -153,20 +153,20 @@ pub struct EvalArgs {
     /// Percentile for --act-calib percentile.
     #[arg(long, default_value_t = 99.99)]
     pub act_percentile: f32,
-    /// Execution device (the GPU engine is not built yet).
+    /// cpu; gpu: the quantized run on the WGSL engine (integer mode); auto: gpu when an
+    /// adapter exists and the model runs there, else cpu with a one-line notice.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: Device,
+    pub device: BenchDevice,
+    /// With the GPU: images (the first N) behind the per-layer activity statistics, which
+    /// the CPU engine computes.
+    #[arg(long, default_value_t = 256)]
+    pub stats_images: usize,
     /// Write per-layer results as CSV (schema: docs/csv-schemas.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Device {
-    Cpu,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -523,7 +523,46 @@ pub fn run(cli: Cli) -> Result<String> {
             if let Some(n) = a.limit {
                 data.truncate(n);
             }
-            let r = crate::eval::evaluate(&g, &a.model, &data, &cfg)?;
+            let ctx = match a.device {
+                BenchDevice::Cpu => None,
+                BenchDevice::Gpu => Some(crate::gpu::GpuContext::new()?),
+                BenchDevice::Auto => {
+                    if a.mode == crate::cpu::engine::Mode::Integer {
+                        crate::gpu::GpuContext::new().ok()
+                    } else {
+                        None
+                    }
+                }
+            };
+            let r = match &ctx {
+                Some(ctx) => {
+                    let exec = crate::eval::Exec::Gpu {
+                        ctx,
+                        stats_images: a.stats_images,
+                        batch: 64,
+                    };
+                    match crate::eval::evaluate_on(&g, &a.model, &data, &cfg, &exec) {
+                        Err(e) if a.device == BenchDevice::Auto => {
+                            eprintln!("notice: {e}; running on the CPU");
+                            crate::eval::evaluate(&g, &a.model, &data, &cfg)?
+                        }
+                        other => other?,
+                    }
+                }
+                None => {
+                    if a.device == BenchDevice::Auto {
+                        if a.mode == crate::cpu::engine::Mode::Integer {
+                            eprintln!("notice: no usable GPU adapter; running on the CPU");
+                        } else {
+                            eprintln!(
+                                "notice: the GPU engine runs integer mode only; running {} on the CPU",
+                                a.mode.as_str()
+                            );
+                        }
+                    }
+                    crate::eval::evaluate(&g, &a.model, &data, &cfg)?
+                }
+            };
             if let Some(out) = &a.out {
                 report::write_atomic(out, &report::eval_csv(&r)?)?;
             }

@@ -12,7 +12,7 @@ use crate::quant::config::Calib;
 use crate::quant::{ModelQuant, QuantConfig, Scheme, quantize_graph, sqnr_db};
 
 /// Version of the eval CSV layouts (docs/csv-schemas.md).
-pub const EVAL_CSV_SCHEMA: u32 = 1;
+pub const EVAL_CSV_SCHEMA: u32 = 2;
 
 #[derive(Clone, Debug)]
 pub struct EvalConfig {
@@ -22,6 +22,18 @@ pub struct EvalConfig {
     pub calib_images: usize,
     pub act_calib: Calib,
     pub act_percentile: f32,
+}
+
+/// Where the quantized run executes.
+pub enum Exec<'a> {
+    Cpu,
+    /// The WGSL engine (integer mode): logits of every image on the GPU; per-layer activity
+    /// statistics from the CPU engine on the first `stats_images` images.
+    Gpu {
+        ctx: &'a crate::gpu::GpuContext,
+        stats_images: usize,
+        batch: usize,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -68,6 +80,10 @@ pub struct EvalResult {
     pub dataset: String,
     pub label: String,
     pub mode: &'static str,
+    /// `cpu` or the GPU adapter's name
+    pub device: String,
+    /// images behind the per-layer statistics (all of them on the CPU)
+    pub layer_stats_images: usize,
     pub summary: Summary,
     pub layers: Vec<LayerEval>,
 }
@@ -75,6 +91,7 @@ pub struct EvalResult {
 #[derive(Clone, Default)]
 struct Acc {
     n: usize,
+    n_stats: usize,
     top1: usize,
     top5: usize,
     fp_top1: usize,
@@ -103,6 +120,7 @@ impl Acc {
     }
     fn merge(mut self, o: Acc) -> Acc {
         self.n += o.n;
+        self.n_stats += o.n_stats;
         self.top1 += o.top1;
         self.top5 += o.top5;
         self.fp_top1 += o.fp_top1;
@@ -156,6 +174,17 @@ pub fn evaluate(
     model: &str,
     data: &Dataset,
     cfg: &EvalConfig,
+) -> Result<EvalResult> {
+    evaluate_on(graph, model, data, cfg, &Exec::Cpu)
+}
+
+/// [`evaluate`] with the quantized run on `exec`.
+pub fn evaluate_on(
+    graph: &Graph,
+    model: &str,
+    data: &Dataset,
+    cfg: &EvalConfig,
+    exec: &Exec,
 ) -> Result<EvalResult> {
     if data.is_empty() {
         return Err(Error::Data {
@@ -223,18 +252,51 @@ pub fn evaluate(
         .any(|n| n.output == graph.outputs[0] && matches!(n.op, Op::Softmax { .. }));
     let layers = graph.layers();
     let nl = layers.len();
+    // GPU: every image's quantized logits first, in batches; statistics on a prefix.
+    let (gpu_logits, stats_n, device) = match exec {
+        Exec::Gpu {
+            ctx,
+            stats_images,
+            batch,
+        } => {
+            let ge = crate::gpu::engine::GpuEngine::new(ctx, &qe, *batch)?;
+            let per = data.per_image();
+            let mut out = Vec::with_capacity(data.len());
+            let mut done = 0;
+            while done < data.len() {
+                let m = ge.batch.min(data.len() - done);
+                out.extend(ge.run(&data.images[done * per..(done + m) * per])?);
+                done += m;
+            }
+            (
+                Some(out),
+                (*stats_images).min(data.len()),
+                format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+            )
+        }
+        Exec::Cpu => (None, data.len(), "cpu".to_string()),
+    };
     let acc = (0..data.len())
         .into_par_iter()
         .try_fold(
             || Acc::new(nl),
             |mut a, i| -> Result<Acc> {
                 let x = data.image(i);
-                let (fo, fobs) = fp.run(x, true)?;
-                let (qo, qobs) = if cfg.mode == Mode::Fp32 {
-                    (fo.clone(), fobs.clone())
-                } else {
-                    qe.run(x, true)?
+                let observe = i < stats_n;
+                let (fo, fobs) = fp.run(x, observe)?;
+                let (qo, qobs) = match &gpu_logits {
+                    Some(g) => {
+                        let obs = if observe {
+                            qe.run(x, true)?.1
+                        } else {
+                            Vec::new()
+                        };
+                        (vec![g[i].clone()], obs)
+                    }
+                    None if cfg.mode == Mode::Fp32 => (fo.clone(), fobs.clone()),
+                    None => qe.run(x, observe)?,
                 };
+                a.n_stats += observe as usize;
                 let (f, qv) = (&fo[0], &qo[0]);
                 let ft = top_k(f, 5);
                 let qt = top_k(qv, 5);
@@ -266,6 +328,7 @@ pub fn evaluate(
         .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?;
     let n = acc.n as f64;
     let frac = |c: usize| c as f64 / n;
+    let ns = acc.n_stats.max(1) as f64;
     let labelled = labels.is_some();
     let summary = Summary {
         images: acc.n,
@@ -303,12 +366,12 @@ pub fn evaluate(
                 } else {
                     lq.stats.zero as f64 / lq.stats.params as f64
                 },
-                macs_w_high_per_image: acc.dense[k][0] as f64 / n,
-                macs_w_low_per_image: acc.dense[k][1] as f64 / n,
-                macs_w_zero_per_image: acc.dense[k][2] as f64 / n,
-                macs_nz_act_w_high_per_image: acc.nz[k][0] as f64 / n,
-                macs_nz_act_w_low_per_image: acc.nz[k][1] as f64 / n,
-                macs_nz_act_w_zero_per_image: acc.nz[k][2] as f64 / n,
+                macs_w_high_per_image: acc.dense[k][0] as f64 / ns,
+                macs_w_low_per_image: acc.dense[k][1] as f64 / ns,
+                macs_w_zero_per_image: acc.dense[k][2] as f64 / ns,
+                macs_nz_act_w_high_per_image: acc.nz[k][0] as f64 / ns,
+                macs_nz_act_w_low_per_image: acc.nz[k][1] as f64 / ns,
+                macs_nz_act_w_zero_per_image: acc.nz[k][2] as f64 / ns,
                 output_sqnr_db: sqnr_db(acc.sig[k], acc.noise[k]),
                 bits_per_weight: if cfg.mode == Mode::Fp32 {
                     32.0
@@ -327,6 +390,8 @@ pub fn evaluate(
             cfg.quant.label()
         },
         mode: cfg.mode.as_str(),
+        device,
+        layer_stats_images: acc.n_stats,
         summary,
         layers,
     })

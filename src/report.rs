@@ -302,7 +302,9 @@ struct EvalRow<'a> {
     dataset: &'a str,
     config: &'a str,
     mode: &'a str,
+    device: &'a str,
     images: usize,
+    layer_stats_images: usize,
     top1_frac: Option<f64>,
     top5_frac: Option<f64>,
     fp32_top1_frac: Option<f64>,
@@ -338,7 +340,9 @@ pub fn eval_csv(r: &crate::eval::EvalResult) -> Result<Vec<u8>> {
             dataset: &r.dataset,
             config: &r.label,
             mode: r.mode,
+            device: &r.device,
             images: s.images,
+            layer_stats_images: r.layer_stats_images,
             top1_frac: s.top1,
             top5_frac: s.top5,
             fp32_top1_frac: s.fp32_top1,
@@ -383,12 +387,20 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
     let s = &r.summary;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.2} %", 100.0 * v));
     let mut out = format!(
-        "{} on {} ({} images), {} [{}]\n  top-1 {}  top-5 {}  (FP32: top-1 {}  top-5 {})\n  agreement with FP32 top-1 {:.2} %, mean KL {:.3e} nats, {:.3} bits/weight\n\n",
+        "{} on {} ({} images), {} [{}] on {}\n  top-1 {}  top-5 {}  (FP32: top-1 {}  top-5 {})\n  agreement with FP32 top-1 {:.2} %, mean KL {:.3e} nats, {:.3} bits/weight\n\n",
         r.model,
         r.dataset,
         s.images,
         r.label,
         r.mode,
+        if r.layer_stats_images < s.images {
+            format!(
+                "{} (per-layer statistics from the first {} images, CPU)",
+                r.device, r.layer_stats_images
+            )
+        } else {
+            r.device.clone()
+        },
         pct(s.top1),
         pct(s.top5),
         pct(s.fp32_top1),

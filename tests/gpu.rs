@@ -368,3 +368,41 @@ fn conv1x1_matches_cpu_across_tile_edges() {
         );
     }
 }
+
+#[test]
+fn eval_on_gpu_reports_the_same_numbers_as_on_cpu() {
+    let Some(_g) = gpu() else { return };
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    let run = |dev: &str| -> serde_json::Value {
+        let o = std::process::Command::new(bin)
+            .args([
+                "eval",
+                "--scheme",
+                "dliq",
+                "--limit",
+                "500",
+                "--stats-images",
+                "100",
+                "--device",
+                dev,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (c, g) = (run("cpu"), run("gpu"));
+    for k in ["top1", "top5", "agreement_top1", "kl_mean", "images"] {
+        assert_eq!(c["summary"][k], g["summary"][k], "{k}");
+    }
+    assert_eq!(c["device"], "cpu");
+    assert!(g["device"].as_str().unwrap() != "cpu");
+    assert_eq!(
+        (
+            c["layer_stats_images"].as_u64(),
+            g["layer_stats_images"].as_u64()
+        ),
+        (Some(500), Some(100))
+    );
+}
