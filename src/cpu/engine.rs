@@ -174,7 +174,8 @@ impl V {
     }
 }
 
-fn geom(
+/// Convolution / pooling geometry of a node over one image (shared with the GPU engine).
+pub(crate) fn geom(
     graph: &Graph,
     input: &str,
     output: &str,

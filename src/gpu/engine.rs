@@ -77,40 +77,6 @@ pub struct GpuEngine<'a> {
     output_scale: f32,
 }
 
-fn geom_of(
-    g: &Graph,
-    input: &str,
-    output: &str,
-    k: [usize; 2],
-    s: [usize; 2],
-    d: [usize; 2],
-    pads: [usize; 4],
-    oc: usize,
-    icg: usize,
-    group: usize,
-) -> ConvGeom {
-    let i = g.shape(input);
-    let o = g.shape(output);
-    ConvGeom {
-        c: i[1],
-        h: i[2],
-        w: i[3],
-        oc,
-        icg,
-        kh: k[0],
-        kw: k[1],
-        sh: s[0],
-        sw: s[1],
-        dh: d[0],
-        dw: d[1],
-        pt: pads[0],
-        pl: pads[1],
-        oh: o[2],
-        ow: o[3],
-        group,
-    }
-}
-
 impl<'a> GpuEngine<'a> {
     /// Prepare `cpu` (an integer-mode engine) for batches of up to `batch` images.
     pub fn new(ctx: &'a GpuContext, cpu: &Engine<'a>, batch: usize) -> Result<Self> {
@@ -156,7 +122,7 @@ impl<'a> GpuEngine<'a> {
                     let l = cpu
                         .int_layer(i)
                         .ok_or_else(|| unsupported(n, "layer not quantized"))?;
-                    let geom = geom_of(
+                    let geom = crate::cpu::engine::geom(
                         g,
                         &n.inputs[0],
                         &n.output,
@@ -232,7 +198,7 @@ impl<'a> GpuEngine<'a> {
                 Op::MaxPool(p) => {
                     let c = g.shape(&n.inputs[0])[1];
                     Step::MaxPool {
-                        geom: geom_of(
+                        geom: crate::cpu::engine::geom(
                             g,
                             &n.inputs[0],
                             &n.output,
