@@ -167,6 +167,9 @@ pub struct EvalArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// No progress line on stderr (it is shown only on a terminal).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -516,6 +519,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 calib_images: a.calib_images,
                 act_calib: a.act_calib,
                 act_percentile: a.act_percentile,
+                quiet: a.quiet,
             };
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());

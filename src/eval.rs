@@ -22,6 +22,8 @@ pub struct EvalConfig {
     pub calib_images: usize,
     pub act_calib: Calib,
     pub act_percentile: f32,
+    /// Hide the progress line (it only shows on a terminal anyway).
+    pub quiet: bool,
 }
 
 /// Where the quantized run executes.
@@ -276,6 +278,7 @@ pub fn evaluate_on(
         }
         Exec::Cpu => (None, data.len(), "cpu".to_string()),
     };
+    let progress = crate::progress::Progress::new(&format!("eval {model}"), data.len(), cfg.quiet);
     let acc = (0..data.len())
         .into_par_iter()
         .try_fold(
@@ -297,6 +300,7 @@ pub fn evaluate_on(
                     None => qe.run(x, observe)?,
                 };
                 a.n_stats += observe as usize;
+                progress.inc();
                 let (f, qv) = (&fo[0], &qo[0]);
                 let ft = top_k(f, 5);
                 let qt = top_k(qv, 5);

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod gpu;
 pub mod hw;
 pub mod model;
+pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod zoo;

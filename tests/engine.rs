@@ -31,6 +31,7 @@ fn cfg(scheme: Scheme, mode: Mode) -> EvalConfig {
         calib_images: 64,
         act_calib: Calib::Max,
         act_percentile: 99.99,
+        quiet: true,
     }
 }
 

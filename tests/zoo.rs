@@ -47,6 +47,7 @@ fn fp32() -> EvalConfig {
         calib_images: 20,
         act_calib: Calib::Max,
         act_percentile: 99.99,
+        quiet: true,
     }
 }
 
@@ -184,6 +185,7 @@ fn open_nsfw_loads_and_quantizes_with_high_agreement() {
         calib_images: 8,
         act_calib: Calib::Max,
         act_percentile: 99.99,
+        quiet: true,
     };
     let r = evaluate(&g, "open-nsfw", &ds, &cfg).unwrap();
     assert_eq!(r.summary.top1, None);
