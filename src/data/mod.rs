@@ -59,13 +59,14 @@ pub fn repo_root() -> PathBuf {
 /// The asset cache filled by scripts/fetch-assets.sh: `$STRUMLAB_CACHE`, else
 /// `$XDG_CACHE_HOME/strumlab`, else `~/.cache/strumlab`.
 pub fn cache_dir() -> PathBuf {
-    if let Ok(c) = std::env::var("STRUMLAB_CACHE") {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(c) = var("STRUMLAB_CACHE") {
         return PathBuf::from(c);
     }
-    if let Ok(x) = std::env::var("XDG_CACHE_HOME") {
+    if let Some(x) = var("XDG_CACHE_HOME") {
         return PathBuf::from(x).join("strumlab");
     }
-    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache/strumlab")
+    PathBuf::from(var("HOME").unwrap_or_else(|| ".".into())).join(".cache/strumlab")
 }
 
 /// Named datasets: vendored in the repository, or fetched into the cache (`cache:`).
