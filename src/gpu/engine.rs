@@ -388,22 +388,8 @@ impl<'a> GpuEngine<'a> {
                     #[repr(C)]
                     #[derive(Clone, Copy, Pod, Zeroable)]
                     struct M([u32; 12]);
-                    let v = |x: usize| x as u32;
                     let g = geom;
-                    let p = M([
-                        v(g.c * n),
-                        v(g.h),
-                        v(g.w),
-                        v(g.kh),
-                        v(g.kw),
-                        v(g.sh),
-                        v(g.sw),
-                        v(g.pt),
-                        v(g.pl),
-                        v(g.oh),
-                        v(g.ow),
-                        0,
-                    ]);
+                    let p = M(super::maxpool_params(g, n));
                     ctx.encode(
                         &mut enc,
                         "maxpool",

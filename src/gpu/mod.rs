@@ -45,6 +45,25 @@ pub(crate) fn conv_params(g: &ConvGeom, n: usize) -> [u32; 20] {
     ]
 }
 
+/// The `maxpool` kernel's parameter block for a batch of `n` images (planes = n x C).
+pub(crate) fn maxpool_params(g: &ConvGeom, n: usize) -> [u32; 12] {
+    let v = |x: usize| x as u32;
+    [
+        v(g.c * n),
+        v(g.h),
+        v(g.w),
+        v(g.kh),
+        v(g.kw),
+        v(g.sh),
+        v(g.sw),
+        v(g.pt),
+        v(g.pl),
+        v(g.oh),
+        v(g.ow),
+        0,
+    ]
+}
+
 /// Invocations of the `conv1x1` kernel (4 x 4 outputs each).
 pub(crate) fn conv1x1_invocations(n: usize, oc: usize, hw: usize) -> u32 {
     (n * oc.div_ceil(4) * hw.div_ceil(4)) as u32
@@ -446,21 +465,7 @@ impl GpuContext {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
         struct P([u32; 12]);
-        let v = |x: usize| x as u32;
-        let p = P([
-            v(g.c),
-            v(g.h),
-            v(g.w),
-            v(g.kh),
-            v(g.kw),
-            v(g.sh),
-            v(g.sw),
-            v(g.pt),
-            v(g.pl),
-            v(g.oh),
-            v(g.ow),
-            0,
-        ]);
+        let p = P(maxpool_params(g, 1));
         let n = g.c * g.oh * g.ow;
         let bufs = [self.storage(x, false), self.storage(&vec![0i32; n], true)];
         self.launch("maxpool", &p, &[&bufs[0], &bufs[1]], n as u32, n)
