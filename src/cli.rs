@@ -43,6 +43,76 @@ pub enum Command {
     Hw(HwArgs),
     /// List the GPU adapters wgpu can use (name, backend, driver, limits that matter).
     Devices(DevicesArgs),
+    /// Run (or resume) a sweep spec: every run's accuracy and FlexNN cost, one CSV row each
+    /// (docs/sweeps.md).
+    Sweep(SweepArgs),
+    /// Join the shard outputs of a sweep directory into merged.csv, checking that every run
+    /// appears exactly once.
+    Merge(MergeArgs),
+    /// Regenerate every table and figure of results/reproduce from the embedded default data
+    /// (and the fetched assets when present).
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The sweep spec (TOML), e.g. experiments/strum-mnist.toml.
+    pub spec: PathBuf,
+    /// Output directory (default: the spec's `out`, else results/sweeps/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run only shard i of n (i counts from 0): run k belongs to shard k mod n.
+    #[arg(long)]
+    pub shard: Option<crate::sweep::Shard>,
+    /// List the expanded runs and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run again the runs whose rows say `error`.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Override every run's device.
+    #[arg(long, value_enum)]
+    pub device: Option<BenchDevice>,
+    /// Override every run's image limit (0: all images).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// No progress line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// One line per finished run with its timing.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// A sweep output directory (runs*.csv + manifest*.json).
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Output directory.
+    #[arg(long, default_value = "results/reproduce")]
+    pub out: PathBuf,
+    /// Models to include (default: every model of experiments/reproduce.toml whose files
+    /// are present).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Override the image limit of every run (0: all images).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Override every run's device.
+    #[arg(long, value_enum)]
+    pub device: Option<BenchDevice>,
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -172,12 +242,7 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchDevice {
-    Cpu,
-    Gpu,
-    Auto,
-}
+pub use crate::eval::Device as BenchDevice;
 
 #[derive(Args, Debug)]
 pub struct ModelArgs {
@@ -505,6 +570,85 @@ pub fn run(cli: Cli) -> Result<String> {
                 a.model,
                 a.out.display()
             ))
+        }
+        Command::Sweep(a) => {
+            let spec = crate::sweep::SweepSpec::load(&a.spec)?;
+            let origin = a.spec.display().to_string();
+            if a.dry_run {
+                let runs = spec.expand(&origin)?;
+                if a.json {
+                    return to_json(&serde_json::json!({ "sweep": spec.name, "runs": runs }));
+                }
+                let mut s = format!("{} runs in {}\n", runs.len(), spec.name);
+                for r in &runs {
+                    if a.shard.is_some_and(|sh| !sh.owns(r.index)) {
+                        continue;
+                    }
+                    s += &format!(
+                        "{:>4}  {}  {}{}\n",
+                        r.index,
+                        r.id,
+                        r.key,
+                        r.invalid
+                            .as_ref()
+                            .map(|w| format!("  INVALID: {w}"))
+                            .unwrap_or_default()
+                    );
+                }
+                return Ok(s);
+            }
+            let opts = crate::sweep::SweepOptions {
+                out: a.out.clone().unwrap_or_else(|| spec.out_dir()),
+                shard: a.shard,
+                retry_failed: a.retry_failed,
+                device: a.device,
+                limit: a.limit,
+                quiet: a.quiet,
+                verbose: a.verbose,
+                spec_path: origin,
+            };
+            let r = crate::sweep::run_sweep(&spec, &opts)?;
+            if a.json {
+                to_json(&serde_json::to_value(&r).unwrap_or_default())
+            } else {
+                Ok(format!(
+                    "sweep {}: {} of {} runs in this shard already done, ran {} ({} failed) in {:.1} s; rows: {}\n",
+                    spec.name,
+                    r.already_done,
+                    r.runs_in_shard,
+                    r.ran,
+                    r.failed,
+                    r.wall_s,
+                    r.rows_file
+                ))
+            }
+        }
+        Command::Merge(a) => {
+            let m = crate::sweep::merge(&a.dir)?;
+            if a.json {
+                to_json(&serde_json::to_value(&m).unwrap_or_default())
+            } else {
+                Ok(format!(
+                    "merged {} files: {} rows ({} failed runs) of {} expected -> {}\n",
+                    m.files.len(),
+                    m.rows,
+                    m.failed,
+                    m.expected,
+                    m.merged
+                ))
+            }
+        }
+        Command::Reproduce(a) => {
+            let opts = crate::reproduce::Options {
+                out: a.out.clone(),
+                models: a.models.clone(),
+                limit: a.limit,
+                device: a.device,
+                quiet: a.quiet,
+                verbose: a.verbose,
+            };
+            let r = crate::reproduce::run(&opts)?;
+            Ok(r)
         }
         Command::Eval(a) => {
             if !(a.act_percentile > 0.0 && a.act_percentile <= 100.0) {

@@ -33,6 +33,8 @@ pub enum Error {
     Data { path: String, reason: String },
     #[error("GPU: {0}")]
     Gpu(String),
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
     #[error("cannot write {path}: {reason}")]
     Output { path: String, reason: String },
 }

@@ -10,9 +10,12 @@ pub mod eval;
 pub mod gpu;
 pub mod hw;
 pub mod model;
+pub mod plot;
 pub mod progress;
 pub mod quant;
 pub mod report;
+pub mod reproduce;
+pub mod sweep;
 pub mod zoo;
 
 pub use error::{Error, Result};

@@ -84,6 +84,33 @@ pub fn read_stats(path: &Path, label: &str) -> Result<HashMap<String, Activity>>
     Ok(out)
 }
 
+/// The per-layer activity of an in-memory eval result (what [`read_stats`] reads from CSV).
+pub fn activity_from_eval(layers: &[crate::eval::LayerEval]) -> HashMap<String, Activity> {
+    layers
+        .iter()
+        .map(|l| {
+            (
+                l.name.clone(),
+                Activity {
+                    pairs_dense: [
+                        l.macs_w_high_per_image,
+                        l.macs_w_low_per_image,
+                        l.macs_w_zero_per_image,
+                    ],
+                    pairs_nz_act: [
+                        l.macs_nz_act_w_high_per_image,
+                        l.macs_nz_act_w_low_per_image,
+                        l.macs_nz_act_w_zero_per_image,
+                    ],
+                    act_density: 1.0 - l.act_zero_frac,
+                    weight_density: 1.0 - l.weight_zero_frac,
+                    source: "measured",
+                },
+            )
+        })
+        .collect()
+}
+
 fn shape_of(g: &Graph, node: usize, layer: LayerRef) -> LayerShape {
     let n = &g.nodes[node];
     let out = g.shape(&n.output);
@@ -280,18 +307,25 @@ pub fn evaluate(
     stats: Option<&HashMap<String, Activity>>,
 ) -> Result<HwReport> {
     let cfg: &QuantConfig = &q.config;
-    if !cfg.scheme.is_strum() {
+    if !cfg.scheme.is_strum() && cfg.scheme != Scheme::Int8 {
         return Err(Error::InvalidArg {
             arg: "scheme".into(),
             reason: "the hardware model compares StruM (mip2q, dliq) with INT8".into(),
         });
     }
-    let kinds = |variant| PeKind::Strum {
-        scheme: cfg.scheme,
-        dliq_shift: cfg.dliq_shift,
-        block: cfg.block,
-        low: cfg.low,
-        variant,
+    // INT8 runs on the baseline PE: all three designs are the baseline (0 % reductions).
+    let kinds = |variant| {
+        if cfg.scheme == Scheme::Int8 {
+            PeKind::Baseline
+        } else {
+            PeKind::Strum {
+                scheme: cfg.scheme,
+                dliq_shift: cfg.dliq_shift,
+                block: cfg.block,
+                low: cfg.low,
+                variant,
+            }
+        }
     };
     let (k_base, k_stat, k_dyn) = (
         PeKind::Baseline,

@@ -1,0 +1,667 @@
+//! `strumlab reproduce`: the accuracy sweep of experiments/reproduce.toml (resumable, like
+//! any sweep), then the tables (accuracy, hardware, dataflow) and figures of
+//! results/reproduce, all from the sweep's rows and per-layer statistics.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::data::repo_root;
+use crate::error::{Error, Result};
+use crate::eval::Device;
+use crate::hw::pe::{PeKind, Variant};
+use crate::model::LoadOptions;
+use crate::plot::{Chart, Series};
+use crate::quant::config::DliqShift;
+use crate::quant::{QuantConfig, Scheme, quantize_graph};
+use crate::sweep::{RunRow, SweepOptions, SweepSpec};
+
+/// Version of the reproduction CSV layouts (accuracy.csv, hw.csv, dataflow.csv).
+pub const REPRODUCE_CSV_SCHEMA: u32 = 1;
+
+/// The sweep behind the accuracy table.
+pub const SPEC: &str = "experiments/reproduce.toml";
+
+pub struct Options {
+    pub out: PathBuf,
+    pub models: Option<Vec<String>>,
+    pub limit: Option<usize>,
+    pub device: Option<Device>,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Can `model` and its card's dataset be loaded here? (EfficientNet needs fetched assets.)
+fn available(model: &str) -> std::result::Result<(), String> {
+    let (_, card) =
+        crate::zoo::resolve(model, &LoadOptions::default()).map_err(|e| e.to_string())?;
+    crate::data::load(&card.dataset, &card, false).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).map_err(|e| out_err(Path::new("csv"), e))?;
+    }
+    w.into_inner().map_err(|e| out_err(Path::new("csv"), e))
+}
+
+#[derive(serde::Serialize)]
+struct AccuracyRow<'a> {
+    schema_version: u32,
+    model: &'a str,
+    dataset: &'a str,
+    images: usize,
+    config: &'a str,
+    scheme: &'a str,
+    block: Option<usize>,
+    low: Option<usize>,
+    low_per_block: Option<f64>,
+    bits_per_weight: Option<f64>,
+    top1_pct: Option<f64>,
+    fp32_top1_pct: Option<f64>,
+    agreement_top1_pct: Option<f64>,
+    kl_mean_nats: Option<f64>,
+    run_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct HwRow {
+    schema_version: u32,
+    model: String,
+    config: String,
+    design: &'static str,
+    pe_area_um2: f64,
+    pe_array_power_mw: f64,
+    pe_power_reduction_pct: f64,
+    pe_area_reduction_pct: f64,
+    dpu_power_reduction_pct: f64,
+    dpu_area_reduction_pct: f64,
+}
+
+#[derive(serde::Serialize)]
+struct DataflowRow<'a> {
+    schema_version: u32,
+    model: &'a str,
+    layer: &'a str,
+    macs_per_image: f64,
+    dataflow: &'a str,
+    energy_pj_per_image: f64,
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// Run everything; returns the text printed on stdout.
+pub fn run(o: &Options) -> Result<String> {
+    let t0 = Instant::now();
+    let spec_path = repo_root().join(SPEC);
+    let mut spec = SweepSpec::load(&spec_path)?;
+    let listed: Vec<String> = match &o.models {
+        Some(m) => m.clone(),
+        None => spec
+            .matrix
+            .get("model")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["mnist-8".into()]),
+    };
+    let mut models = Vec::new();
+    let mut skipped = Vec::new();
+    for m in &listed {
+        match available(m) {
+            Ok(()) => models.push(m.clone()),
+            Err(e) => {
+                if !o.quiet {
+                    eprintln!("notice: {m} left out: {e}");
+                }
+                skipped.push((m.clone(), e));
+            }
+        }
+    }
+    if models.is_empty() {
+        return Err(Error::Data {
+            path: SPEC.into(),
+            reason: "none of its models can be loaded here".into(),
+        });
+    }
+    spec.matrix.insert(
+        "model".into(),
+        toml::Value::Array(
+            models
+                .iter()
+                .map(|m| toml::Value::String(m.clone()))
+                .collect(),
+        ),
+    );
+    let acc_dir = o.out.join("accuracy");
+    let sopts = SweepOptions {
+        out: acc_dir.clone(),
+        shard: None,
+        retry_failed: true,
+        device: o.device,
+        limit: o.limit,
+        quiet: o.quiet,
+        verbose: o.verbose,
+        spec_path: SPEC.into(),
+    };
+    let summary = crate::sweep::run_sweep(&spec, &sopts)?;
+    let runs = spec.expand(SPEC)?;
+    let ids: HashMap<&str, usize> = runs.iter().map(|r| (r.id.as_str(), r.index)).collect();
+    let mut rows: Vec<RunRow> =
+        crate::sweep::read_rows(&crate::sweep::rows_file(&acc_dir, None), false)?
+            .into_iter()
+            .filter(|r| ids.contains_key(r.run_id.as_str()))
+            .collect();
+    rows.sort_by_key(|r| ids[r.run_id.as_str()]);
+    let failed: Vec<&RunRow> = rows.iter().filter(|r| r.status != "ok").collect();
+    if !failed.is_empty() {
+        return Err(Error::Data {
+            path: acc_dir.display().to_string(),
+            reason: format!(
+                "{} runs failed, first: {} {}: {}",
+                failed.len(),
+                failed[0].model,
+                failed[0].config,
+                failed[0].error
+            ),
+        });
+    }
+    let fig = o.out.join("figures");
+    std::fs::create_dir_all(&fig).map_err(|e| out_err(&fig, e))?;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Reproduction tables\n\nGenerated by `strumlab reproduce` (schema {REPRODUCE_CSV_SCHEMA}); sweep spec {SPEC}; git {}.\n",
+        crate::sweep::git_revision()
+    );
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "Models left out (files not present): {}.\n",
+            skipped
+                .iter()
+                .map(|s| s.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    // (a) accuracy
+    let mut acc_rows = Vec::new();
+    for r in &rows {
+        let strum = r.scheme == "mip2q" || r.scheme == "dliq";
+        acc_rows.push(AccuracyRow {
+            schema_version: REPRODUCE_CSV_SCHEMA,
+            model: &r.model,
+            dataset: &r.dataset,
+            images: r.images,
+            config: &r.config,
+            scheme: &r.scheme,
+            block: strum.then_some(r.block),
+            low: strum.then_some(r.low),
+            low_per_block: strum.then(|| r.low as f64 / r.block as f64),
+            bits_per_weight: if r.scheme == "fp32" {
+                Some(32.0)
+            } else {
+                r.bits_per_weight
+            },
+            top1_pct: r.top1_pct,
+            fp32_top1_pct: r.fp32_top1_pct,
+            agreement_top1_pct: r.agreement_top1_pct,
+            kl_mean_nats: r.kl_mean_nats,
+            run_id: &r.run_id,
+        });
+    }
+    crate::report::write_atomic(&o.out.join("accuracy.csv"), &csv_bytes(&acc_rows)?)?;
+    let _ = writeln!(
+        md,
+        "## (a) Accuracy: top-1 % (agreement with FP32 top-1 %), integer mode\n"
+    );
+    let fracs = [0.25, 0.5, 0.75, 1.0];
+    for m in &models {
+        let mr: Vec<&AccuracyRow> = acc_rows.iter().filter(|r| r.model == m).collect();
+        let Some(first) = mr.first() else { continue };
+        let _ = writeln!(md, "### {m} ({}, {} images)\n", first.dataset, first.images);
+        let _ = writeln!(
+            md,
+            "| scheme | B | L/B = 1/4 | 1/2 | 3/4 | 1 | bits/weight at L/B = 1/2 |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let cell = |r: &AccuracyRow| {
+            format!(
+                "{} ({})",
+                fmt_opt(r.top1_pct, 2),
+                fmt_opt(r.agreement_top1_pct, 2)
+            )
+        };
+        for s in ["fp32", "int8"] {
+            if let Some(r) = mr.iter().find(|r| r.scheme == s) {
+                let _ = writeln!(
+                    md,
+                    "| {} | – | {} | | | | {} |",
+                    s.to_uppercase(),
+                    cell(r),
+                    fmt_opt(r.bits_per_weight, 3)
+                );
+            }
+        }
+        for s in ["dliq", "mip2q"] {
+            for b in [8usize, 16] {
+                let cells: Vec<String> = fracs
+                    .iter()
+                    .map(|f| {
+                        mr.iter()
+                            .find(|r| {
+                                r.scheme == s && r.block == Some(b) && r.low_per_block == Some(*f)
+                            })
+                            .map(|r| cell(r))
+                            .unwrap_or_else(|| "–".into())
+                    })
+                    .collect();
+                let bits = mr
+                    .iter()
+                    .find(|r| r.scheme == s && r.block == Some(b) && r.low_per_block == Some(0.5))
+                    .and_then(|r| r.bits_per_weight);
+                let _ = writeln!(
+                    md,
+                    "| {} | {b} | {} | {} |",
+                    s.to_uppercase(),
+                    cells.join(" | "),
+                    fmt_opt(bits, 3)
+                );
+            }
+        }
+        let _ = writeln!(md);
+        // Figure: accuracy vs bits/weight, Pareto front.
+        let labelled = mr.iter().all(|r| r.top1_pct.is_some()) && first.images >= 1000;
+        let y = |r: &AccuracyRow| {
+            if labelled {
+                r.top1_pct
+            } else {
+                r.agreement_top1_pct
+            }
+        };
+        let mut series = Vec::new();
+        for (name, s, b) in [
+            ("INT8", "int8", None),
+            ("DLIQ B=8", "dliq", Some(8)),
+            ("DLIQ B=16", "dliq", Some(16)),
+            ("MIP2Q B=8", "mip2q", Some(8)),
+            ("MIP2Q B=16", "mip2q", Some(16)),
+        ] {
+            let pts: Vec<(f64, f64)> = mr
+                .iter()
+                .filter(|r| r.scheme == s && (b.is_none() || r.block == b))
+                .filter_map(|r| Some((r.bits_per_weight?, y(r)?)))
+                .collect();
+            series.push(Series {
+                name: name.into(),
+                points: pts,
+                line: false,
+                markers: true,
+            });
+        }
+        let mut all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut front: Vec<(f64, f64)> = Vec::new();
+        for p in all {
+            if front.last().is_none_or(|l| p.1 > l.1) {
+                front.push(p);
+            }
+        }
+        series.push(Series {
+            name: "Pareto front".into(),
+            points: front,
+            line: true,
+            markers: false,
+        });
+        crate::plot::save(
+            &Chart::Xy {
+                title: format!("{m}: accuracy vs weight storage"),
+                x_label: "bits per weight (incl. block metadata)".into(),
+                y_label: if labelled {
+                    "top-1 accuracy, %".into()
+                } else {
+                    "top-1 agreement with FP32, %".into()
+                },
+                series,
+            },
+            &fig.join(format!("accuracy-vs-bits-{m}")),
+        )?;
+        // Figure: per-layer weight SQNR, every layer quantized.
+        let (g, _) = crate::zoo::resolve(m, &LoadOptions::default())?;
+        let mut series = Vec::new();
+        for (name, scheme) in [
+            ("INT8", Scheme::Int8),
+            ("DLIQ B=8 L=4", Scheme::Dliq),
+            ("MIP2Q B=8 L=4", Scheme::Mip2q),
+        ] {
+            let q = quantize_graph(
+                &g,
+                &QuantConfig {
+                    scheme,
+                    quantize_first_last: true,
+                    ..Default::default()
+                },
+            )?;
+            let pts = q
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as f64, l.stats.sqnr_db.min(80.0)))
+                .collect();
+            series.push(Series {
+                name: name.into(),
+                points: pts,
+                line: true,
+                markers: true,
+            });
+        }
+        crate::plot::save(
+            &Chart::Xy {
+                title: format!("{m}: weight SQNR per layer (first/last layers quantized too)"),
+                x_label: "layer index".into(),
+                y_label: "weight SQNR, dB".into(),
+                series,
+            },
+            &fig.join(format!("layer-sqnr-{m}")),
+        )?;
+    }
+
+    // (b) hardware
+    let claims = crate::hw::load_claims(&repo_root().join("experiments/hw/strum-claims.toml"))?;
+    let mut hw_rows = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| (r.scheme == "mip2q" || r.scheme == "dliq") && r.block == 8 && r.low == 4)
+    {
+        let (Some(base_p), Some(base_a)) = (r.pe_array_power_baseline_mw, r.pe_area_baseline_um2)
+        else {
+            continue;
+        };
+        let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+        hw_rows.push(HwRow {
+            schema_version: REPRODUCE_CSV_SCHEMA,
+            model: r.model.clone(),
+            config: r.config.clone(),
+            design: "baseline INT8",
+            pe_area_um2: base_a,
+            pe_array_power_mw: base_p,
+            pe_power_reduction_pct: 0.0,
+            pe_area_reduction_pct: 0.0,
+            dpu_power_reduction_pct: 0.0,
+            dpu_area_reduction_pct: 0.0,
+        });
+        hw_rows.push(HwRow {
+            schema_version: REPRODUCE_CSV_SCHEMA,
+            model: r.model.clone(),
+            config: r.config.clone(),
+            design: "static StruM",
+            pe_area_um2: v(r.pe_area_static_um2),
+            pe_array_power_mw: v(r.pe_array_power_static_mw),
+            pe_power_reduction_pct: v(r.pe_power_reduction_static_pct),
+            pe_area_reduction_pct: v(r.pe_area_reduction_static_pct),
+            dpu_power_reduction_pct: v(r.dpu_power_reduction_static_pct),
+            dpu_area_reduction_pct: v(r.dpu_area_reduction_static_pct),
+        });
+        hw_rows.push(HwRow {
+            schema_version: REPRODUCE_CSV_SCHEMA,
+            model: r.model.clone(),
+            config: r.config.clone(),
+            design: "dynamic StruM",
+            pe_area_um2: v(r.pe_area_dynamic_um2),
+            pe_array_power_mw: v(r.pe_array_power_dynamic_mw),
+            pe_power_reduction_pct: v(r.pe_power_reduction_dynamic_pct),
+            pe_area_reduction_pct: v(r.pe_area_reduction_dynamic_pct),
+            dpu_power_reduction_pct: v(r.dpu_power_reduction_dynamic_pct),
+            dpu_area_reduction_pct: v(r.dpu_area_reduction_dynamic_pct),
+        });
+    }
+    crate::report::write_atomic(&o.out.join("hw.csv"), &csv_bytes(&hw_rows)?)?;
+    let _ = writeln!(
+        md,
+        "## (b) Hardware: FlexNN PE, B = 8, L = 4 (experiments/hw/flexnn.toml, measured layer activity)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| model | config | design | PE area µm² | PE-array power mW | PE power −% | PE area −% | DPU power −% | DPU area −% |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for h in &hw_rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            h.model,
+            h.config,
+            h.design,
+            h.pe_area_um2,
+            h.pe_array_power_mw,
+            h.pe_power_reduction_pct,
+            h.pe_area_reduction_pct,
+            h.dpu_power_reduction_pct,
+            h.dpu_area_reduction_pct
+        );
+    }
+    let r2 = |a: [f64; 2]| {
+        if a[0] == a[1] {
+            format!("{}", a[0])
+        } else {
+            format!("{}–{}", a[0], a[1])
+        }
+    };
+    let _ = writeln!(
+        md,
+        "| paper | StruM | static (area), either (power) | | | {} | {} | {} | {} |\n\nPaper: {}.\n",
+        r2(claims.pe_power_reduction_pct),
+        r2(claims.pe_area_reduction_pct),
+        r2(claims.dpu_power_reduction_pct),
+        r2(claims.dpu_area_reduction_pct),
+        claims.source
+    );
+    // Figures: PE area breakdown (model independent) and PE-array power per model/design.
+    let (arch, tech) = crate::hw::config::load(&repo_root().join(crate::sweep::spec::DEFAULT_HW))?;
+    let kinds: Vec<(&str, PeKind)> = vec![
+        ("INT8", PeKind::Baseline),
+        (
+            "MIP2Q static",
+            PeKind::Strum {
+                scheme: Scheme::Mip2q,
+                dliq_shift: DliqShift::Block,
+                block: 8,
+                low: 4,
+                variant: Variant::Static,
+            },
+        ),
+        (
+            "MIP2Q dynamic",
+            PeKind::Strum {
+                scheme: Scheme::Mip2q,
+                dliq_shift: DliqShift::Block,
+                block: 8,
+                low: 4,
+                variant: Variant::Dynamic,
+            },
+        ),
+        (
+            "DLIQ static",
+            PeKind::Strum {
+                scheme: Scheme::Dliq,
+                dliq_shift: DliqShift::Block,
+                block: 8,
+                low: 4,
+                variant: Variant::Static,
+            },
+        ),
+        (
+            "DLIQ dynamic",
+            PeKind::Strum {
+                scheme: Scheme::Dliq,
+                dliq_shift: DliqShift::Block,
+                block: 8,
+                low: 4,
+                variant: Variant::Dynamic,
+            },
+        ),
+    ];
+    let areas: Vec<crate::hw::pe::PeArea> = kinds
+        .iter()
+        .map(|(_, k)| crate::hw::pe::area(&arch, &tech, *k))
+        .collect();
+    let comp = |f: fn(&crate::hw::pe::PeArea) -> f64| areas.iter().map(f).collect::<Vec<f64>>();
+    crate::plot::save(
+        &Chart::Bars {
+            title: format!("PE area by component, B = 8, L = 4 ({})", arch.name),
+            y_label: "area per PE, µm²".into(),
+            categories: kinds.iter().map(|k| k.0.to_string()).collect(),
+            groups: vec![
+                ("INT8 multipliers".into(), comp(|a| a.multipliers_um2)),
+                ("cheap lanes".into(), comp(|a| a.cheap_lanes_um2)),
+                ("adder tree".into(), comp(|a| a.adder_tree_um2)),
+                ("accumulator".into(), comp(|a| a.accumulator_um2)),
+                ("register files".into(), comp(|a| a.register_files_um2)),
+                ("sparsity logic".into(), comp(|a| a.sparsity_logic_um2)),
+                ("steering".into(), comp(|a| a.steering_um2)),
+                ("control".into(), comp(|a| a.control_um2)),
+            ],
+            stacked: true,
+        },
+        &fig.join("pe-area-breakdown"),
+    )?;
+    let cats: Vec<String> = hw_rows
+        .iter()
+        .step_by(3)
+        .map(|h| format!("{} {}", h.model, h.config.split('-').next().unwrap_or("")))
+        .collect();
+    let designs = ["baseline INT8", "static StruM", "dynamic StruM"];
+    crate::plot::save(
+        &Chart::Bars {
+            title: "PE-array power, B = 8, L = 4, measured activity".into(),
+            y_label: "PE-array power, mW".into(),
+            categories: cats,
+            groups: designs
+                .iter()
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        hw_rows
+                            .iter()
+                            .filter(|h| h.design == *d)
+                            .map(|h| h.pe_array_power_mw)
+                            .collect(),
+                    )
+                })
+                .collect(),
+            stacked: false,
+        },
+        &fig.join("pe-power"),
+    )?;
+
+    // (c) dataflow
+    let mut df_rows_owned: Vec<(String, String, f64, String, f64)> = Vec::new();
+    let mut totals: Vec<(String, Vec<(String, f64)>)> = Vec::new();
+    for m in &models {
+        let Some(r) = rows.iter().find(|r| r.model == *m && r.scheme == "int8") else {
+            continue;
+        };
+        let stats = crate::hw::read_stats(&crate::sweep::layers_file(&acc_dir, &r.run_id), "int8")?;
+        let (g, _) = crate::zoo::resolve(m, &LoadOptions::default())?;
+        let q = quantize_graph(&g, &QuantConfig::default())?;
+        let h = crate::hw::evaluate(&arch, &tech, &g, &q, Some(&stats))?;
+        for l in &h.layers {
+            for (d, e) in &l.fixed_dataflow_pj {
+                df_rows_owned.push((m.clone(), l.name.clone(), l.macs, d.clone(), *e));
+            }
+            df_rows_owned.push((
+                m.clone(),
+                l.name.clone(),
+                l.macs,
+                "flexible (mapper)".into(),
+                l.baseline.total_dynamic(),
+            ));
+        }
+        totals.push((m.clone(), h.dataflow_totals_pj.clone()));
+    }
+    let df_rows: Vec<DataflowRow> = df_rows_owned
+        .iter()
+        .map(|(m, l, macs, d, e)| DataflowRow {
+            schema_version: REPRODUCE_CSV_SCHEMA,
+            model: m,
+            layer: l,
+            macs_per_image: *macs,
+            dataflow: d,
+            energy_pj_per_image: *e,
+        })
+        .collect();
+    crate::report::write_atomic(&o.out.join("dataflow.csv"), &csv_bytes(&df_rows)?)?;
+    let _ = writeln!(
+        md,
+        "## (c) FlexNN dataflows: network energy per image, INT8 baseline PE (µJ; × = relative to the flexible mapper)\n"
+    );
+    if let Some((_, first)) = totals.first() {
+        let _ = writeln!(
+            md,
+            "| model | {} |",
+            first
+                .iter()
+                .map(|d| d.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(md, "|---|{}", "---|".repeat(first.len()));
+        for (m, t) in &totals {
+            let flex = t.last().map(|x| x.1).unwrap_or(1.0);
+            let cells: Vec<String> = t
+                .iter()
+                .map(|(_, e)| format!("{:.3} ({:.2}×)", e * 1e-6, e / flex))
+                .collect();
+            let _ = writeln!(md, "| {m} | {} |", cells.join(" | "));
+        }
+        crate::plot::save(
+            &Chart::Bars {
+                title: "Network energy by dataflow, relative to the flexible mapper".into(),
+                y_label: "energy / flexible".into(),
+                categories: first.iter().map(|d| d.0.replace(" (mapper)", "")).collect(),
+                groups: totals
+                    .iter()
+                    .map(|(m, t)| {
+                        let flex = t.last().map(|x| x.1).unwrap_or(1.0);
+                        (m.clone(), t.iter().map(|x| x.1 / flex).collect())
+                    })
+                    .collect(),
+                stacked: false,
+            },
+            &fig.join("dataflow-energy"),
+        )?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let _ = writeln!(
+        md,
+        "\nSweep: {} runs ({} run now, {} reused from an earlier reproduce), {} threads; this reproduce took {:.0} s.",
+        summary.runs_in_spec,
+        summary.ran,
+        summary.already_done,
+        rayon::current_num_threads(),
+        wall
+    );
+    crate::report::write_atomic(&o.out.join("tables.md"), md.as_bytes())?;
+    Ok(format!(
+        "{md}\nwrote {}/{{tables.md, accuracy.csv, hw.csv, dataflow.csv, figures/}} in {wall:.0} s\n",
+        o.out.display()
+    ))
+}

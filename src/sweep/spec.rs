@@ -1,0 +1,479 @@
+//! Sweep specifications: a TOML file with a `base` run, a `matrix` of list-valued
+//! parameters and `exclude` rules, expanded deterministically into runs with stable ids.
+//! The format is documented in docs/sweeps.md.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cpu::engine::Mode;
+use crate::error::{Error, Result};
+use crate::eval::Device;
+use crate::quant::config::{Calib, LPolicy};
+use crate::quant::{QuantConfig, Scheme};
+
+/// Parameters of one run that are not quantization parameters.
+pub const RUN_KEYS: [&str; 10] = [
+    "model",
+    "data",
+    "mode",
+    "device",
+    "hw",
+    "limit",
+    "calib_images",
+    "act_calib",
+    "act_percentile",
+    "low_frac",
+];
+
+/// The default hardware description of a run (`hw = ""` turns the hardware model off).
+pub const DEFAULT_HW: &str = "experiments/hw/flexnn.toml";
+
+/// Everything a run needs besides its quantization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunParams {
+    /// Zoo name or ONNX file.
+    pub model: String,
+    /// Dataset; empty: the model card's.
+    pub data: String,
+    pub mode: Mode,
+    pub device: Device,
+    /// Architecture file of the hardware model; empty: no hardware columns.
+    pub hw: String,
+    /// Evaluate only the first N images (0: all).
+    pub limit: usize,
+    pub calib_images: usize,
+    pub act_calib: Calib,
+    pub act_percentile: f32,
+    /// L as a fraction of B (L = low_frac * B, which must be an integer); 0: use `low`.
+    pub low_frac: f64,
+}
+
+impl Default for RunParams {
+    fn default() -> Self {
+        RunParams {
+            model: "mnist-8".into(),
+            data: String::new(),
+            mode: Mode::Integer,
+            device: Device::Auto,
+            hw: DEFAULT_HW.into(),
+            limit: 0,
+            calib_images: 64,
+            act_calib: Calib::Max,
+            act_percentile: 99.99,
+            low_frac: 0.0,
+        }
+    }
+}
+
+/// One expanded run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    /// Position in the expansion (the order runs are executed and merged in).
+    pub index: usize,
+    /// 12 hex digits of a hash of the run's non-default parameters: stable across spec
+    /// edits that do not change the run, and the key that resume and merge use.
+    pub id: String,
+    pub params: RunParams,
+    pub quant: QuantConfig,
+    /// The run's parameters that differ from the defaults, as one JSON object (sorted keys).
+    pub key: String,
+    /// Why the run cannot execute (bad parameter combination); it becomes an error row.
+    pub invalid: Option<String>,
+}
+
+/// The TOML file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Output directory (relative to the working directory); default `results/sweeps/<name>`.
+    #[serde(default)]
+    pub out: Option<String>,
+    /// Values shared by every run.
+    #[serde(default)]
+    pub base: toml::Table,
+    /// Lists of values; every combination is a run.
+    #[serde(default)]
+    pub matrix: toml::Table,
+    /// A run matching every key of one rule (a value or a list of values) is dropped.
+    #[serde(default)]
+    pub exclude: Vec<toml::Table>,
+}
+
+/// Every key a spec may use, in expansion order (the last key of the matrix varies fastest).
+pub fn known_keys() -> Vec<String> {
+    let q = toml::Table::try_from(QuantConfig::default()).expect("QuantConfig serializes");
+    let mut keys: Vec<String> = vec![
+        "model",
+        "data",
+        "mode",
+        "device",
+        "hw",
+        "limit",
+        "calib_images",
+        "act_calib",
+        "act_percentile",
+        "scheme",
+        "block",
+        "low_frac",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for k in q.keys() {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    // QuantConfig's serialized order is its field order; toml::Table sorts, so restore it.
+    let order = [
+        "scheme",
+        "block",
+        "low",
+        "block_axis",
+        "selection",
+        "weight_calib",
+        "percentile",
+        "p2_min_exp",
+        "p2_max_exp",
+        "p2_round",
+        "dliq_shift",
+        "quantize_first_last",
+        "depthwise",
+        "l_policy",
+        "min_sqnr_db",
+        "nm_n",
+        "nm_m",
+        "mx_elem_bits",
+    ];
+    keys.sort_by_key(|k| {
+        let run = RUN_KEYS.iter().position(|r| r == k);
+        let q = order.iter().position(|r| r == k);
+        match (k.as_str(), run, q) {
+            ("scheme", ..) => 100,
+            ("block", ..) => 101,
+            ("low_frac", ..) => 102,
+            (_, Some(i), _) => i,
+            (_, _, Some(i)) => 103 + i,
+            _ => 1000,
+        }
+    });
+    keys
+}
+
+fn cfg_err(path: &str, reason: String) -> Error {
+    Error::Config {
+        path: path.to_string(),
+        reason,
+    }
+}
+
+impl SweepSpec {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check every key (unknown keys are named in the error).
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let spec: SweepSpec = toml::from_str(text).map_err(|e| cfg_err(origin, e.to_string()))?;
+        let known = known_keys();
+        let check = |section: &str, t: &toml::Table| -> Result<()> {
+            for k in t.keys() {
+                if !known.contains(k) {
+                    return Err(cfg_err(
+                        origin,
+                        format!(
+                            "unknown key '{k}' in [{section}]; known keys: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        check("base", &spec.base)?;
+        check("matrix", &spec.matrix)?;
+        for (i, e) in spec.exclude.iter().enumerate() {
+            check(&format!("exclude #{}", i + 1), e)?;
+        }
+        for (k, v) in &spec.matrix {
+            match v {
+                toml::Value::Array(a) if !a.is_empty() => {}
+                _ => {
+                    return Err(cfg_err(
+                        origin,
+                        format!("[matrix] {k} must be a non-empty list of values"),
+                    ));
+                }
+            }
+        }
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(cfg_err(
+                origin,
+                format!(
+                    "name '{}' must be non-empty ASCII letters, digits, '-' or '_'",
+                    spec.name
+                ),
+            ));
+        }
+        // Type errors in the base surface now, not as a failed row per run.
+        split(&spec.base, origin)?;
+        Ok(spec)
+    }
+
+    /// The runs, in order, with duplicates (after normalization) removed. Parameter values
+    /// of the wrong type are an error; parameter combinations that cannot run (e.g. L > B)
+    /// become runs with `invalid` set.
+    pub fn expand(&self, origin: &str) -> Result<Vec<Run>> {
+        let keys: Vec<String> = known_keys()
+            .into_iter()
+            .filter(|k| self.matrix.contains_key(k))
+            .collect();
+        let lists: Vec<&Vec<toml::Value>> = keys
+            .iter()
+            .map(|k| self.matrix[k].as_array().expect("checked in parse"))
+            .collect();
+        let total: usize = lists.iter().map(|l| l.len()).product();
+        let mut runs: Vec<Run> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..total {
+            let mut t = self.base.clone();
+            let mut rem = n;
+            for (k, l) in keys.iter().zip(&lists).rev() {
+                t.insert(k.clone(), l[rem % l.len()].clone());
+                rem /= l.len();
+            }
+            if self.exclude.iter().any(|rule| matches(rule, &t)) {
+                continue;
+            }
+            let (params, mut quant) = split(&t, origin)?;
+            let mut invalid = None;
+            if params.low_frac != 0.0 {
+                let l = params.low_frac * quant.block as f64;
+                if !(0.0..=1.0).contains(&params.low_frac) || (l - l.round()).abs() > 1e-9 {
+                    invalid = Some(format!(
+                        "low_frac {} x block {} is not a whole number of values in 0..=B",
+                        params.low_frac, quant.block
+                    ));
+                } else {
+                    quant.low = l.round() as usize;
+                }
+            }
+            let mut params = params;
+            if invalid.is_none() {
+                // Resolved into `low`; an unresolvable fraction stays in the run's key.
+                params.low_frac = 0.0;
+            }
+            normalize(&mut params, &mut quant);
+            if invalid.is_none() {
+                invalid = quant.validate().err().map(|e| e.to_string());
+            }
+            if invalid.is_none() && params.mode == Mode::Fp32 && quant.scheme != Scheme::Fp32 {
+                invalid = Some(format!(
+                    "mode fp32 with scheme {}: fp32 mode runs unquantized weights (use scheme fp32)",
+                    quant.scheme.as_str()
+                ));
+            }
+            let key = canonical_key(&params, &quant);
+            let id = format!("{:012x}", fnv1a64(key.as_bytes()) >> 16);
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            runs.push(Run {
+                index: runs.len(),
+                id,
+                params,
+                quant,
+                key,
+                invalid,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// The output directory.
+    pub fn out_dir(&self) -> std::path::PathBuf {
+        match &self.out {
+            Some(o) => o.into(),
+            None => Path::new("results/sweeps").join(&self.name),
+        }
+    }
+}
+
+/// Does `run` (its merged table) match every key of `rule`?
+fn matches(rule: &toml::Table, run: &toml::Table) -> bool {
+    rule.iter().all(|(k, want)| {
+        let have = run.get(k);
+        match want {
+            toml::Value::Array(a) => a.iter().any(|w| have == Some(w)),
+            w => have == Some(w),
+        }
+    })
+}
+
+/// Split a merged table into run parameters and quantization parameters.
+fn split(t: &toml::Table, origin: &str) -> Result<(RunParams, QuantConfig)> {
+    let mut run = toml::Table::new();
+    let mut quant = toml::Table::new();
+    for (k, v) in t {
+        if RUN_KEYS.contains(&k.as_str()) {
+            run.insert(k.clone(), v.clone());
+        } else {
+            quant.insert(k.clone(), v.clone());
+        }
+    }
+    let p: RunParams = toml::Value::Table(run)
+        .try_into()
+        .map_err(|e| cfg_err(origin, format!("run parameter: {e}")))?;
+    let q: QuantConfig = toml::Value::Table(quant)
+        .try_into()
+        .map_err(|e| cfg_err(origin, format!("quantization parameter: {e}")))?;
+    Ok((p, q))
+}
+
+/// Reset the parameters a run's scheme does not read, so that e.g. INT8 x 4 values of L is
+/// one run, not four identical ones.
+pub fn normalize(p: &mut RunParams, q: &mut QuantConfig) {
+    let d = QuantConfig::default();
+    if q.scheme == Scheme::Fp32 {
+        p.mode = Mode::Fp32;
+        p.calib_images = RunParams::default().calib_images;
+        p.act_calib = RunParams::default().act_calib;
+        p.act_percentile = RunParams::default().act_percentile;
+        q.weight_calib = d.weight_calib;
+        q.percentile = d.percentile;
+    }
+    let block_scheme = matches!(q.scheme, Scheme::Mip2q | Scheme::Dliq | Scheme::Mx);
+    if !block_scheme {
+        q.block = d.block;
+        q.block_axis = d.block_axis;
+    }
+    if !q.scheme.is_strum() {
+        q.low = d.low;
+        q.selection = d.selection;
+        q.l_policy = d.l_policy;
+        q.min_sqnr_db = d.min_sqnr_db;
+    }
+    if q.scheme != Scheme::Mip2q {
+        q.p2_min_exp = d.p2_min_exp;
+        q.p2_max_exp = d.p2_max_exp;
+        q.p2_round = d.p2_round;
+    }
+    if q.scheme != Scheme::Dliq {
+        q.dliq_shift = d.dliq_shift;
+    }
+    if q.scheme != Scheme::Nm {
+        q.nm_n = d.nm_n;
+        q.nm_m = d.nm_m;
+    }
+    if q.scheme != Scheme::Mx {
+        q.mx_elem_bits = d.mx_elem_bits;
+    }
+    if matches!(q.scheme, Scheme::Fp32 | Scheme::Int8) {
+        // INT8 applies to every layer regardless of the layer policy.
+        q.quantize_first_last = d.quantize_first_last;
+        q.depthwise = d.depthwise;
+    }
+    if q.scheme.is_strum() {
+        match q.l_policy {
+            LPolicy::Static => q.min_sqnr_db = d.min_sqnr_db,
+            LPolicy::Dynamic => q.low = d.low,
+        }
+    }
+}
+
+/// The non-default parameters as one JSON object with sorted keys.
+pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
+    let mut m = BTreeMap::new();
+    let mut put = |v: serde_json::Value, d: serde_json::Value| {
+        if let (serde_json::Value::Object(v), serde_json::Value::Object(d)) = (v, d) {
+            for (k, x) in v {
+                if d.get(&k) != Some(&x) {
+                    m.insert(k, x);
+                }
+            }
+        }
+    };
+    put(
+        serde_json::to_value(p).expect("serializes"),
+        serde_json::to_value(RunParams::default()).expect("serializes"),
+    );
+    // `scheme` always named, so that every key says what it runs.
+    let mut qv = serde_json::to_value(q).expect("serializes");
+    let scheme = qv["scheme"].clone();
+    if let serde_json::Value::Object(o) = &mut qv {
+        o.remove("scheme");
+    }
+    put(
+        qv,
+        serde_json::to_value(QuantConfig::default()).expect("serializes"),
+    );
+    m.insert("scheme".into(), scheme);
+    serde_json::to_string(&m).expect("serializes")
+}
+
+/// 64-bit FNV-1a (stable across platforms and Rust versions, unlike `DefaultHasher`).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A shard `i/n` (0-based i): run k belongs to shard k mod n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (a, b) = s
+            .split_once('/')
+            .ok_or("expected i/n, e.g. 3/16 (i counts from 0)")?;
+        let index: usize = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{a}' is not a shard index"))?;
+        let count: usize = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{b}' is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: need 0 <= i < n (i counts from 0, as SLURM_ARRAY_TASK_ID with --array=0-{})",
+                count.max(1) - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn owns(&self, run_index: usize) -> bool {
+        run_index % self.count == self.index
+    }
+    /// File-name suffix, e.g. `.shard-03-of-16`.
+    pub fn suffix(&self) -> String {
+        let w = (self.count - 1).to_string().len().max(2);
+        format!(".shard-{:0w$}-of-{}", self.index, self.count, w = w)
+    }
+}

@@ -1,0 +1,367 @@
+//! Sweeps: spec checking and expansion, sharding, the runner's rows (accuracy and hardware
+//! columns), resume after SIGKILL, merge, and the figures.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use strumlab::sweep::{self, RunRow, Shard, SweepSpec};
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("strumlab-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn strumlab(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+fn rows(path: &Path) -> Vec<RunRow> {
+    sweep::read_rows(path, false).unwrap()
+}
+
+const SMALL: &str = r#"
+name = "small"
+[base]
+model = "mnist-8"
+device = "cpu"
+limit = 300
+[matrix]
+scheme = ["int8", "mip2q", "dliq"]
+low = [4, 9]
+"#;
+
+#[test]
+fn unknown_keys_are_named() {
+    let bad = "name = \"x\"\n[matrix]\nblok = [8]\n";
+    let e = SweepSpec::parse(bad, "bad.toml").unwrap_err().to_string();
+    assert!(e.contains("blok") && e.contains("bad.toml"), "{e}");
+    let bad = "name = \"x\"\ncolour = 1\n";
+    let e = SweepSpec::parse(bad, "bad.toml").unwrap_err().to_string();
+    assert!(e.contains("colour"), "{e}");
+    let bad = "name = \"x\"\n[base]\nblock = \"eight\"\n";
+    let e = SweepSpec::parse(bad, "bad.toml").unwrap_err().to_string();
+    assert!(e.contains("block") || e.contains("invalid type"), "{e}");
+    let bad = "name = \"x\"\n[matrix]\nblock = 8\n";
+    let e = SweepSpec::parse(bad, "bad.toml").unwrap_err().to_string();
+    assert!(e.contains("list"), "{e}");
+}
+
+#[test]
+fn expansion_is_deterministic_deduplicated_and_ids_are_stable() {
+    let s = SweepSpec::parse(SMALL, "small").unwrap();
+    let runs = s.expand("small").unwrap();
+    // int8 ignores L: one run; mip2q and dliq: L = 4 and the invalid L = 9 > B.
+    assert_eq!(runs.len(), 5);
+    assert_eq!(runs[0].quant.scheme.as_str(), "int8");
+    assert_eq!(
+        runs.iter().filter(|r| r.invalid.is_some()).count(),
+        2,
+        "L = 9 > B = 8 is an invalid run"
+    );
+    let idx: Vec<usize> = runs.iter().map(|r| r.index).collect();
+    assert_eq!(idx, (0..5).collect::<Vec<_>>());
+    // The same runs written differently (a matrix value moved to the base, defaults spelled
+    // out, keys reordered) get the same ids.
+    let other = r#"
+name = "other"
+[base]
+device = "cpu"
+block = 8
+limit = 300
+model = "mnist-8"
+mode = "integer"
+[matrix]
+low = [4, 9]
+scheme = ["int8", "mip2q", "dliq"]
+"#;
+    let o = SweepSpec::parse(other, "other")
+        .unwrap()
+        .expand("other")
+        .unwrap();
+    let a: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let b: Vec<&str> = o.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(a, b);
+    // Pinned: ids must not change between versions, or resumes would redo finished runs.
+    let one = SweepSpec::parse("name = \"p\"\n[base]\nscheme = \"int8\"\n", "p")
+        .unwrap()
+        .expand("p")
+        .unwrap();
+    assert_eq!(one[0].key, r#"{"scheme":"int8"}"#);
+    assert_eq!(one[0].id, "ffb020853d62");
+}
+
+#[test]
+fn exclude_rules_and_low_frac() {
+    let spec = r#"
+name = "ex"
+[matrix]
+scheme = ["mip2q", "dliq"]
+block = [8, 16]
+low_frac = [0.25, 0.3]
+[[exclude]]
+scheme = "dliq"
+block = [16]
+"#;
+    let runs = SweepSpec::parse(spec, "ex").unwrap().expand("ex").unwrap();
+    assert_eq!(
+        runs.len(),
+        6,
+        "2 schemes x 2 B x 2 fractions minus dliq B=16"
+    );
+    assert!(
+        !runs
+            .iter()
+            .any(|r| r.quant.scheme.as_str() == "dliq" && r.quant.block == 16)
+    );
+    for r in &runs {
+        let frac_ok = r.invalid.is_none();
+        // 0.25 x 8 = 2 and 0.25 x 16 = 4 are whole; 0.3 x B is not.
+        if frac_ok {
+            assert_eq!(r.quant.low * 4, r.quant.block);
+        } else {
+            assert!(r.invalid.as_ref().unwrap().contains("low_frac"));
+        }
+    }
+}
+
+#[test]
+fn shards_partition_the_runs() {
+    let runs = SweepSpec::parse(SMALL, "s").unwrap().expand("s").unwrap();
+    for n in 1..=6 {
+        let mut seen = vec![0; runs.len()];
+        for i in 0..n {
+            let s: Shard = format!("{i}/{n}").parse().unwrap();
+            for r in &runs {
+                if s.owns(r.index) {
+                    seen[r.index] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1), "n = {n}: {seen:?}");
+    }
+    assert!("4/4".parse::<Shard>().is_err());
+    assert!("1/0".parse::<Shard>().is_err());
+    assert!("x".parse::<Shard>().is_err());
+}
+
+/// Two shards, then merge: every run exactly once, accuracy and hardware columns filled,
+/// the invalid runs as error rows; a missing row makes merge fail.
+#[test]
+fn sharded_sweep_then_merge() {
+    let dir = tmp("shards");
+    let spec = dir.join("small.toml");
+    std::fs::write(&spec, SMALL).unwrap();
+    let out = dir.join("out");
+    for s in ["0/2", "1/2"] {
+        let (rc, o, e) = strumlab(&[
+            "sweep",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            s,
+            "-q",
+        ]);
+        assert_eq!(rc, 0, "{o}{e}");
+    }
+    let (rc, o, e) = strumlab(&["merge", out.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{o}{e}");
+    let merged = rows(&out.join("merged.csv"));
+    let expected = SweepSpec::parse(SMALL, "s").unwrap().expand("s").unwrap();
+    assert_eq!(merged.len(), expected.len());
+    for (r, x) in merged.iter().zip(&expected) {
+        assert_eq!(r.run_id, x.id);
+        assert_eq!(r.schema_version, sweep::SWEEP_CSV_SCHEMA);
+        if x.invalid.is_some() {
+            assert_eq!(r.status, "error");
+            assert!(r.error.contains("9"), "{}", r.error);
+            continue;
+        }
+        assert_eq!(r.status, "ok", "{}", r.error);
+        assert_eq!(r.images, 300);
+        let top1 = r.top1_pct.unwrap();
+        assert!(top1 > 90.0 && top1 <= 100.0, "{top1}");
+        assert!(r.agreement_top1_pct.unwrap() > 95.0);
+        assert!(
+            out.join("layers")
+                .join(format!("{}.csv", r.run_id))
+                .is_file()
+        );
+        if r.scheme == "int8" {
+            assert_eq!(r.pe_power_reduction_static_pct, Some(0.0));
+        } else {
+            let p = r.pe_power_reduction_static_pct.unwrap();
+            assert!(p > 0.0 && p < 60.0, "{p}");
+            assert!(r.pe_area_static_um2.unwrap() < r.pe_area_baseline_um2.unwrap());
+            assert!(r.bits_per_weight.unwrap() < 8.0);
+        }
+    }
+    // Merge refuses a directory with a run missing.
+    let shard0 = out.join(format!(
+        "runs{}.csv",
+        "0/2".parse::<Shard>().unwrap().suffix()
+    ));
+    let text = std::fs::read_to_string(&shard0).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.pop();
+    std::fs::write(&shard0, lines.join("\n") + "\n").unwrap();
+    let (rc, _, e) = strumlab(&["merge", out.to_str().unwrap()]);
+    assert_eq!(rc, 2);
+    assert!(e.contains("have no row"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kill a running sweep with SIGKILL, resume it, and check every run has exactly one row.
+#[test]
+fn killed_sweep_resumes_without_losing_or_repeating_rows() {
+    let dir = tmp("kill");
+    let spec = dir.join("kill.toml");
+    std::fs::write(
+        &spec,
+        r#"
+name = "kill"
+[base]
+device = "cpu"
+limit = 2000
+hw = ""
+[matrix]
+scheme = ["mip2q", "dliq"]
+low = [1, 2, 3, 4, 5, 6]
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let args = [
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    let rows_path = out.join("runs.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // Kill as soon as the first row is on disk.
+    loop {
+        let n = std::fs::read_to_string(&rows_path)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if n >= 2 || t0.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let before = rows(&rows_path);
+    assert!(!before.is_empty());
+    assert!(
+        before.len() < 12,
+        "the sweep finished before the kill; nothing was resumed"
+    );
+    let (rc, o, e) = strumlab(&args);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(
+        o.contains(&format!(
+            "{} of 12 runs in this shard already done",
+            before.len()
+        )),
+        "{o}"
+    );
+    let after = rows(&rows_path);
+    let ids: Vec<&str> = after.iter().map(|r| r.run_id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(unique.len(), 12);
+    assert!(after.iter().all(|r| r.status == "ok"));
+    // The rows written before the kill are kept as they were.
+    assert_eq!(&after[..before.len()], &before[..]);
+    // A third call has nothing left to do.
+    let (rc, o, _) = strumlab(&args);
+    assert_eq!(rc, 0);
+    assert!(o.contains("ran 0"), "{o}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_spec_fails_cleanly_before_writing_anything() {
+    let dir = tmp("bad");
+    let spec = dir.join("bad.toml");
+    std::fs::write(&spec, "name = \"bad\"\n[base]\nsheme = \"int8\"\n").unwrap();
+    let out = dir.join("out");
+    let (rc, _, e) = strumlab(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 2);
+    assert!(e.contains("sheme"), "{e}");
+    assert!(!out.exists());
+    let (rc, _, e) = strumlab(&["sweep", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(rc, 2);
+    assert!(e.contains("missing.toml"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn figures_are_written_as_png_and_svg() {
+    use strumlab::plot::{Chart, Series, save};
+    let dir = tmp("plot");
+    let files = save(
+        &Chart::Xy {
+            title: "Accuracy check".into(),
+            x_label: "bits".into(),
+            y_label: "top-1 %".into(),
+            series: vec![Series {
+                name: "MIP2Q".into(),
+                points: vec![(6.0, 98.0), (7.0, 98.5)],
+                line: true,
+                markers: true,
+            }],
+        },
+        &dir.join("xy"),
+    )
+    .unwrap();
+    assert_eq!(files.len(), 2);
+    let svg = std::fs::read_to_string(dir.join("xy.svg")).unwrap();
+    assert!(svg.contains("Accuracy check") && svg.contains("MIP2Q"));
+    let png = image::open(dir.join("xy.png")).unwrap().to_rgb8();
+    assert_eq!(png.dimensions(), strumlab::plot::SIZE);
+    // Something other than the white background was drawn.
+    let dark = png
+        .pixels()
+        .filter(|p| p.0.iter().all(|&c| c < 100))
+        .count();
+    assert!(dark > 1000, "{dark} dark pixels");
+    save(
+        &Chart::Bars {
+            title: "Bars".into(),
+            y_label: "mW".into(),
+            categories: vec!["a".into(), "b".into()],
+            groups: vec![("x".into(), vec![1.0, 2.0]), ("y".into(), vec![0.5, 1.0])],
+            stacked: true,
+        },
+        &dir.join("bars"),
+    )
+    .unwrap();
+    assert!(dir.join("bars.png").is_file() && dir.join("bars.svg").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
