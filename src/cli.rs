@@ -173,6 +173,11 @@ pub struct BenchArgs {
     /// Images per GPU batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Sweep benchmark instead: N StruM configurations (MIP2Q and DLIQ, L = 1, 2, ...) x every
+    /// image of the model card's dataset, accuracy only, on the CPU engine and (with an
+    /// adapter) the GPU engine in the same run; prints configurations per minute and the ratio.
+    #[arg(long)]
+    pub sweep: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }
@@ -473,6 +478,78 @@ pub fn run(cli: Cli) -> Result<String> {
             } else {
                 Ok(report::hw_table(&r, &claims, &a.model, a.variant))
             }
+        }
+        Command::Bench(a) if a.sweep.is_some() => {
+            let n = a.sweep.unwrap_or(1).max(1);
+            let base = a.quant.to_config()?;
+            let configs: Vec<_> = (0..n)
+                .map(|i| crate::quant::QuantConfig {
+                    scheme: if i % 2 == 0 {
+                        crate::quant::Scheme::Mip2q
+                    } else {
+                        crate::quant::Scheme::Dliq
+                    },
+                    low: (i / 2) % base.block + 1,
+                    ..base.clone()
+                })
+                .collect();
+            let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let data = crate::data::load(&card.dataset, &card, false)?;
+            let (cpu_pts, cpu_s) = crate::eval::bench_sweep(&g, &data, &configs, None)?;
+            let per_min = |s: f64| n as f64 / s * 60.0;
+            let mut v = serde_json::json!({
+                "model": a.model, "images": data.len(), "configs": n,
+                "cpu": { "device": format!("cpu, {} threads", rayon::current_num_threads()),
+                         "wall_s": cpu_s, "configs_per_min": per_min(cpu_s) },
+                "points": cpu_pts,
+            });
+            let gpu = if a.device == BenchDevice::Cpu {
+                None
+            } else {
+                match crate::gpu::GpuContext::new() {
+                    Ok(c) => Some(c),
+                    Err(e) if a.device == BenchDevice::Auto => {
+                        eprintln!("notice: {e}; CPU only");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(ctx) = &gpu {
+                let (gpu_pts, gpu_s) =
+                    crate::eval::bench_sweep(&g, &data, &configs, Some((ctx, a.batch)))?;
+                if gpu_pts != cpu_pts {
+                    return Err(Error::Gpu(
+                        "GPU and CPU engines disagree on a configuration's accuracy".into(),
+                    ));
+                }
+                v["gpu"] = serde_json::json!({
+                    "device": format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+                    "batch": a.batch, "wall_s": gpu_s, "configs_per_min": per_min(gpu_s),
+                    "gpu_over_cpu": cpu_s / gpu_s,
+                });
+            }
+            if a.json {
+                return to_json(&v);
+            }
+            let mut s = format!(
+                "{} configurations x {} images of {}: CPU {:.1} configs/min ({:.1} s)\n",
+                n,
+                data.len(),
+                a.model,
+                per_min(cpu_s),
+                cpu_s
+            );
+            if let Some(gv) = v.get("gpu") {
+                s += &format!(
+                    "GPU {}: {:.1} configs/min ({:.1} s), {:.2}x the CPU engine; same accuracy for every configuration\n",
+                    gv["device"].as_str().unwrap_or(""),
+                    gv["configs_per_min"].as_f64().unwrap_or(0.0),
+                    gv["wall_s"].as_f64().unwrap_or(0.0),
+                    gv["gpu_over_cpu"].as_f64().unwrap_or(0.0)
+                );
+            }
+            Ok(s)
         }
         Command::Bench(a) => {
             let mut cfg = a.quant.to_config()?;

@@ -509,3 +509,94 @@ pub fn bench_gpu(
     }
     Ok(best)
 }
+
+/// One configuration of [`bench_sweep`]: its label and top-1 hits on the images.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SweepPoint {
+    pub config: String,
+    pub top1_hits: u64,
+    pub images: usize,
+}
+
+/// Accuracy-only sweep throughput: for each configuration, quantize, calibrate (64 images,
+/// max), build the integer engine and count top-1 hits over every image of `data`. On the
+/// CPU engine: rayon over images. On the GPU: the dataset is uploaded in batches of `batch`
+/// and reduced on the GPU (`topk_count`), so only counts come back. Returns the points and
+/// the wall time in seconds (quantization and calibration included: a sweep pays them).
+pub fn bench_sweep(
+    graph: &Graph,
+    data: &Dataset,
+    configs: &[QuantConfig],
+    gpu: Option<(&crate::gpu::GpuContext, usize)>,
+) -> Result<(Vec<SweepPoint>, f64)> {
+    let labels: Vec<i32> = match &data.labels {
+        Some(l) => l.iter().map(|&y| y as i32).collect(),
+        None => {
+            return Err(Error::Data {
+                path: data.name.clone(),
+                reason: "the sweep benchmark needs labels".into(),
+            });
+        }
+    };
+    if configs.is_empty() {
+        return Ok((Vec::new(), 0.0));
+    }
+    let t0 = std::time::Instant::now();
+    let n = 64.min(data.len());
+    let mut shape = data.shape.clone();
+    shape[0] = n;
+    let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+    let scales = engine::calibrate(graph, &calib, Calib::Max, 100.0)?;
+    let mut out = Vec::new();
+    // GPU: one engine for the whole sweep; each configuration re-quantizes the resident
+    // weights on the GPU (`strum_quantize`) instead of uploading them.
+    let q0 = quantize_graph(graph, &configs[0])?;
+    let e0 = Engine::new(graph, Mode::Integer, Some(&q0), Some(&scales))?;
+    let mut ge = match gpu {
+        Some((ctx, batch)) => {
+            let mut ge = crate::gpu::engine::GpuEngine::new(ctx, &e0, batch)?;
+            ge.enable_requantize(configs[0].weight_calib, configs[0].percentile);
+            Some(ge)
+        }
+        None => None,
+    };
+    for cfg in configs {
+        let hits: u64 = match &mut ge {
+            None => {
+                let q = quantize_graph(graph, cfg)?;
+                let e = Engine::new(graph, Mode::Integer, Some(&q), Some(&scales))?;
+                (0..data.len())
+                    .into_par_iter()
+                    .map(|i| -> Result<u64> {
+                        let o = e.run(data.image(i), false)?.0;
+                        Ok((top_k(&o[0], 1)[0] as i32 == labels[i]) as u64)
+                    })
+                    .try_reduce(|| 0, |a, b| Ok(a + b))?
+            }
+            Some(ge) => {
+                ge.requantize(cfg)?;
+                let per = data.per_image();
+                let none = vec![-1i32; ge.batch];
+                let mut h = 0u64;
+                let mut done = 0;
+                while done < data.len() {
+                    let m = ge.batch.min(data.len() - done);
+                    let (_, c) = ge.run_topk(
+                        &data.images[done * per..(done + m) * per],
+                        &labels[done..done + m],
+                        &none[..m],
+                    )?;
+                    h += c[0] as u64;
+                    done += m;
+                }
+                h
+            }
+        };
+        out.push(SweepPoint {
+            config: cfg.label(),
+            top1_hits: hits,
+            images: data.len(),
+        });
+    }
+    Ok((out, t0.elapsed().as_secs_f64()))
+}

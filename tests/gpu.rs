@@ -178,6 +178,230 @@ fn dense_requantize_and_maxpool_match_cpu() {
 }
 
 #[test]
+fn topk_count_matches_cpu_with_ties() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(29);
+    for (classes, is_int) in [
+        (10usize, false),
+        (10, true),
+        (1000, false),
+        (3, true),
+        (7, false),
+    ] {
+        let n = 333;
+        // Few distinct values, so ties are common; INT8 codes as i32 words or FP32 bits.
+        let logits: Vec<u32> = (0..n * classes)
+            .map(|_| {
+                let v = rng.below(9) as i32 - 4;
+                if is_int {
+                    v as u32
+                } else {
+                    (v as f32 * 0.25).to_bits()
+                }
+            })
+            .collect();
+        let labels: Vec<i32> = (0..n).map(|_| rng.below(classes + 1) as i32 - 1).collect();
+        let reference: Vec<i32> = (0..n).map(|_| rng.below(classes + 1) as i32 - 1).collect();
+        let want = kernels::topk_count(&logits, &labels, &reference, classes, is_int, 5);
+        let got = g
+            .topk_count(&logits, &labels, &reference, classes, is_int)
+            .unwrap();
+        assert_eq!(got, want, "{classes} classes, int {is_int}");
+        // The mirror ranks like eval::top_k (ties: lower index first).
+        for (i, row) in logits.chunks(classes).enumerate() {
+            let f: Vec<f32> = row
+                .iter()
+                .map(|&w| {
+                    if is_int {
+                        w as i32 as f32
+                    } else {
+                        f32::from_bits(w)
+                    }
+                })
+                .collect();
+            assert_eq!(want.0[i] as usize, strumlab::eval::top_k(&f, 1)[0]);
+        }
+    }
+}
+
+/// `strum_quantize` (GPU) = its CPU mirror = the library's StruM quantizer, on random layers
+/// with padded blocks and on mnist-8's layers, for both strategies and many settings.
+#[test]
+fn strum_quantize_matches_mirror_and_quantizer() {
+    use strumlab::quant::config::{BlockAxis, DliqShift, P2Round};
+    use strumlab::quant::{Geometry, QuantConfig, Scheme, schemes::int8_codes};
+    let mut rng = Rng(41);
+    let mut cases: Vec<(Vec<f32>, usize, Geometry)> = Vec::new();
+    for (oc, a, q, block) in [
+        (5, 12, 3, 8),
+        (3, 8, 9, 8),
+        (4, 20, 1, 16),
+        (2, 7, 4, 4),
+        (3, 33, 2, 32),
+    ] {
+        let w: Vec<f32> = (0..oc * a * q).map(|_| rng.normal()).collect();
+        cases.push((w, oc, Geometry::new(oc, a, q, block)));
+    }
+    let (graph, _) =
+        strumlab::zoo::resolve("mnist-8", &strumlab::model::LoadOptions::default()).unwrap();
+    for (_, layer) in graph.layers() {
+        let w = layer.weight();
+        let g = strumlab::quant::geometry::layer_geometry(
+            layer,
+            BlockAxis::Ic,
+            strumlab::quant::config::Depthwise::Int8,
+            8,
+        );
+        cases.push((w.data.clone(), w.shape[0], g));
+    }
+    let ctx = gpu();
+    for (w, oc, g) in &cases {
+        let (_, ratio, q8) = int8_codes(w, *oc, *g, strumlab::quant::config::Calib::Max, 99.99);
+        let per = w.len() / oc;
+        let ones = vec![1.0f32; *oc];
+        for (scheme, code) in [(Scheme::Mip2q, 1u32), (Scheme::Dliq, 2)] {
+            for low in [0, 1, g.block / 2, g.block] {
+                for (round, shift) in [
+                    (P2Round::Down, DliqShift::Block),
+                    (P2Round::Log, DliqShift::None),
+                    (P2Round::Up, DliqShift::Block),
+                ] {
+                    let cfg = QuantConfig {
+                        scheme,
+                        block: g.block,
+                        low,
+                        p2_round: round,
+                        dliq_shift: shift,
+                        ..Default::default()
+                    };
+                    let p = kernels::StrumQuantParams {
+                        geometry: *g,
+                        low,
+                        scheme: code,
+                        emin: cfg.p2_min_exp,
+                        emax: cfg.p2_max_exp,
+                        p2_round: round,
+                        block_shift: shift == DliqShift::Block,
+                        per_channel: per,
+                    };
+                    let mirror = kernels::strum_quantize(&p, &q8, &ratio, &ones);
+                    let quantizer = strumlab::quant::schemes::Strum {
+                        cfg: cfg.clone(),
+                        low,
+                    };
+                    let view = strumlab::quant::WeightView {
+                        data: w,
+                        out_channels: *oc,
+                        geometry: *g,
+                    };
+                    use strumlab::quant::Quantizer;
+                    let want = quantizer.quantize(&view).unwrap().q;
+                    assert_eq!(mirror, want, "{g:?} {cfg:?}");
+                    if let Some(ctx) = &ctx {
+                        assert_eq!(
+                            ctx.strum_quantize(&p, &q8, &ratio, &ones).unwrap(),
+                            mirror,
+                            "{g:?} {cfg:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // A headroom factor rescales a channel after demotion, on both sides alike.
+        let mut hr = ones.clone();
+        hr[0] = 0.37;
+        let p = kernels::StrumQuantParams {
+            geometry: *g,
+            low: g.block / 2,
+            scheme: 2,
+            emin: 0,
+            emax: 6,
+            p2_round: P2Round::Down,
+            block_shift: true,
+            per_channel: per,
+        };
+        let mirror = kernels::strum_quantize(&p, &q8, &ratio, &hr);
+        if let Some(ctx) = &ctx {
+            assert_eq!(ctx.strum_quantize(&p, &q8, &ratio, &hr).unwrap(), mirror);
+        }
+    }
+}
+
+/// A GPU engine re-quantized in place computes the same logits as the CPU engine built for
+/// each setting.
+#[test]
+fn requantized_gpu_engine_matches_cpu_engines() {
+    use strumlab::cpu::engine::{self, Engine, Mode};
+    use strumlab::model::{LoadOptions, Tensor};
+    use strumlab::quant::config::Calib;
+    use strumlab::quant::{QuantConfig, Scheme};
+    let Some(g) = gpu() else { return };
+    let (graph, card) = strumlab::zoo::resolve("mnist-8", &LoadOptions::default()).unwrap();
+    let ds = strumlab::data::load("mnist-test", &card, false).unwrap();
+    let n = 64;
+    let mut shape = ds.shape.clone();
+    shape[0] = n;
+    let sc = engine::calibrate(
+        &graph,
+        &Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
+        Calib::Max,
+        100.0,
+    )
+    .unwrap();
+    let base = QuantConfig {
+        scheme: Scheme::Int8,
+        ..Default::default()
+    };
+    let q0 = strumlab::quant::quantize_graph(&graph, &base).unwrap();
+    let e0 = Engine::new(&graph, Mode::Integer, Some(&q0), Some(&sc)).unwrap();
+    let mut ge = strumlab::gpu::engine::GpuEngine::new(&g, &e0, 64).unwrap();
+    ge.enable_requantize(Calib::Max, 99.99);
+    for cfg in [
+        QuantConfig {
+            scheme: Scheme::Mip2q,
+            low: 4,
+            quantize_first_last: true,
+            ..Default::default()
+        },
+        QuantConfig {
+            scheme: Scheme::Dliq,
+            block: 16,
+            low: 12,
+            ..Default::default()
+        },
+        QuantConfig {
+            scheme: Scheme::Mip2q,
+            low: 8,
+            ..Default::default()
+        },
+        base.clone(),
+    ] {
+        ge.requantize(&cfg).unwrap();
+        let q = strumlab::quant::quantize_graph(&graph, &cfg).unwrap();
+        let e = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+        let got = ge.run(&ds.images[..n * ds.per_image()]).unwrap();
+        for (i, l) in got.iter().enumerate() {
+            assert_eq!(
+                l,
+                &e.run(ds.image(i), false).unwrap().0[0],
+                "{} image {i}",
+                cfg.label()
+            );
+        }
+    }
+    // Settings the kernel does not cover are refused, not approximated.
+    let err = ge
+        .requantize(&QuantConfig {
+            scheme: Scheme::Dliq,
+            selection: strumlab::quant::config::Selection::Error,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("magnitude"), "{err}");
+}
+
+#[test]
 fn large_dispatches_are_split() {
     let Some(g) = gpu() else { return };
     // more workgroups than one dimension allows on most adapters (64 x 70000 invocations)
@@ -239,6 +463,30 @@ fn integer_engine_pair(
                 done + k
             );
         }
+        // The on-GPU reduction agrees with top-k of the CPU engine's logits.
+        let labels: Vec<i32> = (done..done + m)
+            .map(|i| ds.labels.as_ref().map_or(-1, |l| l[i] as i32))
+            .collect();
+        let reference: Vec<i32> = got
+            .iter()
+            .map(|l| strumlab::eval::top_k(l, 1)[0] as i32)
+            .collect();
+        let (top1, counts) = ge
+            .run_topk(
+                &ds.images[done * ds.per_image()..(done + m) * ds.per_image()],
+                &labels,
+                &reference,
+            )
+            .unwrap();
+        assert_eq!(top1, reference, "{model} {scheme:?}: on-GPU top-1");
+        let hits5 = got
+            .iter()
+            .zip(&labels)
+            .filter(|(l, y)| **y >= 0 && strumlab::eval::top_k(l, 5).contains(&(**y as usize)))
+            .count() as u32;
+        let hits1 = top1.iter().zip(&labels).filter(|(t, y)| t == y).count() as u32;
+        let labelled = labels.iter().filter(|y| **y >= 0).count() as u32;
+        assert_eq!(counts, [hits1, hits5, m as u32, labelled]);
         done += m;
     }
 }

@@ -119,6 +119,8 @@ pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32)
 struct LayerPlan {
     w_f: Vec<f32>,
     w_q: Vec<i32>,
+    /// per output channel: factor applied to the weights for INT32 headroom (1: none)
+    headroom: Vec<f32>,
     class: Vec<WClass>,
     bias_q: Vec<i32>,
     /// integer mode: per output channel requantization factor (or dequantization factor
@@ -132,6 +134,8 @@ struct LayerPlan {
 /// Integer constants of one weight layer (see [`Engine::int_layer`]).
 pub struct IntLayer<'a> {
     pub w_q: &'a [i32],
+    /// per output channel: INT32-headroom factor applied to the weights (1: none)
+    pub headroom: &'a [f32],
     pub bias_q: &'a [i32],
     /// per output channel: requantization factor, or dequantization factor if `float_out`
     pub m: &'a [f32],
@@ -278,6 +282,7 @@ impl<'g> Engine<'g> {
                     .get(node.output.as_str())
                     .is_some_and(|c| c.iter().all(|o| matches!(o, Op::Softmax { .. })));
             let (mut w_q, mut bias_q, mut m) = (Vec::new(), Vec::new(), Vec::new());
+            let mut headroom = Vec::new();
             if mode == Mode::Integer {
                 let l = lq.ok_or_else(|| need("every weight layer quantized"))?;
                 if l.encoded.q.is_empty() || l.encoded.scale_per == 0 {
@@ -298,10 +303,12 @@ impl<'g> Engine<'g> {
                 // weights are negligible against its bias at that scale.
                 let mut sw = l.encoded.scales.clone();
                 w_q = l.encoded.q.clone();
+                headroom = vec![1.0; oc];
                 for o in 0..oc {
                     let need = bias[o].abs() / (s_in * BIAS_HEADROOM);
                     if need > sw[o] {
                         let r = sw[o] / need;
+                        headroom[o] = r;
                         for w in &mut w_q[o * per..(o + 1) * per] {
                             *w = crate::quant::calib::rne(*w as f32 * r) as i32;
                         }
@@ -317,6 +324,7 @@ impl<'g> Engine<'g> {
                 LayerPlan {
                     w_f,
                     w_q,
+                    headroom,
                     class,
                     bias_q,
                     m,
@@ -339,6 +347,7 @@ impl<'g> Engine<'g> {
         let p = self.layers.get(&node)?;
         (self.mode == Mode::Integer).then_some(IntLayer {
             w_q: &p.w_q,
+            headroom: &p.headroom,
             bias_q: &p.bias_q,
             m: &p.m,
             float_out: p.float_out,

@@ -232,6 +232,137 @@ pub fn gap_i8(x: &[i8], hw: usize, k: f32) -> Vec<i8> {
         .collect()
 }
 
+/// Top-k classes per image and the accuracy counts, as the `topk_count` kernel computes
+/// them: `logits` are raw 32-bit words (FP32 bits, or INT8 codes as i32 when `is_int`),
+/// `labels` / `reference` hold -1 for "none". Returns the top-1 class of every image and
+/// `[top-1 hits, top-k hits, agreements with the reference, labelled images]`. Ties rank
+/// the lower class first; a NaN is never ranked above a number.
+pub fn topk_count(
+    logits: &[u32],
+    labels: &[i32],
+    reference: &[i32],
+    classes: usize,
+    is_int: bool,
+    k: usize,
+) -> (Vec<i32>, [u32; 4]) {
+    let k = k.min(8).min(classes);
+    let mut counts = [0u32; 4];
+    let mut top1 = Vec::with_capacity(labels.len());
+    for (img, row) in logits.chunks(classes).enumerate() {
+        let mut best = [0f32; 8];
+        let mut idx = [0i32; 8];
+        let mut filled = 0usize;
+        for (c, &w) in row.iter().enumerate() {
+            let v = if is_int {
+                w as i32 as f32
+            } else {
+                f32::from_bits(w)
+            };
+            let pos = (0..filled).find(|&j| v > best[j]).unwrap_or(filled);
+            if pos >= k {
+                continue;
+            }
+            let mut j = filled.min(k - 1);
+            while j > pos {
+                best[j] = best[j - 1];
+                idx[j] = idx[j - 1];
+                j -= 1;
+            }
+            best[pos] = v;
+            idx[pos] = c as i32;
+            filled = (filled + 1).min(k);
+        }
+        top1.push(idx[0]);
+        let y = labels[img];
+        if y >= 0 {
+            counts[3] += 1;
+            counts[0] += (idx[0] == y) as u32;
+            counts[1] += idx[..k].contains(&y) as u32;
+        }
+        let r = reference[img];
+        counts[2] += (r >= 0 && idx[0] == r) as u32;
+    }
+    (top1, counts)
+}
+
+/// Parameters of [`strum_quantize`] (the `strum_quantize` kernel's uniform block).
+#[derive(Clone, Copy, Debug)]
+pub struct StrumQuantParams {
+    pub geometry: crate::quant::Geometry,
+    pub low: usize,
+    /// 0 INT8 copy, 1 MIP2Q, 2 DLIQ
+    pub scheme: u32,
+    pub emin: u32,
+    pub emax: u32,
+    pub p2_round: crate::quant::config::P2Round,
+    pub block_shift: bool,
+    pub per_channel: usize,
+}
+
+/// StruM quantization from INT8 codes, as the `strum_quantize` kernel does it, one block at
+/// a time: the L lanes first in (padding, |ratio|, lane) order are demoted (MIP2Q or DLIQ
+/// with the block's smallest sufficient shift), then each value is scaled by its output
+/// channel's INT32 headroom factor (`rne(v * r)` where `r != 1`).
+pub fn strum_quantize(
+    p: &StrumQuantParams,
+    q8: &[i32],
+    ratio: &[f32],
+    headroom: &[f32],
+) -> Vec<i32> {
+    use crate::quant::lowp;
+    let g = p.geometry;
+    let low = if p.scheme == 0 { 0 } else { p.low };
+    let mut w = vec![0i32; q8.len()];
+    let mag = |i: Option<usize>| i.map_or(-1.0, |i| ratio[i].abs());
+    for b in 0..g.num_blocks() {
+        let lanes: Vec<Option<usize>> = g.block_lanes(b).collect();
+        let before = |x: usize, y: usize| {
+            let (px, py) = (lanes[x].is_some(), lanes[y].is_some());
+            if px != py {
+                return !px;
+            }
+            let (mx, my) = (mag(lanes[x]), mag(lanes[y]));
+            if mx != my {
+                return mx < my;
+            }
+            x < y
+        };
+        let mut demoted = vec![false; g.block];
+        let mut mx = 0i32;
+        for x in 0..g.block {
+            let rank = (0..g.block).filter(|&y| y != x && before(y, x)).count();
+            if rank < low {
+                demoted[x] = true;
+                if let Some(i) = lanes[x] {
+                    mx = mx.max(q8[i].abs());
+                }
+            }
+        }
+        let k = if p.scheme == 2 && p.block_shift {
+            lowp::dliq_min_shift(mx)
+        } else {
+            0
+        };
+        for (x, lane) in lanes.iter().enumerate() {
+            let Some(i) = *lane else { continue };
+            let mut v = q8[i];
+            if demoted[x] {
+                v = if p.scheme == 1 {
+                    lowp::mip2q(v, p.emin, p.emax, p.p2_round).0
+                } else {
+                    lowp::dliq(v, k).0
+                };
+            }
+            let r = headroom[i / p.per_channel];
+            if r != 1.0 {
+                v = rne(v as f32 * r) as i32;
+            }
+            w[i] = v;
+        }
+    }
+    w
+}
+
 /// One FP32 value (already divided by the scale) to symmetric INT8.
 #[inline]
 pub fn quantize1(v: f32) -> i8 {

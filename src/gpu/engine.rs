@@ -14,6 +14,7 @@ use crate::cpu::engine::{Engine, Mode};
 use crate::cpu::kernels::{ConvGeom, quantize1};
 use crate::error::{Error, Result};
 use crate::model::{Graph, Op};
+use crate::quant::config::Calib;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -61,6 +62,10 @@ struct LayerBufs {
     m: wgpu::Buffer,
     acc: wgpu::Buffer,
     float_out: bool,
+    /// per output channel INT32-headroom factors (for `requantize`)
+    headroom: wgpu::Buffer,
+    /// INT8 codes and |w / s| of the layer, uploaded by `enable_requantize`
+    codes: Option<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 pub struct GpuEngine<'a> {
@@ -75,6 +80,7 @@ pub struct GpuEngine<'a> {
     input_scale: f32,
     output: String,
     output_scale: f32,
+    codes_calib: Option<(Calib, f32)>,
 }
 
 impl<'a> GpuEngine<'a> {
@@ -142,6 +148,8 @@ impl<'a> GpuEngine<'a> {
                             m: ctx.storage(l.m, false),
                             acc: ctx.scratch((4 * out_elems * batch) as u64),
                             float_out: l.float_out,
+                            headroom: ctx.storage(l.headroom, false),
+                            codes: None,
                         },
                     );
                     Step::Conv {
@@ -163,6 +171,8 @@ impl<'a> GpuEngine<'a> {
                             m: ctx.storage(l.m, false),
                             acc: ctx.scratch((4 * out_elems * batch) as u64),
                             float_out: l.float_out,
+                            headroom: ctx.storage(l.headroom, false),
+                            codes: None,
                         },
                     );
                     Step::Dense {
@@ -264,12 +274,151 @@ impl<'a> GpuEngine<'a> {
             input_scale,
             output,
             output_scale,
+            codes_calib: None,
         })
     }
 
     /// Run up to `batch` images (`images` holds them back to back, model layout) and return
     /// the FP32 graph output of each.
     pub fn run(&self, images: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let (enc, n) = self.encode_forward(images)?;
+        let ctx = self.ctx;
+        let (ob, per_out, is_f32) = &self.values[&self.output];
+        let flat: Vec<f32> = if *is_f32 {
+            ctx.read_back::<f32>(enc, ob, per_out * n)?
+        } else {
+            ctx.read_back::<i32>(enc, ob, per_out * n)?
+                .into_iter()
+                .map(|q| q as f32 * self.output_scale)
+                .collect()
+        };
+        Ok(flat.chunks(*per_out).map(|c| c.to_vec()).collect())
+    }
+
+    /// Upload every weight layer's INT8 codes and |w / s| under `calib` once, so that
+    /// [`Self::requantize`] can re-quantize the resident weights for other StruM settings.
+    pub fn enable_requantize(&mut self, calib: Calib, pct: f32) {
+        self.codes_calib = Some((calib, pct));
+        for (node, layer) in self.graph.layers() {
+            let Some(l) = self.layers.get_mut(&node) else {
+                continue;
+            };
+            let w = layer.weight();
+            let g = crate::quant::geometry::layer_geometry(
+                layer,
+                crate::quant::config::BlockAxis::Ic,
+                crate::quant::config::Depthwise::Int8,
+                8,
+            );
+            let (_, ratio, q8) =
+                crate::quant::schemes::int8_codes(&w.data, w.shape[0], g, calib, pct);
+            l.codes = Some((
+                self.ctx.storage(&q8, false),
+                self.ctx.storage(&ratio, false),
+            ));
+        }
+    }
+
+    /// Re-quantize the resident weights for `cfg` with the `strum_quantize` kernel (no
+    /// upload): INT8, or MIP2Q / DLIQ with static L and magnitude selection, under the
+    /// weight calibration given to [`Self::enable_requantize`]. Biases, requantization
+    /// factors and activation scales do not depend on these settings, so the engine then
+    /// computes exactly what an engine built for `cfg` would (tested).
+    pub fn requantize(&self, cfg: &crate::quant::QuantConfig) -> Result<()> {
+        use crate::quant::Scheme;
+        use crate::quant::config::{DliqShift, LPolicy, Selection};
+        let unsupported = |why: &str| Err(Error::Gpu(format!("requantize on the GPU: {why}")));
+        match self.codes_calib {
+            Some((c, p)) if c == cfg.weight_calib && p == cfg.percentile => {}
+            Some(_) => return unsupported("weight calibration differs from enable_requantize's"),
+            None => return unsupported("call enable_requantize first"),
+        }
+        if !matches!(cfg.scheme, Scheme::Int8 | Scheme::Mip2q | Scheme::Dliq) {
+            return unsupported("only INT8, MIP2Q and DLIQ");
+        }
+        if cfg.scheme != Scheme::Int8
+            && (cfg.selection != Selection::Magnitude || cfg.l_policy != LPolicy::Static)
+        {
+            return unsupported("only magnitude selection with a static L");
+        }
+        cfg.validate()?;
+        let layers = self.graph.layers();
+        let n = layers.len();
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        for (pos, (node, layer)) in layers.into_iter().enumerate() {
+            let l = &self.layers[&node];
+            let (q8, ratio) = l
+                .codes
+                .as_ref()
+                .expect("enable_requantize uploaded every layer");
+            let kept = crate::quant::kept_int8(cfg, pos, n, layer).is_some();
+            let g = crate::quant::geometry::layer_geometry(
+                layer,
+                cfg.block_axis,
+                cfg.depthwise,
+                cfg.block,
+            );
+            let scheme = match cfg.scheme {
+                _ if kept => 0,
+                Scheme::Mip2q => 1,
+                Scheme::Dliq => 2,
+                _ => 0,
+            };
+            let w = layer.weight();
+            let p = crate::cpu::kernels::StrumQuantParams {
+                geometry: g,
+                low: cfg.low,
+                scheme,
+                emin: cfg.p2_min_exp,
+                emax: cfg.p2_max_exp,
+                p2_round: cfg.p2_round,
+                block_shift: cfg.dliq_shift == DliqShift::Block,
+                per_channel: w.numel() / w.shape[0].max(1),
+            };
+            self.ctx
+                .encode_strum_quantize(&mut enc, &p, q8, ratio, &l.headroom, &l.w)?;
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        Ok(())
+    }
+
+    /// Run a batch and reduce its logits on the GPU with `topk_count` (top-5): only the
+    /// top-1 class of each image and the counts `[top-1 hits, top-5 hits, agreements with
+    /// reference, labelled]` come back. `labels` / `reference`: one per image, -1 = none.
+    pub fn run_topk(
+        &self,
+        images: &[f32],
+        labels: &[i32],
+        reference: &[i32],
+    ) -> Result<(Vec<i32>, [u32; 4])> {
+        let (mut enc, n) = self.encode_forward(images)?;
+        if labels.len() != n || reference.len() != n {
+            return Err(Error::Gpu(format!(
+                "run_topk: {n} images but {} labels and {} references",
+                labels.len(),
+                reference.len()
+            )));
+        }
+        let ctx = self.ctx;
+        let (ob, per_out, is_f32) = &self.values[&self.output];
+        let (lb, rb) = (ctx.storage(labels, false), ctx.storage(reference, false));
+        let top1 = ctx.scratch((n * 4) as u64);
+        let counts = ctx.scratch(16);
+        ctx.encode(
+            &mut enc,
+            "topk_count",
+            bytemuck::bytes_of(&p4(n as u32, *per_out as u32, !*is_f32 as u32, 0)),
+            &[ob, &lb, &rb, &top1, &counts],
+            n as u32,
+        )?;
+        let c: Vec<u32> = ctx.read_back(enc, &counts, 4)?;
+        let enc = ctx.device.create_command_encoder(&Default::default());
+        let t: Vec<i32> = ctx.read_back(enc, &top1, n)?;
+        Ok((t, [c[0], c[1], c[2], c[3]]))
+    }
+
+    /// Record the whole forward pass of a batch; returns the encoder and the batch size.
+    fn encode_forward(&self, images: &[f32]) -> Result<(wgpu::CommandEncoder, usize)> {
         let per_in: usize = self.graph.input_shape.iter().product();
         let n = images.len() / per_in;
         if n == 0 || n > self.batch || images.len() != n * per_in {
@@ -429,15 +578,6 @@ impl<'a> GpuEngine<'a> {
                 }
             }
         }
-        let (ob, per_out, is_f32) = &self.values[&self.output];
-        let flat: Vec<f32> = if *is_f32 {
-            ctx.read_back::<f32>(enc, ob, per_out * n)?
-        } else {
-            ctx.read_back::<i32>(enc, ob, per_out * n)?
-                .into_iter()
-                .map(|q| q as f32 * self.output_scale)
-                .collect()
-        };
-        Ok(flat.chunks(*per_out).map(|c| c.to_vec()).collect())
+        Ok((enc, n))
     }
 }

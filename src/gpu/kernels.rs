@@ -53,6 +53,14 @@ pub const KERNELS: &[Kernel] = &[
         name: "conv1x1",
         source: include_str!("../../kernels/conv1x1.wgsl"),
     },
+    Kernel {
+        name: "topk_count",
+        source: include_str!("../../kernels/topk_count.wgsl"),
+    },
+    Kernel {
+        name: "strum_quantize",
+        source: include_str!("../../kernels/strum_quantize.wgsl"),
+    },
 ];
 
 impl Kernel {

@@ -318,6 +318,104 @@ impl GpuContext {
         self.read_back(enc, buffers.last().expect("an output buffer"), len)
     }
 
+    /// GPU `topk_count` with K = 5 (mirror: `cpu::kernels::topk_count`): top-1 per image
+    /// and `[top-1 hits, top-5 hits, agreements, labelled]`.
+    pub fn topk_count(
+        &self,
+        logits: &[u32],
+        labels: &[i32],
+        reference: &[i32],
+        classes: usize,
+        is_int: bool,
+    ) -> Result<(Vec<i32>, [u32; 4])> {
+        let n = labels.len();
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 4]);
+        let (xb, lb, rb) = (
+            self.storage(logits, false),
+            self.storage(labels, false),
+            self.storage(reference, false),
+        );
+        let top1 = self.scratch((n * 4) as u64);
+        let counts = self.scratch(16);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.encode(
+            &mut enc,
+            "topk_count",
+            bytemuck::bytes_of(&P([n as u32, classes as u32, is_int as u32, 0])),
+            &[&xb, &lb, &rb, &top1, &counts],
+            n as u32,
+        )?;
+        let c: Vec<u32> = self.read_back(enc, &counts, 4)?;
+        let enc = self.device.create_command_encoder(&Default::default());
+        let t: Vec<i32> = self.read_back(enc, &top1, n)?;
+        Ok((t, [c[0], c[1], c[2], c[3]]))
+    }
+
+    /// GPU `strum_quantize` (mirror: `cpu::kernels::strum_quantize`).
+    pub fn strum_quantize(
+        &self,
+        p: &crate::cpu::kernels::StrumQuantParams,
+        q8: &[i32],
+        ratio: &[f32],
+        headroom: &[f32],
+    ) -> Result<Vec<i32>> {
+        let (qb, rb, hb) = (
+            self.storage(q8, false),
+            self.storage(ratio, false),
+            self.storage(headroom, false),
+        );
+        let w = self.scratch((q8.len() * 4) as u64);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.encode_strum_quantize(&mut enc, p, &qb, &rb, &hb, &w)?;
+        self.read_back(enc, &w, q8.len())
+    }
+
+    pub(crate) fn encode_strum_quantize(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        p: &crate::cpu::kernels::StrumQuantParams,
+        q8: &wgpu::Buffer,
+        ratio: &wgpu::Buffer,
+        headroom: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+    ) -> Result<()> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let g = p.geometry;
+        if g.block > 32 {
+            return Err(Error::Gpu("strum_quantize: blocks of at most 32".into()));
+        }
+        let round = match p.p2_round {
+            crate::quant::config::P2Round::Down => 0,
+            crate::quant::config::P2Round::Up => 1,
+            crate::quant::config::P2Round::Log => 2,
+        };
+        let params = P([
+            g.num_blocks() as u32,
+            g.p as u32,
+            g.a as u32,
+            g.q as u32,
+            g.block as u32,
+            p.low as u32,
+            p.scheme,
+            p.emin,
+            p.emax,
+            round,
+            p.block_shift as u32,
+            p.per_channel.max(1) as u32,
+        ]);
+        self.encode(
+            enc,
+            "strum_quantize",
+            bytemuck::bytes_of(&params),
+            &[q8, ratio, headroom, w],
+            g.num_blocks() as u32,
+        )
+    }
+
     /// GPU `quantize` (mirror: `cpu::kernels::quantize`).
     pub fn quantize(&self, x: &[f32], scale: f32) -> Result<Vec<i32>> {
         #[repr(C)]

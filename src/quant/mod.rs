@@ -155,6 +155,26 @@ pub fn quantize_layer(
     Ok((g, quantizer_for(cfg, low).quantize(&view)?))
 }
 
+/// The layer policy: why the layer at position `pos` of `n` weight layers stays INT8 under
+/// `cfg` (first / last layer, depthwise), or `None` when it gets the scheme.
+pub fn kept_int8(cfg: &QuantConfig, pos: usize, n: usize, layer: LayerRef) -> Option<&'static str> {
+    let edge = pos == 0 || pos + 1 == n;
+    let dw = matches!(layer, LayerRef::Conv(c) if c.is_depthwise());
+    if cfg.scheme == Scheme::Fp32 || cfg.scheme == Scheme::Int8 {
+        None
+    } else if edge && !cfg.quantize_first_last {
+        Some(if pos == 0 {
+            "first layer kept INT8"
+        } else {
+            "last layer kept INT8"
+        })
+    } else if dw && cfg.depthwise == Depthwise::Int8 {
+        Some("depthwise kept INT8")
+    } else {
+        None
+    }
+}
+
 /// Quantize every weight layer of `graph`.
 pub fn quantize_graph(graph: &Graph, cfg: &QuantConfig) -> Result<ModelQuant> {
     cfg.validate()?;
@@ -167,21 +187,7 @@ pub fn quantize_graph(graph: &Graph, cfg: &QuantConfig) -> Result<ModelQuant> {
     let mut out = Vec::with_capacity(n);
     for (pos, (node, layer)) in layers.into_iter().enumerate() {
         let w = layer.weight();
-        let edge = pos == 0 || pos + 1 == n;
-        let dw = matches!(layer, LayerRef::Conv(c) if c.is_depthwise());
-        let reason = if cfg.scheme == Scheme::Fp32 || cfg.scheme == Scheme::Int8 {
-            None
-        } else if edge && !cfg.quantize_first_last {
-            Some(if pos == 0 {
-                "first layer kept INT8"
-            } else {
-                "last layer kept INT8"
-            })
-        } else if dw && cfg.depthwise == Depthwise::Int8 {
-            Some("depthwise kept INT8")
-        } else {
-            None
-        };
+        let reason = kept_int8(cfg, pos, n, layer);
         let (g, enc) = if reason.is_some() {
             quantize_layer(&int8_cfg, layer, 0)?
         } else if cfg.scheme.is_strum() && cfg.l_policy == LPolicy::Dynamic {

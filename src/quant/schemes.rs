@@ -59,6 +59,27 @@ pub trait Quantizer {
     fn quantize(&self, w: &WeightView) -> Result<Encoded>;
 }
 
+/// INT8 view of a layer's weights under `calib`: per-channel scales, `w / s` ratios and
+/// INT8 codes (what StruM starts from; the GPU `strum_quantize` kernel's inputs).
+pub fn int8_codes(
+    data: &[f32],
+    out_channels: usize,
+    geometry: crate::quant::Geometry,
+    calib: Calib,
+    pct: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<i32>) {
+    per_channel_int(
+        &WeightView {
+            data,
+            out_channels,
+            geometry,
+        },
+        127.0,
+        calib,
+        pct,
+    )
+}
+
 /// Per-output-channel symmetric scales and rounded integers.
 fn per_channel_int(
     w: &WeightView,
