@@ -166,8 +166,8 @@ pub struct BenchArgs {
     /// Timed passes; the best is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// cpu: the CPU engine (all modes); gpu: the WGSL engine (integer mode); auto: gpu when an
-    /// adapter exists and the mode is integer, else cpu (with a one-line notice).
+    /// cpu: the CPU engine; gpu: the WGSL engine (every mode); auto: gpu when an adapter
+    /// exists, else cpu (with a one-line notice).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
     /// Images per GPU batch.
@@ -228,8 +228,8 @@ pub struct EvalArgs {
     /// Percentile for --act-calib percentile.
     #[arg(long, default_value_t = 99.99)]
     pub act_percentile: f32,
-    /// cpu; gpu: the quantized run on the WGSL engine (integer mode); auto: gpu when an
-    /// adapter exists and the model runs there, else cpu with a one-line notice.
+    /// cpu; gpu: the quantized run on the WGSL engine (fp32, fake-quant or integer); auto: gpu
+    /// when an adapter exists and the model runs there, else cpu with a one-line notice.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
     /// With the GPU: images (the first N) behind the per-layer activity statistics, which
@@ -560,14 +560,10 @@ pub fn run(cli: Cli) -> Result<String> {
             let data = crate::data::load(&card.dataset, &card, false)?;
             let mut device = a.device;
             if device == BenchDevice::Auto {
-                device = if a.mode == crate::cpu::engine::Mode::Integer
-                    && !crate::gpu::adapters().is_empty()
-                {
+                device = if !crate::gpu::adapters().is_empty() {
                     BenchDevice::Gpu
                 } else {
-                    eprintln!(
-                        "notice: no GPU adapter, or not integer mode: benchmarking the CPU engine"
-                    );
+                    eprintln!("notice: no GPU adapter: benchmarking the CPU engine");
                     BenchDevice::Cpu
                 };
             }
@@ -751,13 +747,7 @@ pub fn run(cli: Cli) -> Result<String> {
             let ctx = match a.device {
                 BenchDevice::Cpu => None,
                 BenchDevice::Gpu => Some(crate::gpu::GpuContext::new()?),
-                BenchDevice::Auto => {
-                    if a.mode == crate::cpu::engine::Mode::Integer {
-                        crate::gpu::GpuContext::new().ok()
-                    } else {
-                        None
-                    }
-                }
+                BenchDevice::Auto => crate::gpu::GpuContext::new().ok(),
             };
             let r = match &ctx {
                 Some(ctx) => {
@@ -776,14 +766,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 }
                 None => {
                     if a.device == BenchDevice::Auto {
-                        if a.mode == crate::cpu::engine::Mode::Integer {
-                            eprintln!("notice: no usable GPU adapter; running on the CPU");
-                        } else {
-                            eprintln!(
-                                "notice: the GPU engine runs integer mode only; running {} on the CPU",
-                                a.mode.as_str()
-                            );
-                        }
+                        eprintln!("notice: no usable GPU adapter; running on the CPU");
                     }
                     crate::eval::evaluate(&g, &a.model, &data, &cfg)?
                 }

@@ -49,7 +49,7 @@ impl Device {
 /// Where the quantized run executes.
 pub enum Exec<'a> {
     Cpu,
-    /// The WGSL engine (integer mode): logits of every image on the GPU; per-layer activity
+    /// The WGSL engine (any mode): logits of every image on the GPU; per-layer activity
     /// statistics from the CPU engine on the first `stats_images` images.
     Gpu {
         ctx: &'a crate::gpu::GpuContext,
@@ -459,7 +459,7 @@ pub fn bench(
     Ok(best)
 }
 
-/// Throughput of the GPU engine (integer mode): best images/s over `repeat` passes of
+/// Throughput of the GPU engine (any numerics mode): best images/s over `repeat` passes of
 /// `images` images in batches of `batch`, input upload and logit readback included.
 #[allow(clippy::too_many_arguments)]
 pub fn bench_gpu(
@@ -472,12 +472,6 @@ pub fn bench_gpu(
     repeat: usize,
     batch: usize,
 ) -> Result<f64> {
-    if mode != Mode::Integer {
-        return Err(Error::InvalidArg {
-            arg: "device".into(),
-            reason: "the GPU engine runs integer mode only".into(),
-        });
-    }
     let q = quantize_graph(graph, quant)?;
     let n = 64.min(data.len());
     let mut shape = data.shape.clone();
@@ -488,7 +482,12 @@ pub fn bench_gpu(
         Calib::Max,
         100.0,
     )?;
-    let cpu = Engine::new(graph, mode, Some(&q), Some(&scales))?;
+    let cpu = Engine::new(
+        graph,
+        mode,
+        Some(&q),
+        (mode != Mode::Fp32).then_some(&scales),
+    )?;
     let ge = crate::gpu::engine::GpuEngine::new(ctx, &cpu, batch)?;
     let per = data.per_image();
     // A batch of images cycling through the dataset.

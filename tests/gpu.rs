@@ -401,6 +401,196 @@ fn requantized_gpu_engine_matches_cpu_engines() {
     assert!(err.contains("magnitude"), "{err}");
 }
 
+/// FP32 kernels: sums may be fused or reassociated by the driver, so conv / dense / GAP
+/// results may differ from the mirror by rounding; relative to the largest |value| of the
+/// output this stays below FP32_KERNEL_REL_TOL (a few ulps x the reduction length).
+const FP32_KERNEL_REL_TOL: f32 = 1e-5;
+
+/// Assert `|got - want| <= tol * max|want|` elementwise; returns the largest relative diff.
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+    let mut worst = 0f32;
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * scale,
+            "{what}: element {i}: {a} vs {b} (scale {scale})"
+        );
+        worst = worst.max((a - b).abs() / scale);
+    }
+    worst
+}
+
+#[test]
+fn float_kernels_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(53);
+    for &(n, c, h, w, oc, k, s, d, pad, group) in &[
+        (
+            2usize, 3usize, 9usize, 7usize, 4usize, 3usize, 1usize, 1usize, 1usize, 1usize,
+        ),
+        (1, 4, 8, 8, 4, 3, 2, 1, 1, 4),
+        (3, 6, 5, 5, 8, 1, 1, 1, 0, 1),
+        (1, 2, 11, 11, 3, 5, 2, 2, 3, 1),
+    ] {
+        let oh = (h + 2 * pad - d * (k - 1) - 1) / s + 1;
+        let ow = (w + 2 * pad - d * (k - 1) - 1) / s + 1;
+        let gm = ConvGeom {
+            c,
+            h,
+            w,
+            oc,
+            icg: c / group,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: d,
+            dw: d,
+            pt: pad,
+            pl: pad,
+            oh,
+            ow,
+            group,
+        };
+        let x: Vec<f32> = (0..n * c * h * w).map(|_| rng.normal()).collect();
+        let wt: Vec<f32> = (0..oc * (c / group) * k * k)
+            .map(|_| rng.normal())
+            .collect();
+        let b: Vec<f32> = (0..oc).map(|_| rng.normal()).collect();
+        let want = kernels::conv2d_f32(&x, &wt, &b, &gm, n);
+        let _ = assert_close(
+            &g.conv2d_f32(&x, &wt, &b, &gm, n).unwrap(),
+            &want,
+            FP32_KERNEL_REL_TOL,
+            &format!("conv2d_f32 {gm:?}"),
+        );
+    }
+    let (ic, oc, rows) = (37, 10, 5);
+    let x: Vec<f32> = (0..rows * ic).map(|_| rng.normal()).collect();
+    let wt: Vec<f32> = (0..oc * ic).map(|_| rng.normal()).collect();
+    let b: Vec<f32> = (0..oc).map(|_| rng.normal()).collect();
+    assert_close(
+        &g.dense_f32(&x, &wt, &b, ic, oc).unwrap(),
+        &kernels::dense_f32(&x, &wt, &b, ic, oc),
+        FP32_KERNEL_REL_TOL,
+        "dense_f32",
+    );
+    let x: Vec<f32> = (0..4000).map(|_| rng.normal() * 3.0).collect();
+    let y: Vec<f32> = (0..4000).map(|_| rng.normal()).collect();
+    // Exact kernels: one rounding each, the same on both sides.
+    assert_eq!(
+        g.fake_quant(&x, 0.05).unwrap(),
+        kernels::fake_quant(&x, 0.05)
+    );
+    assert_eq!(
+        g.clamp_f32(&x, 0.0, 6.0).unwrap(),
+        kernels::clamp_f32(&x, 0.0, 6.0)
+    );
+    assert_eq!(g.add_f32(&x, &y).unwrap(), kernels::add_f32(&x, &y));
+    assert_close(
+        &g.gap_f32(&x, 40).unwrap(),
+        &kernels::gap_f32(&x, 40),
+        FP32_KERNEL_REL_TOL,
+        "gap_f32",
+    );
+    let gm = ConvGeom {
+        c: 10,
+        h: 20,
+        w: 20,
+        oc: 10,
+        icg: 1,
+        kh: 3,
+        kw: 3,
+        sh: 2,
+        sw: 2,
+        dh: 1,
+        dw: 1,
+        pt: 1,
+        pl: 1,
+        oh: 10,
+        ow: 10,
+        group: 10,
+    };
+    assert_eq!(
+        g.maxpool_f32(&x, &gm).unwrap(),
+        kernels::maxpool_f32(&x, &gm)
+    );
+}
+
+/// fp32 and fake-quant on the GPU agree with the CPU engine layer by layer. The tolerance is
+/// relative to each layer's largest |output|: FP32 rounding differences (fused multiply-adds)
+/// grow through the layers; in fake-quant mode such a difference can also move a value across
+/// an INT8 rounding boundary at the next layer's input, which changes that input by one
+/// quantization step, so FLOAT_LAYER_REL_TOL allows a few steps' effect.
+const FLOAT_LAYER_REL_TOL: f32 = 2e-3;
+
+#[test]
+fn float_modes_match_cpu_per_layer() {
+    use strumlab::cpu::engine::{self, Engine, Mode};
+    use strumlab::model::{LoadOptions, Tensor};
+    use strumlab::quant::config::Calib;
+    use strumlab::quant::{QuantConfig, Scheme};
+    let Some(g) = gpu() else { return };
+    let (graph, card) = strumlab::zoo::resolve("mnist-8", &LoadOptions::default()).unwrap();
+    let ds = strumlab::data::load("mnist-test", &card, false).unwrap();
+    let n = 64;
+    let mut shape = ds.shape.clone();
+    shape[0] = n;
+    let sc = engine::calibrate(
+        &graph,
+        &Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
+        Calib::Max,
+        100.0,
+    )
+    .unwrap();
+    for (mode, scheme) in [
+        (Mode::Fp32, Scheme::Fp32),
+        (Mode::FakeQuant, Scheme::Mip2q),
+        (Mode::FakeQuant, Scheme::Dliq),
+    ] {
+        let q = strumlab::quant::quantize_graph(
+            &graph,
+            &QuantConfig {
+                scheme,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let cpu = Engine::new(&graph, mode, Some(&q), (mode != Mode::Fp32).then_some(&sc)).unwrap();
+        let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
+        let got = ge.run_layers(&ds.images[..n * ds.per_image()]).unwrap();
+        let logits = ge.run(&ds.images[..n * ds.per_image()]).unwrap();
+        let mut agree = 0;
+        let mut worst = 0f32;
+        for i in 0..n {
+            let (out, obs) = cpu.run(ds.image(i), true).unwrap();
+            for (node, v) in &got {
+                let per = v.len() / n;
+                let o = obs
+                    .iter()
+                    .find(|o| o.node == *node)
+                    .expect("layer observed");
+                worst = worst.max(assert_close(
+                    &v[i * per..(i + 1) * per],
+                    &o.output,
+                    FLOAT_LAYER_REL_TOL,
+                    &format!(
+                        "{mode:?} {scheme:?} image {i} layer {}",
+                        graph.nodes[*node].name
+                    ),
+                ));
+            }
+            agree += (strumlab::eval::top_k(&logits[i], 1) == strumlab::eval::top_k(&out[0], 1))
+                as usize;
+        }
+        eprintln!(
+            "{mode:?} {scheme:?}: largest per-layer difference {worst:.2e} of the layer's max |value|; top-1 agrees on {agree}/{n}"
+        );
+        assert!(agree >= n - 1, "{mode:?}: top-1 agrees on {agree} of {n}");
+    }
+}
+
 #[test]
 fn large_dispatches_are_split() {
     let Some(g) = gpu() else { return };
@@ -653,4 +843,89 @@ fn eval_on_gpu_reports_the_same_numbers_as_on_cpu() {
         ),
         (Some(500), Some(100))
     );
+    // fake-quant on the GPU: FP32 kernels, so a driver that fuses multiply-adds may flip an
+    // image whose top two logits are within rounding; allow one image of 500.
+    let run_fq = |dev: &str| -> serde_json::Value {
+        let o = std::process::Command::new(bin)
+            .args([
+                "eval",
+                "--scheme",
+                "mip2q",
+                "--mode",
+                "fake-quant",
+                "--limit",
+                "500",
+                "--device",
+                dev,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (c, g) = (run_fq("cpu"), run_fq("gpu"));
+    assert_eq!(g["mode"], "fake-quant");
+    assert!(g["device"].as_str().unwrap() != "cpu");
+    let d = (c["summary"]["top1"].as_f64().unwrap() - g["summary"]["top1"].as_f64().unwrap()).abs();
+    assert!(d <= 1.0 / 500.0 + 1e-12, "fake-quant top-1 differs by {d}");
+}
+
+/// EfficientNet-Lite0 (depthwise, pointwise, residual adds, ReLU6) in fake-quant mode on the
+/// GPU against the CPU engine, layer by layer (FLOAT_LAYER_REL_TOL; the CPU computes
+/// pointwise convs in another summation order than the direct GPU kernel).
+#[test]
+fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
+    use strumlab::cpu::engine::{self, Engine, Mode};
+    use strumlab::model::{LoadOptions, Tensor};
+    use strumlab::quant::config::Calib;
+    use strumlab::quant::{QuantConfig, Scheme};
+    if !strumlab::data::cache_dir()
+        .join("efficientnet-lite0.pth")
+        .exists()
+    {
+        assert!(
+            std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(),
+            "STRUMLAB_REQUIRE_ASSETS is set but EfficientNet-Lite0 is not fetched"
+        );
+        eprintln!("skipping: EfficientNet-Lite0 not fetched (scripts/fetch-assets.sh)");
+        return;
+    }
+    let Some(g) = gpu() else { return };
+    let (graph, card) = strumlab::zoo::resolve("effnet-lite0", &LoadOptions::default()).unwrap();
+    let ds = strumlab::data::load(&card.dataset, &card, false).unwrap();
+    let n = 4;
+    let mut shape = ds.shape.clone();
+    shape[0] = n;
+    let x = &ds.images[..n * ds.per_image()];
+    let sc = engine::calibrate(&graph, &Tensor::new(shape, x.to_vec()), Calib::Max, 100.0).unwrap();
+    let q = strumlab::quant::quantize_graph(
+        &graph,
+        &QuantConfig {
+            scheme: Scheme::Dliq,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let cpu = Engine::new(&graph, Mode::FakeQuant, Some(&q), Some(&sc)).unwrap();
+    let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, n).unwrap();
+    let got = ge.run_layers(x).unwrap();
+    let mut worst = 0f32;
+    for i in 0..n {
+        let (_, obs) = cpu.run(ds.image(i), true).unwrap();
+        for (node, v) in &got {
+            let per = v.len() / n;
+            let o = obs
+                .iter()
+                .find(|o| o.node == *node)
+                .expect("layer observed");
+            worst = worst.max(assert_close(
+                &v[i * per..(i + 1) * per],
+                &o.output,
+                FLOAT_LAYER_REL_TOL,
+                &format!("image {i} layer {}", graph.nodes[*node].name),
+            ));
+        }
+    }
+    eprintln!("EfficientNet-Lite0 fake-quant: largest per-layer difference {worst:.2e}");
 }

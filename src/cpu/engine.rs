@@ -354,6 +354,13 @@ impl<'g> Engine<'g> {
         })
     }
 
+    /// The FP32 weights a layer computes with in fp32 / fake-quant mode (FP32 or the
+    /// scheme's dequantized weights).
+    pub fn float_weights(&self, node: usize) -> Option<&[f32]> {
+        let p = self.layers.get(&node)?;
+        (self.mode != Mode::Integer).then_some(&p.w_f[..])
+    }
+
     /// The per-tensor activation scale of a value (quantized modes).
     pub fn scale(&self, name: &str) -> Option<f32> {
         self.scales.get(name).copied()
@@ -744,11 +751,7 @@ impl<'g> Engine<'g> {
         let x = match (self.mode, x) {
             (Mode::FakeQuant, V::F(f)) => {
                 let s = self.scales[&node.inputs[0]];
-                xf_owned = V::F(
-                    f.iter()
-                        .map(|&v| kernels::quantize1(v / s) as f32 * s)
-                        .collect(),
-                );
+                xf_owned = V::F(kernels::fake_quant(f, s));
                 &xf_owned
             }
             (Mode::Integer, V::F(f)) => {

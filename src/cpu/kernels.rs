@@ -285,6 +285,85 @@ pub fn topk_count(
     (top1, counts)
 }
 
+/// FP32 direct convolution of a batch, as the `conv2d_f32` kernel computes it: each
+/// output starts from its bias and adds products in (input channel, kernel row, kernel
+/// column) order. `x` holds `n` images.
+pub fn conv2d_f32(x: &[f32], wt: &[f32], bias: &[f32], g: &ConvGeom, n: usize) -> Vec<f32> {
+    let per_image = g.oc * g.oh * g.ow;
+    let mut y = vec![0f32; n * per_image];
+    let ocg = g.oc / g.group;
+    for (idx, out) in y.iter_mut().enumerate() {
+        let b = idx / per_image;
+        let xb = &x[b * g.c * g.h * g.w..(b + 1) * g.c * g.h * g.w];
+        let o = (idx % per_image) / (g.oh * g.ow);
+        let (yy, xo) = ((idx / g.ow) % g.oh, idx % g.ow);
+        let grp = o / ocg;
+        let mut a = bias[o];
+        for i in 0..g.icg {
+            let ci = grp * g.icg + i;
+            for ky in 0..g.kh {
+                let iy = (yy * g.sh + ky * g.dh) as isize - g.pt as isize;
+                if iy < 0 || iy >= g.h as isize {
+                    continue;
+                }
+                for kx in 0..g.kw {
+                    let ix = (xo * g.sw + kx * g.dw) as isize - g.pl as isize;
+                    if ix < 0 || ix >= g.w as isize {
+                        continue;
+                    }
+                    let xv = xb[(ci * g.h + iy as usize) * g.w + ix as usize];
+                    a += wt[((o * g.icg + i) * g.kh + ky) * g.kw + kx] * xv;
+                }
+            }
+        }
+        *out = a;
+    }
+    y
+}
+
+/// FP32 fully connected layer, as `dense_f32`: bias, then inputs in ascending order.
+pub fn dense_f32(x: &[f32], wt: &[f32], bias: &[f32], ic: usize, oc: usize) -> Vec<f32> {
+    let rows = x.len() / ic.max(1);
+    let mut y = vec![0f32; rows * oc];
+    for r in 0..rows {
+        for o in 0..oc {
+            let mut a = bias[o];
+            for k in 0..ic {
+                a += wt[o * ic + k] * x[r * ic + k];
+            }
+            y[r * oc + o] = a;
+        }
+    }
+    y
+}
+
+/// Per-tensor INT8 quantize-dequantize: `quantize1(x / s) * s` (fake-quant mode).
+pub fn fake_quant(x: &[f32], s: f32) -> Vec<f32> {
+    x.iter().map(|&v| quantize1(v / s) as f32 * s).collect()
+}
+
+/// `min(max(x, lo), hi)` (Relu, Clip) on FP32 values.
+pub fn clamp_f32(x: &[f32], lo: f32, hi: f32) -> Vec<f32> {
+    x.iter().map(|&v| v.max(lo).min(hi)).collect()
+}
+
+/// Elementwise sum of two FP32 tensors of equal shape.
+pub fn add_f32(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+/// Global average pooling of FP32 planes of `hw` values: ascending sum / hw.
+pub fn gap_f32(x: &[f32], hw: usize) -> Vec<f32> {
+    x.chunks(hw)
+        .map(|c| c.iter().fold(0f32, |s, &v| s + v) / hw as f32)
+        .collect()
+}
+
+/// Max pooling of FP32 images `[C, H, W]` (C may span a batch), as `maxpool_f32`.
+pub fn maxpool_f32(x: &[f32], g: &ConvGeom) -> Vec<f32> {
+    maxpool(x, g, -3.402823e38)
+}
+
 /// Parameters of [`strum_quantize`] (the `strum_quantize` kernel's uniform block).
 #[derive(Clone, Copy, Debug)]
 pub struct StrumQuantParams {

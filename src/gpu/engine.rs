@@ -1,7 +1,9 @@
 //! Whole-graph integer inference on the GPU: the CPU engine's integer plan (weights,
 //! INT32 biases, requantization factors, activation scales) executed by the WGSL kernels
 //! on a batch of images, with every intermediate tensor resident on the GPU. Bit-identical
-//! to `cpu::engine` in integer mode (tested). Supports the ops of mnist-8 and
+//! to `cpu::engine` in integer mode (tested). fp32 and fake-quant modes run the `*_f32`
+//! kernels and `fake_quant` (agreement within a tolerance: FP32 sums may be fused or
+//! reassociated by the driver). Supports the ops of mnist-8 and
 //! EfficientNet-Lite: Conv (any groups), Dense, Relu, Clip, MaxPool, GlobalAveragePool,
 //! residual Add, Flatten/Reshape/Identity. Anything else is an error naming the op.
 
@@ -39,6 +41,9 @@ enum Step {
     Clamp {
         lo: i32,
         hi: i32,
+        /// the same bounds on FP32 values (float modes)
+        flo: f32,
+        fhi: f32,
         per_image: usize,
     },
     MaxPool {
@@ -66,6 +71,63 @@ struct LayerBufs {
     headroom: wgpu::Buffer,
     /// INT8 codes and |w / s| of the layer, uploaded by `enable_requantize`
     codes: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    /// fake-quant: the layer's quantize-dequantized input
+    xq: Option<(wgpu::Buffer, f32)>,
+}
+
+/// Buffers of one weight layer: integer weights, INT32 bias and requantization factors
+/// (integer mode), or FP32 weights and bias (fp32 / fake-quant; `m`, `acc` and `headroom`
+/// are then unused one-element buffers, `xq` holds the fake-quantized input).
+fn layer_bufs(
+    ctx: &GpuContext,
+    cpu: &Engine,
+    i: usize,
+    out_elems: usize,
+    batch: usize,
+) -> Result<LayerBufs> {
+    let n = &cpu.graph.nodes[i];
+    let missing = || {
+        Error::Gpu(format!(
+            "node '{}': layer not prepared by the CPU engine",
+            n.name
+        ))
+    };
+    if cpu.mode == Mode::Integer {
+        let l = cpu.int_layer(i).ok_or_else(missing)?;
+        return Ok(LayerBufs {
+            w: ctx.storage(l.w_q, false),
+            bias: ctx.storage(l.bias_q, false),
+            m: ctx.storage(l.m, false),
+            acc: ctx.scratch((4 * out_elems * batch) as u64),
+            float_out: l.float_out,
+            headroom: ctx.storage(l.headroom, false),
+            codes: None,
+            xq: None,
+        });
+    }
+    let w = cpu.float_weights(i).ok_or_else(missing)?;
+    let bias: &[f32] = match &n.op {
+        Op::Conv(c) => &c.bias,
+        Op::Dense(d) => &d.bias,
+        _ => return Err(missing()),
+    };
+    let in_elems: usize = cpu.graph.shape(&n.inputs[0]).iter().product();
+    Ok(LayerBufs {
+        w: ctx.storage(w, false),
+        bias: ctx.storage(bias, false),
+        m: ctx.scratch(4),
+        acc: ctx.scratch(4),
+        float_out: true,
+        headroom: ctx.scratch(4),
+        codes: None,
+        xq: match cpu.mode {
+            Mode::FakeQuant => Some((
+                ctx.scratch((4 * in_elems * batch) as u64),
+                cpu.scale(&n.inputs[0]).ok_or_else(missing)?,
+            )),
+            _ => None,
+        },
+    })
 }
 
 pub struct GpuEngine<'a> {
@@ -81,16 +143,16 @@ pub struct GpuEngine<'a> {
     output: String,
     output_scale: f32,
     codes_calib: Option<(Calib, f32)>,
+    /// fp32 / fake-quant mode: every value FP32, the `*_f32` kernels
+    float: bool,
+    /// activation scale of every value (integer mode)
+    scales_out: HashMap<String, f32>,
 }
 
 impl<'a> GpuEngine<'a> {
     /// Prepare `cpu` (an integer-mode engine) for batches of up to `batch` images.
     pub fn new(ctx: &'a GpuContext, cpu: &Engine<'a>, batch: usize) -> Result<Self> {
-        if cpu.mode != Mode::Integer {
-            return Err(Error::Gpu(
-                "the GPU engine runs integer mode only (fp32 and fake-quant run on the CPU)".into(),
-            ));
-        }
+        let float = cpu.mode != Mode::Integer;
         let g = cpu.graph;
         let unsupported = |n: &crate::model::Node, why: &str| {
             Error::Gpu(format!(
@@ -113,21 +175,20 @@ impl<'a> GpuEngine<'a> {
         let mut values: HashMap<String, (std::rc::Rc<wgpu::Buffer>, usize, bool)> = HashMap::new();
         let per = |name: &str| g.shape(name).iter().product::<usize>();
         let new_buf = |n: usize| std::rc::Rc::new(ctx.scratch((4 * n * batch) as u64));
-        let input_scale = cpu
-            .scale(&g.input)
-            .ok_or_else(|| Error::Gpu("no input scale".into()))?;
+        let input_scale = match cpu.scale(&g.input) {
+            Some(s) => s,
+            None if float => 1.0,
+            None => return Err(Error::Gpu("no input scale".into())),
+        };
         values.insert(
             g.input.clone(),
-            (new_buf(per(&g.input)), per(&g.input), false),
+            (new_buf(per(&g.input)), per(&g.input), float),
         );
         for (i, n) in g.nodes.iter().enumerate() {
             let so = cpu.scale(&n.output).unwrap_or(1.0);
             let out_elems = per(&n.output);
             let step = match &n.op {
                 Op::Conv(c) => {
-                    let l = cpu
-                        .int_layer(i)
-                        .ok_or_else(|| unsupported(n, "layer not quantized"))?;
                     let geom = crate::cpu::engine::geom(
                         g,
                         &n.inputs[0],
@@ -140,18 +201,7 @@ impl<'a> GpuEngine<'a> {
                         c.in_channels_per_group(),
                         c.group,
                     );
-                    layers.insert(
-                        i,
-                        LayerBufs {
-                            w: ctx.storage(l.w_q, false),
-                            bias: ctx.storage(l.bias_q, false),
-                            m: ctx.storage(l.m, false),
-                            acc: ctx.scratch((4 * out_elems * batch) as u64),
-                            float_out: l.float_out,
-                            headroom: ctx.storage(l.headroom, false),
-                            codes: None,
-                        },
-                    );
+                    layers.insert(i, layer_bufs(ctx, cpu, i, out_elems, batch)?);
                     Step::Conv {
                         node: i,
                         geom,
@@ -159,22 +209,8 @@ impl<'a> GpuEngine<'a> {
                     }
                 }
                 Op::Dense(d) => {
-                    let l = cpu
-                        .int_layer(i)
-                        .ok_or_else(|| unsupported(n, "layer not quantized"))?;
                     let (oc, ic) = (d.weight.shape[0], d.weight.shape[1]);
-                    layers.insert(
-                        i,
-                        LayerBufs {
-                            w: ctx.storage(l.w_q, false),
-                            bias: ctx.storage(l.bias_q, false),
-                            m: ctx.storage(l.m, false),
-                            acc: ctx.scratch((4 * out_elems * batch) as u64),
-                            float_out: l.float_out,
-                            headroom: ctx.storage(l.headroom, false),
-                            codes: None,
-                        },
-                    );
+                    layers.insert(i, layer_bufs(ctx, cpu, i, out_elems, batch)?);
                     Step::Dense {
                         node: i,
                         ic,
@@ -185,6 +221,8 @@ impl<'a> GpuEngine<'a> {
                 Op::Relu => Step::Clamp {
                     lo: 0,
                     hi: 127,
+                    flo: 0.0,
+                    fhi: f32::MAX,
                     per_image: out_elems,
                 },
                 Op::Clip { min, max } => {
@@ -202,6 +240,8 @@ impl<'a> GpuEngine<'a> {
                     Step::Clamp {
                         lo,
                         hi,
+                        flo: min.max(f32::MIN),
+                        fhi: max.min(f32::MAX),
                         per_image: out_elems,
                     }
                 }
@@ -254,10 +294,13 @@ impl<'a> GpuEngine<'a> {
                 _ => return Err(unsupported(n, "not supported by the GPU engine yet")),
             };
             let float_out = matches!(step, Step::Conv { node, .. } | Step::Dense { node, .. } if layers[&node].float_out);
-            if values.get(&n.inputs[0]).is_some_and(|v| v.2) {
+            if !float && values.get(&n.inputs[0]).is_some_and(|v| v.2) {
                 return Err(unsupported(n, "consumes an FP32 tensor"));
             }
-            values.insert(n.output.clone(), (new_buf(out_elems), out_elems, float_out));
+            values.insert(
+                n.output.clone(),
+                (new_buf(out_elems), out_elems, float_out || float),
+            );
             steps.push((step, n.inputs.clone(), n.output.clone()));
         }
         let output = g.outputs[0].clone();
@@ -275,6 +318,12 @@ impl<'a> GpuEngine<'a> {
             output,
             output_scale,
             codes_calib: None,
+            float,
+            scales_out: g
+                .nodes
+                .iter()
+                .filter_map(|n| cpu.scale(&n.output).map(|s| (n.output.clone(), s)))
+                .collect(),
         })
     }
 
@@ -328,6 +377,9 @@ impl<'a> GpuEngine<'a> {
         use crate::quant::Scheme;
         use crate::quant::config::{DliqShift, LPolicy, Selection};
         let unsupported = |why: &str| Err(Error::Gpu(format!("requantize on the GPU: {why}")));
+        if self.float {
+            return unsupported("integer mode only (fake-quant weights are FP32)");
+        }
         match self.codes_calib {
             Some((c, p)) if c == cfg.weight_calib && p == cfg.percentile => {}
             Some(_) => return unsupported("weight calibration differs from enable_requantize's"),
@@ -417,6 +469,155 @@ impl<'a> GpuEngine<'a> {
         Ok((t, [c[0], c[1], c[2], c[3]]))
     }
 
+    /// Run a batch and read back the output of every weight layer (as FP32; integer values
+    /// dequantized with their scale), keyed by node index: for per-layer comparisons.
+    pub fn run_layers(&self, images: &[f32]) -> Result<Vec<(usize, Vec<f32>)>> {
+        let ctx = self.ctx;
+        let (enc, n) = self.encode_forward(images)?;
+        ctx.queue.submit([enc.finish()]);
+        let mut out = Vec::new();
+        for (step, _, name) in &self.steps {
+            let node = match step {
+                Step::Conv { node, .. } | Step::Dense { node, .. } => *node,
+                _ => continue,
+            };
+            let (buf, per, is_f32) = &self.values[name];
+            let enc = ctx.device.create_command_encoder(&Default::default());
+            let v: Vec<f32> = if *is_f32 {
+                ctx.read_back::<f32>(enc, buf, per * n)?
+            } else {
+                let s = self.scales_out.get(name).copied().unwrap_or(1.0);
+                ctx.read_back::<i32>(enc, buf, per * n)?
+                    .into_iter()
+                    .map(|q| q as f32 * s)
+                    .collect()
+            };
+            out.push((node, v));
+        }
+        Ok(out)
+    }
+
+    /// Record one step of the fp32 / fake-quant forward pass.
+    fn encode_float(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        step: &Step,
+        ins: &[String],
+        out: &str,
+        n: usize,
+    ) -> Result<()> {
+        let ctx = self.ctx;
+        let x = &self.values[&ins[0]].0;
+        let y = &self.values[out].0;
+        let nn = |v: usize| (v * n) as u32;
+        // Fake-quant: the layer reads its quantize-dequantized input.
+        let layer_input = |node: &usize, enc: &mut wgpu::CommandEncoder| -> Result<&wgpu::Buffer> {
+            let l = &self.layers[node];
+            match &l.xq {
+                Some((xq, s)) => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct F(u32, f32, u32, u32);
+                    let elems = nn(self.values[&ins[0]].1);
+                    ctx.encode(
+                        enc,
+                        "fake_quant",
+                        bytemuck::bytes_of(&F(elems, *s, 0, 0)),
+                        &[x, xq],
+                        elems,
+                    )?;
+                    Ok(xq)
+                }
+                None => Ok(x),
+            }
+        };
+        match step {
+            Step::Conv {
+                node,
+                geom,
+                per_image_out,
+            } => {
+                let xin = layer_input(node, enc)?;
+                let l = &self.layers[node];
+                #[repr(C)]
+                #[derive(Clone, Copy, Pod, Zeroable)]
+                struct C([u32; 20]);
+                ctx.encode(
+                    enc,
+                    "conv2d_f32",
+                    bytemuck::bytes_of(&C(conv_params(geom, n))),
+                    &[xin, &l.w, &l.bias, y],
+                    nn(*per_image_out),
+                )?;
+            }
+            Step::Dense { node, ic, oc, rows } => {
+                let xin = layer_input(node, enc)?;
+                let l = &self.layers[node];
+                let r = (rows * n) as u32;
+                ctx.encode(
+                    enc,
+                    "dense_f32",
+                    bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
+                    &[xin, &l.w, &l.bias, y],
+                    r * oc.div_ceil(4) as u32,
+                )?;
+            }
+            Step::Clamp {
+                flo,
+                fhi,
+                per_image,
+                ..
+            } => {
+                #[repr(C)]
+                #[derive(Clone, Copy, Pod, Zeroable)]
+                struct K(u32, f32, f32, u32);
+                ctx.encode(
+                    enc,
+                    "clamp_f32",
+                    bytemuck::bytes_of(&K(nn(*per_image), *flo, *fhi, 0)),
+                    &[x, y],
+                    nn(*per_image),
+                )?;
+            }
+            Step::MaxPool { geom } => {
+                #[repr(C)]
+                #[derive(Clone, Copy, Pod, Zeroable)]
+                struct M([u32; 12]);
+                ctx.encode(
+                    enc,
+                    "maxpool_f32",
+                    bytemuck::bytes_of(&M(super::maxpool_params(geom, n))),
+                    &[x, y],
+                    nn(geom.c * geom.oh * geom.ow),
+                )?;
+            }
+            Step::Gap {
+                planes_per_image,
+                hw,
+                ..
+            } => {
+                ctx.encode(
+                    enc,
+                    "gap_f32",
+                    bytemuck::bytes_of(&p4(nn(*planes_per_image), *hw as u32, 0, 0)),
+                    &[x, y],
+                    nn(*planes_per_image),
+                )?;
+            }
+            Step::Add { per_image, .. } => {
+                let b = &self.values[&ins[1]].0;
+                ctx.encode(
+                    enc,
+                    "add_f32",
+                    bytemuck::bytes_of(&p4(nn(*per_image), 0, 0, 0)),
+                    &[x, b, y],
+                    nn(*per_image),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Record the whole forward pass of a batch; returns the encoder and the batch size.
     fn encode_forward(&self, images: &[f32]) -> Result<(wgpu::CommandEncoder, usize)> {
         let per_in: usize = self.graph.input_shape.iter().product();
@@ -428,10 +629,18 @@ impl<'a> GpuEngine<'a> {
             )));
         }
         let ctx = self.ctx;
+        let (inb, _, _) = &self.values[&self.graph.input];
+        if self.float {
+            ctx.queue.write_buffer(inb, 0, bytemuck::cast_slice(images));
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            for (step, ins, out) in &self.steps {
+                self.encode_float(&mut enc, step, ins, out, n)?;
+            }
+            return Ok((enc, n));
+        }
         ctx.queue
             .write_buffer(&self.input_f32, 0, bytemuck::cast_slice(images));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        let (inb, _, _) = &self.values[&self.graph.input];
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
         struct Q(u32, f32, u32, u32);
@@ -524,7 +733,9 @@ impl<'a> GpuEngine<'a> {
                         r * *oc as u32,
                     )?;
                 }
-                Step::Clamp { lo, hi, per_image } => {
+                Step::Clamp {
+                    lo, hi, per_image, ..
+                } => {
                     ctx.encode(
                         &mut enc,
                         "clamp_i8",

@@ -61,6 +61,34 @@ pub const KERNELS: &[Kernel] = &[
         name: "strum_quantize",
         source: include_str!("../../kernels/strum_quantize.wgsl"),
     },
+    Kernel {
+        name: "conv2d_f32",
+        source: include_str!("../../kernels/conv2d_f32.wgsl"),
+    },
+    Kernel {
+        name: "dense_f32",
+        source: include_str!("../../kernels/dense_f32.wgsl"),
+    },
+    Kernel {
+        name: "fake_quant",
+        source: include_str!("../../kernels/fake_quant.wgsl"),
+    },
+    Kernel {
+        name: "clamp_f32",
+        source: include_str!("../../kernels/clamp_f32.wgsl"),
+    },
+    Kernel {
+        name: "add_f32",
+        source: include_str!("../../kernels/add_f32.wgsl"),
+    },
+    Kernel {
+        name: "gap_f32",
+        source: include_str!("../../kernels/gap_f32.wgsl"),
+    },
+    Kernel {
+        name: "maxpool_f32",
+        source: include_str!("../../kernels/maxpool_f32.wgsl"),
+    },
 ];
 
 impl Kernel {

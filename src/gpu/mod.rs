@@ -559,6 +559,149 @@ impl GpuContext {
     }
 
     /// GPU `maxpool` over one image (mirror: `cpu::kernels::maxpool`).
+    /// GPU `conv2d_f32` over `n` images (mirror: `cpu::kernels::conv2d_f32`).
+    pub fn conv2d_f32(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        bias: &[f32],
+        g: &ConvGeom,
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 20]);
+        let len = n * g.oc * g.oh * g.ow;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0f32; len], true),
+        ];
+        let p = P(conv_params(g, n));
+        self.launch(
+            "conv2d_f32",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            len as u32,
+            len,
+        )
+    }
+
+    /// GPU `dense_f32` (mirror: `cpu::kernels::dense_f32`).
+    pub fn dense_f32(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        bias: &[f32],
+        ic: usize,
+        oc: usize,
+    ) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 4]);
+        let rows = x.len() / ic.max(1);
+        let len = rows * oc;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0f32; len], true),
+        ];
+        let p = P([rows as u32, ic as u32, oc as u32, 0]);
+        self.launch(
+            "dense_f32",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            (rows * oc.div_ceil(4)) as u32,
+            len,
+        )
+    }
+
+    /// GPU `fake_quant` (mirror: `cpu::kernels::fake_quant`).
+    pub fn fake_quant(&self, x: &[f32], scale: f32) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, f32, u32, u32);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0f32; x.len()], true),
+        ];
+        self.launch(
+            "fake_quant",
+            &P(x.len() as u32, scale, 0, 0),
+            &[&bufs[0], &bufs[1]],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `clamp_f32` (mirror: `cpu::kernels::clamp_f32`).
+    pub fn clamp_f32(&self, x: &[f32], lo: f32, hi: f32) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, f32, f32, u32);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0f32; x.len()], true),
+        ];
+        self.launch(
+            "clamp_f32",
+            &P(x.len() as u32, lo, hi, 0),
+            &[&bufs[0], &bufs[1]],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `add_f32` (mirror: `cpu::kernels::add_f32`).
+    pub fn add_f32(&self, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+        let bufs = [
+            self.storage(a, false),
+            self.storage(b, false),
+            self.storage(&vec![0f32; a.len()], true),
+        ];
+        self.launch(
+            "add_f32",
+            &[a.len() as u32, 0, 0, 0],
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            a.len() as u32,
+            a.len(),
+        )
+    }
+
+    /// GPU `gap_f32` (mirror: `cpu::kernels::gap_f32`).
+    pub fn gap_f32(&self, x: &[f32], hw: usize) -> Result<Vec<f32>> {
+        let planes = x.len() / hw.max(1);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0f32; planes], true),
+        ];
+        self.launch(
+            "gap_f32",
+            &[planes as u32, hw as u32, 0, 0],
+            &[&bufs[0], &bufs[1]],
+            planes as u32,
+            planes,
+        )
+    }
+
+    /// GPU `maxpool_f32` (mirror: `cpu::kernels::maxpool_f32`).
+    pub fn maxpool_f32(&self, x: &[f32], g: &ConvGeom) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let n = g.c * g.oh * g.ow;
+        let bufs = [self.storage(x, false), self.storage(&vec![0f32; n], true)];
+        self.launch(
+            "maxpool_f32",
+            &P(maxpool_params(g, 1)),
+            &[&bufs[0], &bufs[1]],
+            n as u32,
+            n,
+        )
+    }
+
     pub fn maxpool(&self, x: &[i32], g: &ConvGeom) -> Result<Vec<i32>> {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]

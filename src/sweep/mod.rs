@@ -397,12 +397,9 @@ fn execute_inner(
         Device::Gpu => true,
         // Software adapters (lavapipe) are slower than the CPU engine here (results/bench):
         // `auto` takes hardware GPUs only; `gpu` takes any adapter.
-        Device::Auto => {
-            p.mode == Mode::Integer
-                && cache
-                    .gpu()
-                    .is_ok_and(|c| c.info.device_type != wgpu::DeviceType::Cpu)
-        }
+        Device::Auto => cache
+            .gpu()
+            .is_ok_and(|c| c.info.device_type != wgpu::DeviceType::Cpu),
     };
     let graph = cache.graph(&p.model)?.0.clone();
     let r = if want_gpu {
