@@ -5,12 +5,14 @@
 //   counts[2] whose top-1 equals the reference top-1 (e.g. FP32's), counts[3] labelled images.
 // Logits are read as raw 32-bit words: FP32 values (is_int = 0) or INT8 codes stored as
 // i32 (is_int = 1, ordered like their dequantized values since the scale is positive).
-// Label or reference -1: none. NaN logits are never ranked above a number.
+// Label or reference -1: none. NaN logits are never ranked above a number. Labels, references
+// and top-1 are indexed from `offset` (a batch of a dataset resident on the GPU; the
+// mirror takes slices).
 // CPU mirror: cpu::kernels::topk_count.
 
 override K: u32 = 5u;   // at most 8
 
-struct Params { images: u32, classes: u32, is_int: u32, _p0: u32 }
+struct Params { images: u32, classes: u32, is_int: u32, offset: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<u32>;
@@ -50,8 +52,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         idx[pos] = i32(c);
         filled = min(filled + 1u, k);
     }
-    top1[img] = idx[0];
-    let y = labels[img];
+    top1[p.offset + img] = idx[0];
+    let y = labels[p.offset + img];
     if (y >= 0) {
         atomicAdd(&counts[3], 1u);
         if (idx[0] == y) { atomicAdd(&counts[0], 1u); }
@@ -59,6 +61,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (idx[j] == y) { atomicAdd(&counts[1], 1u); break; }
         }
     }
-    let r = reference[img];
+    let r = reference[p.offset + img];
     if (r >= 0 && idx[0] == r) { atomicAdd(&counts[2], 1u); }
 }

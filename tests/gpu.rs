@@ -389,6 +389,32 @@ fn requantized_gpu_engine_matches_cpu_engines() {
             );
         }
     }
+    // A resident dataset (uploaded once, 200 images = 4 batches of up to 64, the last one
+    // partial) gives the same top-1 and counts as the CPU engine.
+    let m = 200;
+    let labels: Vec<i32> = ds.labels.as_ref().unwrap()[..m]
+        .iter()
+        .map(|&y| y as i32)
+        .collect();
+    let resident = ge
+        .upload(&ds.images[..m * ds.per_image()], &labels)
+        .unwrap();
+    let cfg = QuantConfig {
+        scheme: Scheme::Dliq,
+        low: 6,
+        ..Default::default()
+    };
+    ge.requantize(&cfg).unwrap();
+    let counts = ge.count_resident(&resident).unwrap();
+    let top1 = ge.resident_top1(&resident).unwrap();
+    let q = strumlab::quant::quantize_graph(&graph, &cfg).unwrap();
+    let e = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+    let want: Vec<i32> = (0..m)
+        .map(|i| strumlab::eval::top_k(&e.run(ds.image(i), false).unwrap().0[0], 1)[0] as i32)
+        .collect();
+    assert_eq!(top1, want);
+    let hits = want.iter().zip(&labels).filter(|(a, b)| a == b).count() as u32;
+    assert_eq!((counts[0], counts[3]), (hits, m as u32));
     // Settings the kernel does not cover are refused, not approximated.
     let err = ge
         .requantize(&QuantConfig {
@@ -718,14 +744,26 @@ fn whole_effnet_lite0_integer_is_bit_identical_to_cpu() {
 fn unsupported_ops_are_named() {
     use strumlab::cpu::engine::{Engine, Mode};
     let Some(g) = gpu() else { return };
-    let (graph, _) =
-        strumlab::zoo::resolve("mnist-8", &strumlab::model::LoadOptions::default()).unwrap();
+    use common::{f32_tensor, model, node};
+    // Conv -> Softmax: the CPU engine runs it, the GPU engine has no Softmax kernel.
+    let b = model(
+        13,
+        ("x", &[1, 1, 3, 3]),
+        "y",
+        vec![
+            node("Conv", "c", &["x", "w"], &["h"], vec![]),
+            node("Softmax", "the_softmax", &["h"], &["y"], vec![]),
+        ],
+        vec![f32_tensor("w", &[2, 1, 3, 3], &[0.5; 18])],
+    );
+    let graph = strumlab::model::load_onnx_bytes(&b, "t", &Default::default()).unwrap();
     let cpu = Engine::new(&graph, Mode::Fp32, None, None).unwrap();
+    cpu.run(&[1.0; 9], false).unwrap();
     let e = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 8)
         .err()
-        .unwrap()
+        .expect("Softmax is not on the GPU")
         .to_string();
-    assert!(e.contains("integer mode only"), "{e}");
+    assert!(e.contains("the_softmax") && e.contains("Softmax"), "{e}");
 }
 
 #[test]
@@ -749,13 +787,18 @@ fn devices_and_gpu_bench_commands_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
-    // fp32 on the GPU is refused with a clear message
+    // fp32 on the GPU runs too
     let o = std::process::Command::new(bin)
-        .args(["bench", "--device", "gpu", "--mode", "fp32"])
+        .args([
+            "bench", "--device", "gpu", "--mode", "fp32", "--images", "64", "--repeat", "1",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("integer mode only"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mode"], "fp32");
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -130,6 +130,15 @@ fn layer_bufs(
     })
 }
 
+/// A labelled dataset resident on the GPU ([`GpuEngine::upload`]).
+pub struct Resident {
+    images: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    reference: wgpu::Buffer,
+    top1: wgpu::Buffer,
+    pub n: usize,
+}
+
 pub struct GpuEngine<'a> {
     ctx: &'a GpuContext,
     graph: &'a Graph,
@@ -469,6 +478,74 @@ impl<'a> GpuEngine<'a> {
         Ok((t, [c[0], c[1], c[2], c[3]]))
     }
 
+    /// Upload a whole labelled dataset once (images back to back, model layout; labels -1 =
+    /// none), to be evaluated by [`Self::count_resident`] for any number of configurations.
+    /// Errors when it exceeds the adapter's buffer limits (then evaluate batch by batch).
+    pub fn upload(&self, images: &[f32], labels: &[i32]) -> Result<Resident> {
+        let per_in: usize = self.graph.input_shape.iter().product();
+        let n = images.len() / per_in.max(1);
+        if n == 0 || images.len() != n * per_in || labels.len() != n {
+            return Err(Error::Gpu(format!(
+                "upload: {} values are not {} labelled images",
+                images.len(),
+                labels.len()
+            )));
+        }
+        let bytes = (images.len() * 4) as u64;
+        let lim = &self.ctx.limits;
+        if bytes > lim.max_storage_buffer_binding_size as u64 || bytes > lim.max_buffer_size {
+            return Err(Error::Gpu(format!(
+                "a dataset of {} MiB exceeds the adapter's storage buffer limit ({} MiB)",
+                bytes >> 20,
+                lim.max_storage_buffer_binding_size >> 20
+            )));
+        }
+        Ok(Resident {
+            images: self.ctx.storage(images, false),
+            labels: self.ctx.storage(labels, false),
+            reference: self.ctx.storage(&vec![-1i32; n], false),
+            top1: self.ctx.scratch((n * 4) as u64),
+            n,
+        })
+    }
+
+    /// Evaluate every image of a resident dataset: batches are recorded and submitted back
+    /// to back without waiting, `topk_count` accumulates into one counts buffer, and only
+    /// the four counts `[top-1 hits, top-5 hits, agreements, labelled]` are read back.
+    pub fn count_resident(&self, data: &Resident) -> Result<[u32; 4]> {
+        let ctx = self.ctx;
+        let (ob, per_out, is_f32) = &self.values[&self.output];
+        let counts = ctx.scratch(16);
+        let mut done = 0;
+        let mut last = None;
+        while done < data.n {
+            let m = self.batch.min(data.n - done);
+            let mut enc = self.encode_forward_src(&data.images, done, m)?;
+            ctx.encode(
+                &mut enc,
+                "topk_count",
+                bytemuck::bytes_of(&p4(m as u32, *per_out as u32, !*is_f32 as u32, done as u32)),
+                &[ob, &data.labels, &data.reference, &data.top1, &counts],
+                m as u32,
+            )?;
+            done += m;
+            if done < data.n {
+                ctx.queue.submit([enc.finish()]);
+            } else {
+                last = Some(enc);
+            }
+        }
+        let enc = last.expect("at least one batch");
+        let c: Vec<u32> = ctx.read_back(enc, &counts, 4)?;
+        Ok([c[0], c[1], c[2], c[3]])
+    }
+
+    /// Top-1 class of every image of the last [`Self::count_resident`] on `data`.
+    pub fn resident_top1(&self, data: &Resident) -> Result<Vec<i32>> {
+        let enc = self.ctx.device.create_command_encoder(&Default::default());
+        self.ctx.read_back(enc, &data.top1, data.n)
+    }
+
     /// Run a batch and read back the output of every weight layer (as FP32; integer values
     /// dequantized with their scale), keyed by node index: for per-layer comparisons.
     pub fn run_layers(&self, images: &[f32]) -> Result<Vec<(usize, Vec<f32>)>> {
@@ -628,18 +705,37 @@ impl<'a> GpuEngine<'a> {
                 self.batch
             )));
         }
+        self.ctx
+            .queue
+            .write_buffer(&self.input_f32, 0, bytemuck::cast_slice(images));
+        Ok((self.encode_forward_src(&self.input_f32, 0, n)?, n))
+    }
+
+    /// Record the forward pass of `n` images read from `src` starting at image `first`
+    /// (the staging buffer, or a dataset resident on the GPU).
+    fn encode_forward_src(
+        &self,
+        src: &wgpu::Buffer,
+        first: usize,
+        n: usize,
+    ) -> Result<wgpu::CommandEncoder> {
+        let per_in: usize = self.graph.input_shape.iter().product();
         let ctx = self.ctx;
         let (inb, _, _) = &self.values[&self.graph.input];
         if self.float {
-            ctx.queue.write_buffer(inb, 0, bytemuck::cast_slice(images));
             let mut enc = ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(
+                src,
+                (first * per_in * 4) as u64,
+                inb,
+                0,
+                (n * per_in * 4) as u64,
+            );
             for (step, ins, out) in &self.steps {
                 self.encode_float(&mut enc, step, ins, out, n)?;
             }
-            return Ok((enc, n));
+            return Ok(enc);
         }
-        ctx.queue
-            .write_buffer(&self.input_f32, 0, bytemuck::cast_slice(images));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
@@ -647,8 +743,13 @@ impl<'a> GpuEngine<'a> {
         ctx.encode(
             &mut enc,
             "quantize",
-            bytemuck::bytes_of(&Q((n * per_in) as u32, self.input_scale, 0, 0)),
-            &[&self.input_f32, inb],
+            bytemuck::bytes_of(&Q(
+                (n * per_in) as u32,
+                self.input_scale,
+                (first * per_in) as u32,
+                0,
+            )),
+            &[src, inb],
             (n * per_in) as u32,
         )?;
         let nn = |x: usize| (x * n) as u32;
@@ -789,6 +890,6 @@ impl<'a> GpuEngine<'a> {
                 }
             }
         }
-        Ok((enc, n))
+        Ok(enc)
     }
 }
