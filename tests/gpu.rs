@@ -618,6 +618,181 @@ fn float_modes_match_cpu_per_layer() {
 }
 
 #[test]
+fn elementwise_and_avgpool_kernels_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(61);
+    let a = int8s(&mut rng, 4 * 6 * 25);
+    let b = int8s(&mut rng, 4 * 6 * 25);
+    let gate = int8s(&mut rng, 4 * 6);
+    let i8v = |v: &[i32]| v.iter().map(|&x| x as i8).collect::<Vec<i8>>();
+    let wide = |v: Vec<i8>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
+    // LUT activations, exactly as the CPU engine builds them.
+    for op in 0..3u32 {
+        let lut = kernels::activation_lut(|v| kernels::unary1(v, op, 0.2, 0.5), 0.05, 1.0 / 127.0);
+        let want = wide(kernels::lut_i8(&i8v(&a), &lut));
+        assert_eq!(g.lut_i8(&a, &wide(lut)).unwrap(), want, "lut op {op}");
+    }
+    // Products: same shape, and one gate value per plane (squeeze-and-excitation).
+    assert_eq!(
+        g.mul_i8(&a, &b, 1, 0.013).unwrap(),
+        wide(kernels::mul_i8(&i8v(&a), &i8v(&b), 1, 0.013))
+    );
+    assert_eq!(
+        g.mul_i8(&a, &gate, 25, 0.007).unwrap(),
+        wide(kernels::mul_i8(&i8v(&a), &i8v(&gate), 25, 0.007))
+    );
+    // Average pooling with and without padded elements counted.
+    let gm = ConvGeom {
+        c: 24,
+        h: 5,
+        w: 5,
+        oc: 24,
+        icg: 1,
+        kh: 3,
+        kw: 3,
+        sh: 2,
+        sw: 2,
+        dh: 1,
+        dw: 1,
+        pt: 1,
+        pl: 1,
+        oh: 3,
+        ow: 3,
+        group: 24,
+    };
+    for pad in [false, true] {
+        let m = kernels::avgpool_factors(0.05, 0.04, 9);
+        assert_eq!(
+            g.avgpool_i8(&a, &gm, pad, &m).unwrap(),
+            wide(kernels::avgpool_i8(&i8v(&a), &gm, pad, &m)),
+            "avgpool_i8 include_pad {pad}"
+        );
+        let x: Vec<f32> = (0..600).map(|_| rng.normal()).collect();
+        let _ = assert_close(
+            &g.avgpool_f32(&x, &gm, pad).unwrap(),
+            &kernels::avgpool_f32(&x, &gm, pad),
+            FP32_KERNEL_REL_TOL,
+            "avgpool_f32",
+        );
+    }
+    let x: Vec<f32> = (0..600).map(|_| rng.normal() * 4.0).collect();
+    let y: Vec<f32> = (0..24).map(|_| rng.normal()).collect();
+    assert_eq!(g.mul_f32(&x, &y, 25).unwrap(), kernels::mul_f32(&x, &y, 25));
+    for op in 0..3u32 {
+        let _ = assert_close(
+            &g.unary_f32(&x, op, 0.2, 0.5).unwrap(),
+            &kernels::unary_f32(&x, op, 0.2, 0.5),
+            FP32_KERNEL_REL_TOL,
+            &format!("unary_f32 op {op}"),
+        );
+    }
+}
+
+/// A small squeeze-and-excitation graph (Conv, HardSwish, AveragePool, GlobalAveragePool,
+/// Sigmoid, per-channel Mul, HardSigmoid, Gemm): integer mode bit-identical to the CPU
+/// engine, fp32 within FLOAT_LAYER_REL_TOL per layer.
+#[test]
+fn squeeze_excitation_graph_matches_cpu() {
+    use common::{f32_tensor, float, int, ints, model, node};
+    use strumlab::cpu::engine::{self, Engine, Mode};
+    use strumlab::model::Tensor;
+    use strumlab::quant::config::Calib;
+    use strumlab::quant::{QuantConfig, Scheme};
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(67);
+    let mut w = |n: usize| (0..n).map(|_| rng.normal() * 0.4).collect::<Vec<f32>>();
+    let b = model(
+        14,
+        ("x", &[1, 3, 8, 8]),
+        "y",
+        vec![
+            node(
+                "Conv",
+                "c1",
+                &["x", "w1", "b1"],
+                &["c1"],
+                vec![ints("pads", &[1, 1, 1, 1])],
+            ),
+            node("HardSwish", "hs", &["c1"], &["hs"], vec![]),
+            node(
+                "AveragePool",
+                "ap",
+                &["hs"],
+                &["ap"],
+                vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            ),
+            node("GlobalAveragePool", "gp", &["ap"], &["gp"], vec![]),
+            node("Conv", "c2", &["gp", "w2", "b2"], &["c2"], vec![]),
+            node("Sigmoid", "sg", &["c2"], &["sg"], vec![]),
+            node("Mul", "se", &["ap", "sg"], &["se"], vec![]),
+            node(
+                "HardSigmoid",
+                "hg",
+                &["se"],
+                &["hg"],
+                vec![float("alpha", 0.3), float("beta", 0.4)],
+            ),
+            node("Flatten", "fl", &["hg"], &["fl"], vec![int("axis", 1)]),
+            node(
+                "Gemm",
+                "fc",
+                &["fl", "w3", "b3"],
+                &["y"],
+                vec![int("transB", 1)],
+            ),
+        ],
+        vec![
+            f32_tensor("w1", &[4, 3, 3, 3], &w(108)),
+            f32_tensor("b1", &[4], &w(4)),
+            f32_tensor("w2", &[4, 4, 1, 1], &w(16)),
+            f32_tensor("b2", &[4], &w(4)),
+            f32_tensor("w3", &[5, 64], &w(320)),
+            f32_tensor("b3", &[5], &w(5)),
+        ],
+    );
+    let graph = strumlab::model::load_onnx_bytes(&b, "se", &Default::default()).unwrap();
+    let n = 16;
+    let images: Vec<f32> = (0..n * 192).map(|_| rng.normal()).collect();
+    let sc = engine::calibrate(
+        &graph,
+        &Tensor::new(vec![n, 3, 8, 8], images.clone()),
+        Calib::Max,
+        100.0,
+    )
+    .unwrap();
+    let q = strumlab::quant::quantize_graph(
+        &graph,
+        &QuantConfig {
+            scheme: Scheme::Int8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let cpu = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+    let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, n).unwrap();
+    let got = ge.run(&images).unwrap();
+    for i in 0..n {
+        assert_eq!(
+            got[i],
+            cpu.run(&images[i * 192..(i + 1) * 192], false).unwrap().0[0],
+            "integer image {i}"
+        );
+    }
+    let cpu = Engine::new(&graph, Mode::Fp32, None, None).unwrap();
+    let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, n).unwrap();
+    let got = ge.run(&images).unwrap();
+    for i in 0..n {
+        let want = &cpu.run(&images[i * 192..(i + 1) * 192], false).unwrap().0[0];
+        let _ = assert_close(
+            &got[i],
+            want,
+            FLOAT_LAYER_REL_TOL,
+            &format!("fp32 image {i}"),
+        );
+    }
+}
+
+#[test]
 fn large_dispatches_are_split() {
     let Some(g) = gpu() else { return };
     // more workgroups than one dimension allows on most adapters (64 x 70000 invocations)
@@ -971,4 +1146,30 @@ fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
         }
     }
     eprintln!("EfficientNet-Lite0 fake-quant: largest per-layer difference {worst:.2e}");
+}
+
+/// The integer GPU engine against the CPU engine on whole datasets, bit for bit: every
+/// logit of the 10k MNIST test images (mnist-8; INT8, MIP2Q and DLIQ at B = 8, L = 4) and of
+/// the 20 labelled ImageNet images (EfficientNet-Lite0/1/2). Minutes on lavapipe, so not part
+/// of the default run: `cargo test --release --test gpu -- --ignored full_datasets`.
+#[test]
+#[ignore]
+fn full_datasets_integer_gpu_equals_cpu() {
+    for scheme in [
+        strumlab::quant::Scheme::Int8,
+        strumlab::quant::Scheme::Mip2q,
+        strumlab::quant::Scheme::Dliq,
+    ] {
+        integer_engine_pair("mnist-8", "mnist-test", scheme, 64, 10_000);
+        eprintln!("mnist-8 {scheme:?}: 10,000 images, logits identical");
+    }
+    for m in ["effnet-lite0", "effnet-lite1", "effnet-lite2"] {
+        for scheme in [
+            strumlab::quant::Scheme::Int8,
+            strumlab::quant::Scheme::Mip2q,
+        ] {
+            integer_engine_pair(m, "imagenet-samples", scheme, 20, 20);
+            eprintln!("{m} {scheme:?}: 20 images, logits identical");
+        }
+    }
 }

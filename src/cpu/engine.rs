@@ -213,6 +213,16 @@ pub(crate) fn geom(
     }
 }
 
+/// The `unary_f32` op code and parameters of an elementwise activation node.
+pub(crate) fn unary_op(op: &Op) -> (u32, f32, f32) {
+    match op {
+        Op::Sigmoid => (0, 0.0, 0.0),
+        Op::HardSwish => (1, 0.0, 0.0),
+        Op::HardSigmoid { alpha, beta } => (2, *alpha, *beta),
+        _ => unreachable!("unary_op on a non-activation"),
+    }
+}
+
 fn pool_geom(graph: &Graph, input: &str, output: &str, p: &Pool) -> ConvGeom {
     let c = graph.shape(input)[1];
     geom(
@@ -455,22 +465,17 @@ impl<'g> Engine<'g> {
                 V::F(f) => V::F(f.iter().map(|&v| v.clamp(*min, *max)).collect()),
             },
             Op::HardSigmoid { .. } | Op::HardSwish | Op::Sigmoid => {
-                let f = |v: f32| match &node.op {
-                    Op::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
-                    Op::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
-                    _ => 1.0 / (1.0 + (-v).exp()),
-                };
+                let (op, alpha, beta) = unary_op(&node.op);
                 match inp(0) {
                     V::Q(q, s) => {
-                        let lut: Vec<i8> = (-128i32..128)
-                            .map(|k| kernels::quantize1(f(k as f32 * s) / so))
-                            .collect();
-                        V::Q(
-                            q.iter().map(|&v| lut[(v as i32 + 128) as usize]).collect(),
+                        let lut = kernels::activation_lut(
+                            |v| kernels::unary1(v, op, alpha, beta),
+                            *s,
                             so,
-                        )
+                        );
+                        V::Q(kernels::lut_i8(q, &lut), so)
                     }
-                    V::F(x) => V::F(x.iter().map(|&v| f(v)).collect()),
+                    V::F(x) => V::F(kernels::unary_f32(x, op, alpha, beta)),
                 }
             }
             Op::Add { constant } | Op::Mul { constant } => {
@@ -519,14 +524,7 @@ impl<'g> Engine<'g> {
                         let r: Vec<i8> = if add {
                             kernels::add_i8(&qa, &qb, s_a / so, s_b / so)
                         } else {
-                            qa.iter()
-                                .zip(&qb)
-                                .map(|(&x, &y)| {
-                                    kernels::quantize1(
-                                        (x as i32 * y as i32) as f32 * (s_a * s_b / so),
-                                    )
-                                })
-                                .collect()
+                            kernels::mul_i8(&qa, &qb, 1, s_a * s_b / so)
                         };
                         V::Q(r, so)
                     }
@@ -613,20 +611,10 @@ impl<'g> Engine<'g> {
                 let gm = pool_geom(g, &node.inputs[0], &node.output, p);
                 match inp(0) {
                     V::Q(q, s) => {
-                        let sums = kernels::avgpool_sums(q, &gm, p.count_include_pad, |v| v as i32);
-                        V::Q(
-                            sums.iter()
-                                .map(|&(a, n)| kernels::quantize1(a as f32 * (s / (n as f32 * so))))
-                                .collect(),
-                            so,
-                        )
+                        let m = kernels::avgpool_factors(*s, so, gm.kh * gm.kw);
+                        V::Q(kernels::avgpool_i8(q, &gm, p.count_include_pad, &m), so)
                     }
-                    V::F(x) => V::F(
-                        kernels::avgpool_sums(x, &gm, p.count_include_pad, |v| v)
-                            .iter()
-                            .map(|&(a, n)| a / n as f32)
-                            .collect(),
-                    ),
+                    V::F(x) => V::F(kernels::avgpool_f32(x, &gm, p.count_include_pad)),
                 }
             }
             Op::GlobalAveragePool => {

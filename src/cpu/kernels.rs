@@ -364,6 +364,74 @@ pub fn maxpool_f32(x: &[f32], g: &ConvGeom) -> Vec<f32> {
     maxpool(x, g, -3.402823e38)
 }
 
+/// The 256-entry INT8 table of an elementwise activation `f` for input scale `s` and output
+/// scale `so`: entry k + 128 is `quantize1(f(k * s) / so)`.
+pub fn activation_lut(f: impl Fn(f32) -> f32, s: f32, so: f32) -> Vec<i8> {
+    (-128i32..128)
+        .map(|k| quantize1(f(k as f32 * s) / so))
+        .collect()
+}
+
+/// Elementwise activation by table lookup (`lut_i8`): `lut[x + 128]`.
+pub fn lut_i8(x: &[i8], lut: &[i8]) -> Vec<i8> {
+    x.iter().map(|&v| lut[(v as i32 + 128) as usize]).collect()
+}
+
+/// Product of INT8 tensors (`mul_i8`): `quantize1((a * b[i / b_div]) * k)`,
+/// `k = s_a * s_b / s_out`; `b_div` = 1 (same shape) or H*W (one value per plane).
+pub fn mul_i8(a: &[i8], b: &[i8], b_div: usize, k: f32) -> Vec<i8> {
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| quantize1((x as i32 * b[i / b_div] as i32) as f32 * k))
+        .collect()
+}
+
+/// Product of FP32 tensors (`mul_f32`), `b` indexed like [`mul_i8`].
+pub fn mul_f32(a: &[f32], b: &[f32], b_div: usize) -> Vec<f32> {
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| x * b[i / b_div])
+        .collect()
+}
+
+/// Elementwise FP32 activation (`unary_f32`): op 0 Sigmoid, 1 HardSwish, 2 HardSigmoid.
+pub fn unary_f32(x: &[f32], op: u32, alpha: f32, beta: f32) -> Vec<f32> {
+    x.iter().map(|&v| unary1(v, op, alpha, beta)).collect()
+}
+
+/// One value of [`unary_f32`].
+pub fn unary1(v: f32, op: u32, alpha: f32, beta: f32) -> f32 {
+    match op {
+        0 => 1.0 / (1.0 + (-v).exp()),
+        1 => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+        _ => (alpha * v + beta).clamp(0.0, 1.0),
+    }
+}
+
+/// INT8 average pooling (`avgpool_i8`): window sum x `m[count - 1]`, then quantize1, where
+/// `m[c - 1] = s_in / (c * s_out)` (see [`avgpool_factors`]).
+pub fn avgpool_i8(x: &[i8], g: &ConvGeom, include_pad: bool, m: &[f32]) -> Vec<i8> {
+    avgpool_sums(x, g, include_pad, |v| v as i32)
+        .into_iter()
+        .map(|(a, n)| quantize1(a as f32 * m[n - 1]))
+        .collect()
+}
+
+/// The factors of [`avgpool_i8`] for counts 1..=kh*kw.
+pub fn avgpool_factors(s_in: f32, s_out: f32, window: usize) -> Vec<f32> {
+    (1..=window.max(1))
+        .map(|n| s_in / (n as f32 * s_out))
+        .collect()
+}
+
+/// FP32 average pooling (`avgpool_f32`): window sum / count.
+pub fn avgpool_f32(x: &[f32], g: &ConvGeom, include_pad: bool) -> Vec<f32> {
+    avgpool_sums(x, g, include_pad, |v| v)
+        .into_iter()
+        .map(|(a, n)| a / n as f32)
+        .collect()
+}
+
 /// Parameters of [`strum_quantize`] (the `strum_quantize` kernel's uniform block).
 #[derive(Clone, Copy, Debug)]
 pub struct StrumQuantParams {

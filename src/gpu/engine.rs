@@ -4,8 +4,10 @@
 //! to `cpu::engine` in integer mode (tested). fp32 and fake-quant modes run the `*_f32`
 //! kernels and `fake_quant` (agreement within a tolerance: FP32 sums may be fused or
 //! reassociated by the driver). Supports the ops of mnist-8 and
-//! EfficientNet-Lite: Conv (any groups), Dense, Relu, Clip, MaxPool, GlobalAveragePool,
-//! residual Add, Flatten/Reshape/Identity. Anything else is an error naming the op.
+//! EfficientNet-Lite and squeeze-and-excitation blocks: Conv (any groups), Dense, Relu, Clip,
+//! Sigmoid, HardSwish, HardSigmoid, MaxPool, AveragePool, GlobalAveragePool, residual Add,
+//! Mul (same shape or per channel), Flatten/Reshape/Identity. Anything else (Pad, Concat,
+//! Transpose, Softmax, ReduceMean, ...) is an error naming the node.
 
 use std::collections::HashMap;
 
@@ -58,6 +60,26 @@ enum Step {
         ra: f32,
         rb: f32,
         per_image: usize,
+    },
+    /// Sigmoid / HardSwish / HardSigmoid: a LUT (integer) or `unary_f32` op (float)
+    Unary {
+        lut: wgpu::Buffer,
+        op: u32,
+        alpha: f32,
+        beta: f32,
+        per_image: usize,
+    },
+    /// product with a tensor of the same shape (b_div = 1) or one value per plane
+    Mul {
+        k: f32,
+        b_div: usize,
+        per_image: usize,
+    },
+    AvgPool {
+        geom: ConvGeom,
+        include_pad: bool,
+        /// integer mode: factor per window count
+        m: wgpu::Buffer,
     },
 }
 
@@ -292,6 +314,81 @@ impl<'a> GpuEngine<'a> {
                         per_image: out_elems,
                     }
                 }
+                Op::Sigmoid | Op::HardSwish | Op::HardSigmoid { .. } => {
+                    let (op, alpha, beta) = crate::cpu::engine::unary_op(&n.op);
+                    let lut: Vec<i32> = match cpu.scale(&n.inputs[0]) {
+                        Some(si) if !float => crate::cpu::kernels::activation_lut(
+                            |v| crate::cpu::kernels::unary1(v, op, alpha, beta),
+                            si,
+                            so,
+                        )
+                        .into_iter()
+                        .map(|v| v as i32)
+                        .collect(),
+                        _ => vec![0],
+                    };
+                    Step::Unary {
+                        lut: ctx.storage(&lut, false),
+                        op,
+                        alpha,
+                        beta,
+                        per_image: out_elems,
+                    }
+                }
+                Op::Mul { constant: None } => {
+                    let (sa, sb) = (g.shape(&n.inputs[0]), g.shape(&n.inputs[1]));
+                    let b_div = if sa == sb {
+                        1
+                    } else if sb.len() == 4
+                        && sa.len() == 4
+                        && sb[1] == sa[1]
+                        && sb[2] == 1
+                        && sb[3] == 1
+                        && sb[0] == sa[0]
+                    {
+                        sa[2] * sa[3]
+                    } else {
+                        return Err(unsupported(
+                            n,
+                            "Mul broadcasting other than per channel is not on the GPU yet",
+                        ));
+                    };
+                    let (ka, kb) = (
+                        cpu.scale(&n.inputs[0]).unwrap_or(1.0),
+                        cpu.scale(&n.inputs[1]).unwrap_or(1.0),
+                    );
+                    Step::Mul {
+                        k: ka * kb / so,
+                        b_div,
+                        per_image: out_elems,
+                    }
+                }
+                Op::AveragePool(p) => {
+                    let c = g.shape(&n.inputs[0])[1];
+                    let geom = crate::cpu::engine::geom(
+                        g,
+                        &n.inputs[0],
+                        &n.output,
+                        p.kernel,
+                        p.strides,
+                        [1, 1],
+                        p.pads,
+                        c,
+                        1,
+                        c,
+                    );
+                    let m = match cpu.scale(&n.inputs[0]) {
+                        Some(si) if !float => {
+                            crate::cpu::kernels::avgpool_factors(si, so, geom.kh * geom.kw)
+                        }
+                        _ => vec![0.0],
+                    };
+                    Step::AvgPool {
+                        geom,
+                        include_pad: p.count_include_pad,
+                        m: ctx.storage(&m, false),
+                    }
+                }
                 Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => {
                     let v = values
                         .get(&n.inputs[0])
@@ -493,7 +590,7 @@ impl<'a> GpuEngine<'a> {
         }
         let bytes = (images.len() * 4) as u64;
         let lim = &self.ctx.limits;
-        if bytes > lim.max_storage_buffer_binding_size as u64 || bytes > lim.max_buffer_size {
+        if bytes > lim.max_storage_buffer_binding_size || bytes > lim.max_buffer_size {
             return Err(Error::Gpu(format!(
                 "a dataset of {} MiB exceeds the adapter's storage buffer limit ({} MiB)",
                 bytes >> 20,
@@ -679,6 +776,52 @@ impl<'a> GpuEngine<'a> {
                     bytemuck::bytes_of(&p4(nn(*planes_per_image), *hw as u32, 0, 0)),
                     &[x, y],
                     nn(*planes_per_image),
+                )?;
+            }
+            Step::Unary {
+                op,
+                alpha,
+                beta,
+                per_image,
+                ..
+            } => {
+                #[repr(C)]
+                #[derive(Clone, Copy, Pod, Zeroable)]
+                struct U(u32, u32, f32, f32);
+                ctx.encode(
+                    enc,
+                    "unary_f32",
+                    bytemuck::bytes_of(&U(nn(*per_image), *op, *alpha, *beta)),
+                    &[x, y],
+                    nn(*per_image),
+                )?;
+            }
+            Step::Mul {
+                b_div, per_image, ..
+            } => {
+                let b = &self.values[&ins[1]].0;
+                ctx.encode(
+                    enc,
+                    "mul_f32",
+                    bytemuck::bytes_of(&p4(nn(*per_image), *b_div as u32, 0, 0)),
+                    &[x, b, y],
+                    nn(*per_image),
+                )?;
+            }
+            Step::AvgPool {
+                geom, include_pad, ..
+            } => {
+                #[repr(C)]
+                #[derive(Clone, Copy, Pod, Zeroable)]
+                struct M([u32; 12]);
+                let mut p = super::maxpool_params(geom, n);
+                p[11] = *include_pad as u32;
+                ctx.encode(
+                    enc,
+                    "avgpool_f32",
+                    bytemuck::bytes_of(&M(p)),
+                    &[x, y],
+                    nn(geom.c * geom.oh * geom.ow),
                 )?;
             }
             Step::Add { per_image, .. } => {
@@ -873,6 +1016,50 @@ impl<'a> GpuEngine<'a> {
                         bytemuck::bytes_of(&G(nn(*planes_per_image), *hw as u32, *k, 0)),
                         &[x, y],
                         nn(*planes_per_image),
+                    )?;
+                }
+                Step::Unary { lut, per_image, .. } => {
+                    ctx.encode(
+                        &mut enc,
+                        "lut_i8",
+                        bytemuck::bytes_of(&p4(nn(*per_image), 0, 0, 0)),
+                        &[x, lut, y],
+                        nn(*per_image),
+                    )?;
+                }
+                Step::Mul {
+                    k,
+                    b_div,
+                    per_image,
+                } => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct K(u32, u32, f32, u32);
+                    let b = &self.values[&ins[1]].0;
+                    ctx.encode(
+                        &mut enc,
+                        "mul_i8",
+                        bytemuck::bytes_of(&K(nn(*per_image), *b_div as u32, *k, 0)),
+                        &[x, b, y],
+                        nn(*per_image),
+                    )?;
+                }
+                Step::AvgPool {
+                    geom,
+                    include_pad,
+                    m,
+                } => {
+                    #[repr(C)]
+                    #[derive(Clone, Copy, Pod, Zeroable)]
+                    struct M([u32; 12]);
+                    let mut p = super::maxpool_params(geom, n);
+                    p[11] = *include_pad as u32;
+                    ctx.encode(
+                        &mut enc,
+                        "avgpool_i8",
+                        bytemuck::bytes_of(&M(p)),
+                        &[x, m, y],
+                        nn(geom.c * geom.oh * geom.ow),
                     )?;
                 }
                 Step::Add { ra, rb, per_image } => {

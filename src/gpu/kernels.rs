@@ -89,6 +89,30 @@ pub const KERNELS: &[Kernel] = &[
         name: "maxpool_f32",
         source: include_str!("../../kernels/maxpool_f32.wgsl"),
     },
+    Kernel {
+        name: "lut_i8",
+        source: include_str!("../../kernels/lut_i8.wgsl"),
+    },
+    Kernel {
+        name: "mul_i8",
+        source: include_str!("../../kernels/mul_i8.wgsl"),
+    },
+    Kernel {
+        name: "mul_f32",
+        source: include_str!("../../kernels/mul_f32.wgsl"),
+    },
+    Kernel {
+        name: "unary_f32",
+        source: include_str!("../../kernels/unary_f32.wgsl"),
+    },
+    Kernel {
+        name: "avgpool_i8",
+        source: include_str!("../../kernels/avgpool_i8.wgsl"),
+    },
+    Kernel {
+        name: "avgpool_f32",
+        source: include_str!("../../kernels/avgpool_f32.wgsl"),
+    },
 ];
 
 impl Kernel {

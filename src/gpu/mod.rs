@@ -702,6 +702,115 @@ impl GpuContext {
         )
     }
 
+    /// GPU `lut_i8` (mirror: `cpu::kernels::lut_i8`).
+    pub fn lut_i8(&self, x: &[i32], lut: &[i32]) -> Result<Vec<i32>> {
+        let bufs = [
+            self.storage(x, false),
+            self.storage(lut, false),
+            self.storage(&vec![0i32; x.len()], true),
+        ];
+        self.launch(
+            "lut_i8",
+            &[x.len() as u32, 0, 0, 0],
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `mul_i8` (mirror: `cpu::kernels::mul_i8`).
+    pub fn mul_i8(&self, a: &[i32], b: &[i32], b_div: usize, k: f32) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, u32, f32, u32);
+        let bufs = [
+            self.storage(a, false),
+            self.storage(b, false),
+            self.storage(&vec![0i32; a.len()], true),
+        ];
+        self.launch(
+            "mul_i8",
+            &P(a.len() as u32, b_div as u32, k, 0),
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            a.len() as u32,
+            a.len(),
+        )
+    }
+
+    /// GPU `mul_f32` (mirror: `cpu::kernels::mul_f32`).
+    pub fn mul_f32(&self, a: &[f32], b: &[f32], b_div: usize) -> Result<Vec<f32>> {
+        let bufs = [
+            self.storage(a, false),
+            self.storage(b, false),
+            self.storage(&vec![0f32; a.len()], true),
+        ];
+        self.launch(
+            "mul_f32",
+            &[a.len() as u32, b_div as u32, 0, 0],
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            a.len() as u32,
+            a.len(),
+        )
+    }
+
+    /// GPU `unary_f32` (mirror: `cpu::kernels::unary_f32`).
+    pub fn unary_f32(&self, x: &[f32], op: u32, alpha: f32, beta: f32) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, u32, f32, f32);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0f32; x.len()], true),
+        ];
+        self.launch(
+            "unary_f32",
+            &P(x.len() as u32, op, alpha, beta),
+            &[&bufs[0], &bufs[1]],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `avgpool_i8` (mirror: `cpu::kernels::avgpool_i8`).
+    pub fn avgpool_i8(
+        &self,
+        x: &[i32],
+        g: &ConvGeom,
+        include_pad: bool,
+        m: &[f32],
+    ) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let mut p = maxpool_params(g, 1);
+        p[11] = include_pad as u32;
+        let n = g.c * g.oh * g.ow;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(m, false),
+            self.storage(&vec![0i32; n], true),
+        ];
+        self.launch(
+            "avgpool_i8",
+            &P(p),
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            n as u32,
+            n,
+        )
+    }
+
+    /// GPU `avgpool_f32` (mirror: `cpu::kernels::avgpool_f32`).
+    pub fn avgpool_f32(&self, x: &[f32], g: &ConvGeom, include_pad: bool) -> Result<Vec<f32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let mut p = maxpool_params(g, 1);
+        p[11] = include_pad as u32;
+        let n = g.c * g.oh * g.ow;
+        let bufs = [self.storage(x, false), self.storage(&vec![0f32; n], true)];
+        self.launch("avgpool_f32", &P(p), &[&bufs[0], &bufs[1]], n as u32, n)
+    }
+
     pub fn maxpool(&self, x: &[i32], g: &ConvGeom) -> Result<Vec<i32>> {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
