@@ -327,6 +327,49 @@ fn strum_quantize_matches_mirror_and_quantizer() {
     }
 }
 
+/// `strum_decode` (GPU) = `Packed::decode` = the quantizer's integer weights, for MIP2Q,
+/// DLIQ with and without block shifts and plain INT8, with padded blocks.
+#[test]
+fn strum_decode_matches_packed_decode() {
+    use strumlab::quant::config::DliqShift;
+    use strumlab::quant::{Geometry, QuantConfig, Quantizer, Scheme, WeightView};
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(71);
+    for (oc, a, q, block) in [(5, 12, 3, 8), (4, 20, 1, 16), (2, 7, 4, 4), (3, 33, 2, 32)] {
+        let w: Vec<f32> = (0..oc * a * q).map(|_| rng.normal()).collect();
+        let geometry = Geometry::new(oc, a, q, block);
+        for (scheme, shift) in [
+            (Scheme::Mip2q, DliqShift::Block),
+            (Scheme::Dliq, DliqShift::Block),
+            (Scheme::Dliq, DliqShift::None),
+        ] {
+            for low in [0, 1, block / 2, block] {
+                let cfg = QuantConfig {
+                    scheme,
+                    block,
+                    low,
+                    dliq_shift: shift,
+                    ..Default::default()
+                };
+                let enc = strumlab::quant::schemes::Strum {
+                    cfg: cfg.clone(),
+                    low,
+                }
+                .quantize(&WeightView {
+                    data: &w,
+                    out_channels: oc,
+                    geometry,
+                })
+                .unwrap();
+                let pk = enc.packed.as_ref().expect("StruM encodings are packed");
+                let want = kernels::strum_decode(pk);
+                assert_eq!(want, enc.q, "{cfg:?}");
+                assert_eq!(g.strum_decode(pk).unwrap(), want, "{geometry:?} {cfg:?}");
+            }
+        }
+    }
+}
+
 /// A GPU engine re-quantized in place computes the same logits as the CPU engine built for
 /// each setting.
 #[test]

@@ -432,6 +432,12 @@ pub fn avgpool_f32(x: &[f32], g: &ConvGeom, include_pad: bool) -> Vec<f32> {
         .collect()
 }
 
+/// Packed StruM weights to integer weights, block by block, as the `strum_decode` kernel
+/// does it (the decoding rules of docs/packed-format.md, shared with `Packed::lane_value`).
+pub fn strum_decode(p: &crate::quant::Packed) -> Vec<i32> {
+    p.decode()
+}
+
 /// Parameters of [`strum_quantize`] (the `strum_quantize` kernel's uniform block).
 #[derive(Clone, Copy, Debug)]
 pub struct StrumQuantParams {

@@ -113,6 +113,10 @@ pub const KERNELS: &[Kernel] = &[
         name: "avgpool_f32",
         source: include_str!("../../kernels/avgpool_f32.wgsl"),
     },
+    Kernel {
+        name: "strum_decode",
+        source: include_str!("../../kernels/strum_decode.wgsl"),
+    },
 ];
 
 impl Kernel {

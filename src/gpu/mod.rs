@@ -416,6 +416,52 @@ impl GpuContext {
         )
     }
 
+    /// GPU `strum_decode` (mirror: `cpu::kernels::strum_decode`): packed StruM weights to
+    /// integer weights in the layer's flat order.
+    pub fn strum_decode(&self, pk: &crate::quant::Packed) -> Result<Vec<i32>> {
+        use crate::quant::packed::LowFormat;
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P([u32; 12]);
+        let g = pk.geometry;
+        if g.block > 32 {
+            return Err(Error::Gpu("strum_decode: blocks of at most 32".into()));
+        }
+        let (format, emin, block_shift) = match pk.format {
+            LowFormat::None => (0, 0, 0),
+            LowFormat::Mip2q { emin } => (1, emin, 0),
+            LowFormat::Dliq { block_shift } => (2, 0, block_shift as u32),
+        };
+        let params = P([
+            g.num_blocks() as u32,
+            g.p as u32,
+            g.a as u32,
+            g.q as u32,
+            g.block as u32,
+            pk.hi_words() as u32,
+            pk.lo_words() as u32,
+            format,
+            emin,
+            block_shift,
+            0,
+            0,
+        ]);
+        let bufs = [
+            self.storage(&pk.masks, false),
+            self.storage(&pk.hi, false),
+            self.storage(&pk.lo, false),
+            self.storage(&pk.shifts, false),
+            self.storage(&vec![0i32; g.len()], true),
+        ];
+        self.launch(
+            "strum_decode",
+            &params,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]],
+            g.num_blocks() as u32,
+            g.len(),
+        )
+    }
+
     /// GPU `quantize` (mirror: `cpu::kernels::quantize`).
     pub fn quantize(&self, x: &[f32], scale: f32) -> Result<Vec<i32>> {
         #[repr(C)]
