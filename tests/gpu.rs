@@ -836,6 +836,69 @@ fn squeeze_excitation_graph_matches_cpu() {
 }
 
 #[test]
+fn packed_dot_product_kernels_match_cpu() {
+    let Some(g) = gpu() else { return };
+    eprintln!("packed 4x8-bit dot products in the engine: {}", g.dp4a);
+    let mut rng = Rng(79);
+    for (rows, ic, oc) in [(3, 37, 10), (2, 8, 4), (5, 1, 7)] {
+        let x = int8s(&mut rng, rows * ic);
+        let w = int8s(&mut rng, oc * ic);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(2001) as i32 - 1000).collect();
+        let wp = kernels::pack_i8x4(&w, oc, ic);
+        assert_eq!(g.pack_i8x4(&w, oc, ic).unwrap(), wp);
+        let mut want: Vec<i32> = (0..rows * oc).map(|k| bias[k % oc]).collect();
+        kernels::dense(&x, &w, ic, oc, &mut want, |v| v);
+        assert_eq!(kernels::dense_dp4a(&x, &wp, &bias, ic, oc), want);
+        assert_eq!(
+            g.dense_dp4a(&x, &wp, &bias, ic, oc).unwrap(),
+            want,
+            "dense {rows}x{ic}x{oc}"
+        );
+    }
+    for (n, ic, oc, hw) in [(1, 16, 24, 25), (3, 7, 9, 21), (2, 32, 4, 1)] {
+        let x = int8s(&mut rng, n * ic * hw);
+        let w = int8s(&mut rng, oc * ic);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(2001) as i32 - 1000).collect();
+        let wp = kernels::pack_i8x4(&w, oc, ic);
+        let want = kernels::conv1x1_dp4a(&x, &wp, &bias, n, ic, oc, hw);
+        let geo = ConvGeom {
+            c: ic,
+            h: hw,
+            w: 1,
+            oc,
+            icg: ic,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+            oh: hw,
+            ow: 1,
+            group: 1,
+        };
+        for b in 0..n {
+            let mut acc: Vec<i32> = (0..oc * hw).map(|k| bias[k / hw]).collect();
+            kernels::conv1x1(
+                &x[b * ic * hw..(b + 1) * ic * hw],
+                &w,
+                &geo,
+                &mut acc,
+                |v| v,
+            );
+            assert_eq!(&want[b * oc * hw..(b + 1) * oc * hw], &acc[..]);
+        }
+        assert_eq!(
+            g.conv1x1_dp4a(&x, &wp, &bias, n, ic, oc, hw).unwrap(),
+            want,
+            "conv1x1 {n}x{ic}x{oc}x{hw}"
+        );
+    }
+}
+
+#[test]
 fn large_dispatches_are_split() {
     let Some(g) = gpu() else { return };
     // more workgroups than one dimension allows on most adapters (64 x 70000 invocations)
@@ -859,69 +922,77 @@ fn integer_engine_pair(
     use strumlab::cpu::engine::{self, Engine, Mode};
     use strumlab::model::{LoadOptions, Tensor};
     use strumlab::quant::config::Calib;
-    let Some(g) = gpu() else { return };
+    let Some(mut g) = gpu() else { return };
     let (graph, card) = strumlab::zoo::resolve(model, &LoadOptions::default()).unwrap();
     let ds = strumlab::data::load(data_name, &card, false).unwrap();
-    let q = strumlab::quant::quantize_graph(
-        &graph,
-        &strumlab::quant::QuantConfig {
-            scheme,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut shape = ds.shape.clone();
-    shape[0] = calib;
-    let sc = engine::calibrate(
-        &graph,
-        &Tensor::new(shape, ds.images[..calib * ds.per_image()].to_vec()),
-        Calib::Max,
-        100.0,
-    )
-    .unwrap();
-    let cpu = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
-    let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
-    let n = n.min(ds.len());
-    let mut done = 0;
-    while done < n {
-        let m = ge.batch.min(n - done);
-        let got = ge
-            .run(&ds.images[done * ds.per_image()..(done + m) * ds.per_image()])
-            .unwrap();
-        for (k, logits) in got.iter().enumerate() {
-            let want = &cpu.run(ds.image(done + k), false).unwrap().0[0];
-            assert_eq!(
-                logits,
-                want,
-                "{model} {scheme:?}: image {} differs",
-                done + k
-            );
+    // Both paths for dense and pointwise layers: packed dot products (when the adapter
+    // has them) and the portable kernels.
+    for dp4a in [g.dp4a, false] {
+        g.dp4a = dp4a;
+        let q = strumlab::quant::quantize_graph(
+            &graph,
+            &strumlab::quant::QuantConfig {
+                scheme,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut shape = ds.shape.clone();
+        shape[0] = calib;
+        let sc = engine::calibrate(
+            &graph,
+            &Tensor::new(shape, ds.images[..calib * ds.per_image()].to_vec()),
+            Calib::Max,
+            100.0,
+        )
+        .unwrap();
+        let cpu = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+        let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
+        let n = n.min(ds.len());
+        let mut done = 0;
+        while done < n {
+            let m = ge.batch.min(n - done);
+            let got = ge
+                .run(&ds.images[done * ds.per_image()..(done + m) * ds.per_image()])
+                .unwrap();
+            for (k, logits) in got.iter().enumerate() {
+                let want = &cpu.run(ds.image(done + k), false).unwrap().0[0];
+                assert_eq!(
+                    logits,
+                    want,
+                    "{model} {scheme:?}: image {} differs",
+                    done + k
+                );
+            }
+            // The on-GPU reduction agrees with top-k of the CPU engine's logits.
+            let labels: Vec<i32> = (done..done + m)
+                .map(|i| ds.labels.as_ref().map_or(-1, |l| l[i] as i32))
+                .collect();
+            let reference: Vec<i32> = got
+                .iter()
+                .map(|l| strumlab::eval::top_k(l, 1)[0] as i32)
+                .collect();
+            let (top1, counts) = ge
+                .run_topk(
+                    &ds.images[done * ds.per_image()..(done + m) * ds.per_image()],
+                    &labels,
+                    &reference,
+                )
+                .unwrap();
+            assert_eq!(top1, reference, "{model} {scheme:?}: on-GPU top-1");
+            let hits5 = got
+                .iter()
+                .zip(&labels)
+                .filter(|(l, y)| **y >= 0 && strumlab::eval::top_k(l, 5).contains(&(**y as usize)))
+                .count() as u32;
+            let hits1 = top1.iter().zip(&labels).filter(|(t, y)| t == y).count() as u32;
+            let labelled = labels.iter().filter(|y| **y >= 0).count() as u32;
+            assert_eq!(counts, [hits1, hits5, m as u32, labelled]);
+            done += m;
         }
-        // The on-GPU reduction agrees with top-k of the CPU engine's logits.
-        let labels: Vec<i32> = (done..done + m)
-            .map(|i| ds.labels.as_ref().map_or(-1, |l| l[i] as i32))
-            .collect();
-        let reference: Vec<i32> = got
-            .iter()
-            .map(|l| strumlab::eval::top_k(l, 1)[0] as i32)
-            .collect();
-        let (top1, counts) = ge
-            .run_topk(
-                &ds.images[done * ds.per_image()..(done + m) * ds.per_image()],
-                &labels,
-                &reference,
-            )
-            .unwrap();
-        assert_eq!(top1, reference, "{model} {scheme:?}: on-GPU top-1");
-        let hits5 = got
-            .iter()
-            .zip(&labels)
-            .filter(|(l, y)| **y >= 0 && strumlab::eval::top_k(l, 5).contains(&(**y as usize)))
-            .count() as u32;
-        let hits1 = top1.iter().zip(&labels).filter(|(t, y)| t == y).count() as u32;
-        let labelled = labels.iter().filter(|y| **y >= 0).count() as u32;
-        assert_eq!(counts, [hits1, hits5, m as u32, labelled]);
-        done += m;
+        if !dp4a {
+            break;
+        }
     }
 }
 

@@ -438,6 +438,84 @@ pub fn strum_decode(p: &crate::quant::Packed) -> Vec<i32> {
     p.decode()
 }
 
+/// Integer weights `[rows, cols]` packed four per u32 along `cols` (`pack_i8x4`): byte t of
+/// word `r * ceil(cols / 4) + j` is `w[r, 4j + t]`, zero past `cols`.
+pub fn pack_i8x4(w: &[i32], rows: usize, cols: usize) -> Vec<u32> {
+    let c4 = cols.div_ceil(4);
+    let mut out = vec![0u32; rows * c4];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[r * c4 + c / 4] |= ((w[r * cols + c] as u32) & 0xFF) << (8 * (c % 4));
+        }
+    }
+    out
+}
+
+/// The 4-lane signed dot product of two packed words (`dot4I8Packed`).
+pub fn dot4_i8(a: u32, b: u32) -> i32 {
+    (0..4)
+        .map(|t| ((a >> (8 * t)) as u8 as i8 as i32) * ((b >> (8 * t)) as u8 as i8 as i32))
+        .sum()
+}
+
+fn pack_x4(v: [i32; 4]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold(0u32, |w, (t, &x)| w | ((x as u32 & 0xFF) << (8 * t)))
+}
+
+/// Dense with packed dot products, as `dense_dp4a`: rows of `x` (INT8 as i32) times weights
+/// packed by [`pack_i8x4`], from the INT32 bias.
+pub fn dense_dp4a(x: &[i32], wp: &[u32], bias: &[i32], ic: usize, oc: usize) -> Vec<i32> {
+    let ic4 = ic.div_ceil(4);
+    let rows = x.len() / ic.max(1);
+    let mut acc = vec![0i32; rows * oc];
+    for r in 0..rows {
+        for o in 0..oc {
+            let mut a = bias[o];
+            for k4 in 0..ic4 {
+                let v = std::array::from_fn(|u| {
+                    let k = 4 * k4 + u;
+                    if k < ic { x[r * ic + k] } else { 0 }
+                });
+                a += dot4_i8(pack_x4(v), wp[o * ic4 + k4]);
+            }
+            acc[r * oc + o] = a;
+        }
+    }
+    acc
+}
+
+/// Pointwise convolution of `n` images with packed dot products, as `conv1x1_dp4a`.
+pub fn conv1x1_dp4a(
+    x: &[i32],
+    wp: &[u32],
+    bias: &[i32],
+    n: usize,
+    ic: usize,
+    oc: usize,
+    hw: usize,
+) -> Vec<i32> {
+    let ic4 = ic.div_ceil(4);
+    let mut acc = vec![0i32; n * oc * hw];
+    for b in 0..n {
+        for o in 0..oc {
+            for px in 0..hw {
+                let mut a = bias[o];
+                for i4 in 0..ic4 {
+                    let v = std::array::from_fn(|u| {
+                        let i = 4 * i4 + u;
+                        if i < ic { x[(b * ic + i) * hw + px] } else { 0 }
+                    });
+                    a += dot4_i8(pack_x4(v), wp[o * ic4 + i4]);
+                }
+                acc[(b * oc + o) * hw + px] = a;
+            }
+        }
+    }
+    acc
+}
+
 /// Parameters of [`strum_quantize`] (the `strum_quantize` kernel's uniform block).
 #[derive(Clone, Copy, Debug)]
 pub struct StrumQuantParams {

@@ -95,6 +95,34 @@ struct LayerBufs {
     codes: Option<(wgpu::Buffer, wgpu::Buffer)>,
     /// fake-quant: the layer's quantize-dequantized input
     xq: Option<(wgpu::Buffer, f32)>,
+    /// integer weights packed four per u32 (`pack_i8x4`) for the `*_dp4a` kernels
+    wp: Option<wgpu::Buffer>,
+}
+
+/// Pointwise convolutions run as a GEMM (`conv1x1`, `conv1x1_dp4a`).
+fn is_pointwise(g: &ConvGeom) -> bool {
+    g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.pt == 0
+        && g.pl == 0
+        && g.group == 1
+        && g.oh == g.h
+        && g.ow == g.w
+}
+
+/// Integer weights packed four per u32 for the `*_dp4a` kernels, when the context uses
+/// packed dot products and the engine runs integer mode.
+fn packed_weights(
+    ctx: &GpuContext,
+    cpu: &Engine,
+    i: usize,
+    rows: usize,
+    cols: usize,
+) -> Option<wgpu::Buffer> {
+    let l = cpu.int_layer(i).filter(|_| ctx.dp4a)?;
+    Some(ctx.storage(&crate::cpu::kernels::pack_i8x4(l.w_q, rows, cols), false))
 }
 
 /// Buffers of one weight layer: integer weights, INT32 bias and requantization factors
@@ -125,6 +153,7 @@ fn layer_bufs(
             headroom: ctx.storage(l.headroom, false),
             codes: None,
             xq: None,
+            wp: None,
         });
     }
     let w = cpu.float_weights(i).ok_or_else(missing)?;
@@ -149,6 +178,7 @@ fn layer_bufs(
             )),
             _ => None,
         },
+        wp: None,
     })
 }
 
@@ -232,7 +262,11 @@ impl<'a> GpuEngine<'a> {
                         c.in_channels_per_group(),
                         c.group,
                     );
-                    layers.insert(i, layer_bufs(ctx, cpu, i, out_elems, batch)?);
+                    let mut l = layer_bufs(ctx, cpu, i, out_elems, batch)?;
+                    if is_pointwise(&geom) {
+                        l.wp = packed_weights(ctx, cpu, i, geom.oc, geom.icg);
+                    }
+                    layers.insert(i, l);
                     Step::Conv {
                         node: i,
                         geom,
@@ -241,7 +275,9 @@ impl<'a> GpuEngine<'a> {
                 }
                 Op::Dense(d) => {
                     let (oc, ic) = (d.weight.shape[0], d.weight.shape[1]);
-                    layers.insert(i, layer_bufs(ctx, cpu, i, out_elems, batch)?);
+                    let mut l = layer_bufs(ctx, cpu, i, out_elems, batch)?;
+                    l.wp = packed_weights(ctx, cpu, i, oc, ic);
+                    layers.insert(i, l);
                     Step::Dense {
                         node: i,
                         ic,
@@ -535,6 +571,17 @@ impl<'a> GpuEngine<'a> {
             };
             self.ctx
                 .encode_strum_quantize(&mut enc, &p, q8, ratio, &l.headroom, &l.w)?;
+            if let Some(wp) = &l.wp {
+                let (rows, cols) = (w.shape[0], w.numel() / w.shape[0].max(1));
+                let c4 = cols.div_ceil(4);
+                self.ctx.encode(
+                    &mut enc,
+                    "pack_i8x4",
+                    bytemuck::bytes_of(&p4(rows as u32, cols as u32, c4 as u32, 0)),
+                    &[&l.w, wp],
+                    (rows * c4) as u32,
+                )?;
+            }
         }
         self.ctx.queue.submit([enc.finish()]);
         Ok(())
@@ -910,16 +957,27 @@ impl<'a> GpuEngine<'a> {
                     #[derive(Clone, Copy, Pod, Zeroable)]
                     struct C([u32; 20]);
                     let g = geom;
-                    let pointwise = g.kh == 1
-                        && g.kw == 1
-                        && g.sh == 1
-                        && g.sw == 1
-                        && g.pt == 0
-                        && g.pl == 0
-                        && g.group == 1
-                        && g.oh == g.h
-                        && g.ow == g.w;
-                    if pointwise {
+                    if let (true, Some(wp)) = (is_pointwise(g), &l.wp) {
+                        let hw = g.h * g.w;
+                        let p = [
+                            n as u32,
+                            g.icg as u32,
+                            g.oc as u32,
+                            hw as u32,
+                            g.icg.div_ceil(4) as u32,
+                            0,
+                            0,
+                            0,
+                        ];
+                        let inv = super::conv1x1_invocations(n, g.oc, hw);
+                        ctx.encode(
+                            &mut enc,
+                            "conv1x1_dp4a",
+                            bytemuck::bytes_of(&p),
+                            &[x, wp, &l.bias, &l.acc],
+                            inv,
+                        )?;
+                    } else if is_pointwise(g) {
                         let hw = g.h * g.w;
                         let p = p4(n as u32, g.icg as u32, g.oc as u32, hw as u32);
                         let inv = super::conv1x1_invocations(n, g.oc, hw);
@@ -957,13 +1015,27 @@ impl<'a> GpuEngine<'a> {
                 Step::Dense { node, ic, oc, rows } => {
                     let l = &self.layers[node];
                     let r = (rows * n) as u32;
-                    ctx.encode(
-                        &mut enc,
-                        "dense",
-                        bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
-                        &[x, &l.w, &l.bias, &l.acc],
-                        r * oc.div_ceil(4) as u32,
-                    )?;
+                    match &l.wp {
+                        Some(wp) => ctx.encode(
+                            &mut enc,
+                            "dense_dp4a",
+                            bytemuck::bytes_of(&p4(
+                                r,
+                                *ic as u32,
+                                *oc as u32,
+                                ic.div_ceil(4) as u32,
+                            )),
+                            &[x, wp, &l.bias, &l.acc],
+                            r * oc.div_ceil(4) as u32,
+                        )?,
+                        None => ctx.encode(
+                            &mut enc,
+                            "dense",
+                            bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
+                            &[x, &l.w, &l.bias, &l.acc],
+                            r * oc.div_ceil(4) as u32,
+                        )?,
+                    }
                     let name = if l.float_out {
                         "dequantize_acc"
                     } else {

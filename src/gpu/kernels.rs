@@ -117,6 +117,18 @@ pub const KERNELS: &[Kernel] = &[
         name: "strum_decode",
         source: include_str!("../../kernels/strum_decode.wgsl"),
     },
+    Kernel {
+        name: "pack_i8x4",
+        source: include_str!("../../kernels/pack_i8x4.wgsl"),
+    },
+    Kernel {
+        name: "dense_dp4a",
+        source: include_str!("../../kernels/dense_dp4a.wgsl"),
+    },
+    Kernel {
+        name: "conv1x1_dp4a",
+        source: include_str!("../../kernels/conv1x1_dp4a.wgsl"),
+    },
 ];
 
 impl Kernel {

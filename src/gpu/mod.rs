@@ -118,6 +118,11 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Use packed 4x8-bit dot products (`*_dp4a` kernels) for dense and pointwise layers in
+    /// integer mode: on when WGSL's `packed_4x8_integer_dot_product` is available (naga emits
+    /// SPIR-V OpSDot where the Vulkan device has integer dot products); set it to false for
+    /// the portable kernels.
+    pub dp4a: bool,
     pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
 }
 
@@ -143,7 +148,11 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| Error::Gpu(format!("cannot open the GPU device: {e}")))?;
+        let dp4a = inst
+            .wgsl_language_features()
+            .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
         Ok(GpuContext {
+            dp4a,
             device,
             queue,
             info: adapter.get_info(),
@@ -459,6 +468,85 @@ impl GpuContext {
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]],
             g.num_blocks() as u32,
             g.len(),
+        )
+    }
+
+    /// GPU `pack_i8x4` (mirror: `cpu::kernels::pack_i8x4`).
+    pub fn pack_i8x4(&self, w: &[i32], rows: usize, cols: usize) -> Result<Vec<u32>> {
+        let c4 = cols.div_ceil(4);
+        let bufs = [
+            self.storage(w, false),
+            self.storage(&vec![0u32; rows * c4], true),
+        ];
+        self.launch(
+            "pack_i8x4",
+            &[rows as u32, cols as u32, c4 as u32, 0],
+            &[&bufs[0], &bufs[1]],
+            (rows * c4) as u32,
+            rows * c4,
+        )
+    }
+
+    /// GPU `dense_dp4a` (mirror: `cpu::kernels::dense_dp4a`).
+    pub fn dense_dp4a(
+        &self,
+        x: &[i32],
+        wp: &[u32],
+        bias: &[i32],
+        ic: usize,
+        oc: usize,
+    ) -> Result<Vec<i32>> {
+        let rows = x.len() / ic.max(1);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wp, false),
+            self.storage(bias, false),
+            self.storage(&vec![0i32; rows * oc], true),
+        ];
+        let p = [rows as u32, ic as u32, oc as u32, ic.div_ceil(4) as u32];
+        self.launch(
+            "dense_dp4a",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            (rows * oc.div_ceil(4)) as u32,
+            rows * oc,
+        )
+    }
+
+    /// GPU `conv1x1_dp4a` over `n` images (mirror: `cpu::kernels::conv1x1_dp4a`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1x1_dp4a(
+        &self,
+        x: &[i32],
+        wp: &[u32],
+        bias: &[i32],
+        n: usize,
+        ic: usize,
+        oc: usize,
+        hw: usize,
+    ) -> Result<Vec<i32>> {
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wp, false),
+            self.storage(bias, false),
+            self.storage(&vec![0i32; n * oc * hw], true),
+        ];
+        let p = [
+            n as u32,
+            ic as u32,
+            oc as u32,
+            hw as u32,
+            ic.div_ceil(4) as u32,
+            0,
+            0,
+            0,
+        ];
+        self.launch(
+            "conv1x1_dp4a",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            conv1x1_invocations(n, oc, hw),
+            n * oc * hw,
         )
     }
 
