@@ -36,7 +36,7 @@ pub enum Command {
     /// Export a model as ONNX with preprocessed inputs and our FP32 logits, for checking
     /// against a peer runtime (scripts/validate-onnxruntime.py).
     Export(ExportArgs),
-    /// Measure images/s of the CPU engine (not a test; scripts/bench-cpu.py adds the peer).
+    /// Measure images/s of the CPU or GPU engine (not a test; scripts/bench-engines.py runs both next to the peer).
     Bench(BenchArgs),
     /// FlexNN accelerator model: PE / PE-array / DPU area and power of the INT8 baseline and
     /// of StruM (static and dynamic), per layer and per network, next to the paper's claims.
@@ -173,6 +173,9 @@ pub struct BenchArgs {
     /// Images per GPU batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// GPU: use the portable integer kernels instead of packed 4x8-bit dot products.
+    #[arg(long)]
+    pub portable_kernels: bool,
     /// Sweep benchmark instead: N StruM configurations (MIP2Q and DLIQ, L = 1, 2, ...) x every
     /// image of the model card's dataset, accuracy only, on the CPU engine and (with an
     /// adapter) the GPU engine in the same run; prints configurations per minute and the ratio.
@@ -507,7 +510,10 @@ pub fn run(cli: Cli) -> Result<String> {
                 None
             } else {
                 match crate::gpu::GpuContext::new() {
-                    Ok(c) => Some(c),
+                    Ok(mut c) => {
+                        c.dp4a &= !a.portable_kernels;
+                        Some(c)
+                    }
                     Err(e) if a.device == BenchDevice::Auto => {
                         eprintln!("notice: {e}; CPU only");
                         None
@@ -568,8 +574,18 @@ pub fn run(cli: Cli) -> Result<String> {
                 };
             }
             let (r, dev) = if device == BenchDevice::Gpu {
-                let ctx = crate::gpu::GpuContext::new()?;
-                let name = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
+                let mut ctx = crate::gpu::GpuContext::new()?;
+                ctx.dp4a &= !a.portable_kernels;
+                let name = format!(
+                    "{} ({:?}{})",
+                    ctx.info.name,
+                    ctx.info.backend,
+                    if ctx.dp4a {
+                        ", packed dot products"
+                    } else {
+                        ""
+                    }
+                );
                 let r = crate::eval::bench_gpu(
                     &ctx,
                     &g,

@@ -535,6 +535,17 @@ fn float_kernels_match_cpu() {
             &format!("conv2d_f32 {gm:?}"),
         );
     }
+    for (n, ic, oc, hw) in [(1, 16, 24, 25), (3, 7, 9, 21), (2, 32, 4, 1)] {
+        let x: Vec<f32> = (0..n * ic * hw).map(|_| rng.normal()).collect();
+        let wt: Vec<f32> = (0..oc * ic).map(|_| rng.normal()).collect();
+        let b: Vec<f32> = (0..oc).map(|_| rng.normal()).collect();
+        let _ = assert_close(
+            &g.conv1x1_f32(&x, &wt, &b, n, ic, oc, hw).unwrap(),
+            &kernels::conv1x1_f32(&x, &wt, &b, n, ic, oc, hw),
+            FP32_KERNEL_REL_TOL,
+            "conv1x1_f32",
+        );
+    }
     let (ic, oc, rows) = (37, 10, 5);
     let x: Vec<f32> = (0..rows * ic).map(|_| rng.normal()).collect();
     let wt: Vec<f32> = (0..oc * ic).map(|_| rng.normal()).collect();

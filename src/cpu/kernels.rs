@@ -321,6 +321,32 @@ pub fn conv2d_f32(x: &[f32], wt: &[f32], bias: &[f32], g: &ConvGeom, n: usize) -
     y
 }
 
+/// FP32 pointwise convolution of `n` images, as `conv1x1_f32`: from the bias, input
+/// channels ascending (the order of [`conv2d_f32`]).
+pub fn conv1x1_f32(
+    x: &[f32],
+    wt: &[f32],
+    bias: &[f32],
+    n: usize,
+    ic: usize,
+    oc: usize,
+    hw: usize,
+) -> Vec<f32> {
+    let mut y = vec![0f32; n * oc * hw];
+    for b in 0..n {
+        for o in 0..oc {
+            for px in 0..hw {
+                let mut a = bias[o];
+                for i in 0..ic {
+                    a += wt[o * ic + i] * x[(b * ic + i) * hw + px];
+                }
+                y[(b * oc + o) * hw + px] = a;
+            }
+        }
+    }
+    y
+}
+
 /// FP32 fully connected layer, as `dense_f32`: bias, then inputs in ascending order.
 pub fn dense_f32(x: &[f32], wt: &[f32], bias: &[f32], ic: usize, oc: usize) -> Vec<f32> {
     let rows = x.len() / ic.max(1);

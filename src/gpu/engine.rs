@@ -763,13 +763,29 @@ impl<'a> GpuEngine<'a> {
                 #[repr(C)]
                 #[derive(Clone, Copy, Pod, Zeroable)]
                 struct C([u32; 20]);
-                ctx.encode(
-                    enc,
-                    "conv2d_f32",
-                    bytemuck::bytes_of(&C(conv_params(geom, n))),
-                    &[xin, &l.w, &l.bias, y],
-                    nn(*per_image_out),
-                )?;
+                if is_pointwise(geom) {
+                    let hw = geom.h * geom.w;
+                    ctx.encode(
+                        enc,
+                        "conv1x1_f32",
+                        bytemuck::bytes_of(&p4(
+                            n as u32,
+                            geom.icg as u32,
+                            geom.oc as u32,
+                            hw as u32,
+                        )),
+                        &[xin, &l.w, &l.bias, y],
+                        super::conv1x1_invocations(n, geom.oc, hw),
+                    )?;
+                } else {
+                    ctx.encode(
+                        enc,
+                        "conv2d_f32",
+                        bytemuck::bytes_of(&C(conv_params(geom, n))),
+                        &[xin, &l.w, &l.bias, y],
+                        nn(*per_image_out),
+                    )?;
+                }
             }
             Step::Dense { node, ic, oc, rows } => {
                 let xin = layer_input(node, enc)?;

@@ -129,6 +129,10 @@ pub const KERNELS: &[Kernel] = &[
         name: "conv1x1_dp4a",
         source: include_str!("../../kernels/conv1x1_dp4a.wgsl"),
     },
+    Kernel {
+        name: "conv1x1_f32",
+        source: include_str!("../../kernels/conv1x1_f32.wgsl"),
+    },
 ];
 
 impl Kernel {

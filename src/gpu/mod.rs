@@ -722,6 +722,35 @@ impl GpuContext {
         )
     }
 
+    /// GPU `conv1x1_f32` over `n` images (mirror: `cpu::kernels::conv1x1_f32`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1x1_f32(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        bias: &[f32],
+        n: usize,
+        ic: usize,
+        oc: usize,
+        hw: usize,
+    ) -> Result<Vec<f32>> {
+        let len = n * oc * hw;
+        let bufs = [
+            self.storage(x, false),
+            self.storage(wt, false),
+            self.storage(bias, false),
+            self.storage(&vec![0f32; len], true),
+        ];
+        let p = [n as u32, ic as u32, oc as u32, hw as u32];
+        self.launch(
+            "conv1x1_f32",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
+            conv1x1_invocations(n, oc, hw),
+            len,
+        )
+    }
+
     /// GPU `dense_f32` (mirror: `cpu::kernels::dense_f32`).
     pub fn dense_f32(
         &self,
