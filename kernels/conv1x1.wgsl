@@ -4,8 +4,8 @@
 // each weight once for PB pixels. Input channels ascending (integer: exact in any order).
 // CPU mirror: cpu::kernels::conv1x1.
 
-override OB: u32 = 4u;
-override PB: u32 = 4u;
+override OB: u32 = 4u;   // at most 8; chosen per adapter (GpuContext::tile)
+override PB: u32 = 4u;   // at most 8
 
 struct Params { n: u32, ic: u32, oc: u32, hw: u32 }
 
@@ -24,14 +24,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let b = t / (ob * pb);
     let o0 = ((t / pb) % ob) * OB;
     let p0 = (t % pb) * PB;
-    var a: array<array<i32, 4>, 4>;
+    var a: array<array<i32, 8>, 8>;
     for (var j = 0u; j < OB; j++) {
         let bj = select(0, bias[min(o0 + j, p.oc - 1u)], o0 + j < p.oc);
         for (var k = 0u; k < PB; k++) { a[j][k] = bj; }
     }
     let xb = b * p.ic * p.hw;
     for (var i = 0u; i < p.ic; i++) {
-        var xv: array<i32, 4>;
+        var xv: array<i32, 8>;
         for (var k = 0u; k < PB; k++) {
             xv[k] = select(0, x[xb + i * p.hw + min(p0 + k, p.hw - 1u)], p0 + k < p.hw);
         }

@@ -4,8 +4,8 @@
 // conv1x1 (exact).
 // CPU mirror: cpu::kernels::conv1x1_dp4a.
 
-override OB: u32 = 4u;
-override PB: u32 = 4u;
+override OB: u32 = 4u;   // at most 8; chosen per adapter (GpuContext::tile)
+override PB: u32 = 4u;   // at most 8
 
 struct Params { n: u32, ic: u32, oc: u32, hw: u32, ic4: u32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -24,14 +24,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let b = t / (ob * pb);
     let o0 = ((t / pb) % ob) * OB;
     let p0 = (t % pb) * PB;
-    var a: array<array<i32, 4>, 4>;
+    var a: array<array<i32, 8>, 8>;
     for (var j = 0u; j < OB; j++) {
         let bj = select(0, bias[min(o0 + j, p.oc - 1u)], o0 + j < p.oc);
         for (var k = 0u; k < PB; k++) { a[j][k] = bj; }
     }
     let xb = b * p.ic * p.hw;
     for (var i4 = 0u; i4 < p.ic4; i4++) {
-        var xv: array<u32, 4>;
+        var xv: array<u32, 8>;
         for (var k = 0u; k < PB; k++) {
             var v = vec4<i32>(0, 0, 0, 0);
             if (p0 + k < p.hw) {

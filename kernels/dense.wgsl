@@ -3,7 +3,7 @@
 // every activation once for all of them.
 // CPU mirror: cpu::kernels::dense.
 
-override OB: u32 = 4u;
+override OB: u32 = 4u;   // at most 8; chosen per adapter (GpuContext::tile)
 
 struct Params { rows: u32, ic: u32, oc: u32, _p0: u32 }
 

@@ -5,7 +5,7 @@
 // Same INT32 result as dense (integer sums: exact in any order).
 // CPU mirror: cpu::kernels::dense_dp4a.
 
-override OB: u32 = 4u;
+override OB: u32 = 4u;   // at most 8; chosen per adapter (GpuContext::tile)
 
 struct Params { rows: u32, ic: u32, oc: u32, ic4: u32 }
 

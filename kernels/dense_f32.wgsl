@@ -2,7 +2,7 @@
 // Register-blocked: each invocation computes OB outputs of one row.
 // CPU mirror: cpu::kernels::dense_f32.
 
-override OB: u32 = 4u;
+override OB: u32 = 4u;   // at most 8; chosen per adapter (GpuContext::tile)
 
 struct Params { rows: u32, ic: u32, oc: u32, _p0: u32 }
 

@@ -909,6 +909,39 @@ fn packed_dot_product_kernels_match_cpu() {
     }
 }
 
+/// The GEMM kernels with a tile other than the default (as chosen per adapter, or by
+/// STRUMLAB_GEMM_TILE): override constants and dispatch counts agree.
+#[test]
+fn gemm_kernels_with_other_tiles_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    g.tile = (8, 3);
+    let mut rng = Rng(83);
+    for (n, ic, oc, hw) in [(2, 9, 19, 13), (1, 16, 8, 1)] {
+        let x = int8s(&mut rng, n * ic * hw);
+        let w = int8s(&mut rng, oc * ic);
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(2001) as i32 - 1000).collect();
+        let wp = kernels::pack_i8x4(&w, oc, ic);
+        let want = kernels::conv1x1_dp4a(&x, &wp, &bias, n, ic, oc, hw);
+        assert_eq!(g.conv1x1_dp4a(&x, &wp, &bias, n, ic, oc, hw).unwrap(), want);
+        assert_eq!(g.conv1x1(&x, &w, &bias, n, ic, oc, hw).unwrap(), want);
+        let rows = n * hw;
+        let xd = int8s(&mut rng, rows * ic);
+        let mut want: Vec<i32> = (0..rows * oc).map(|k| bias[k % oc]).collect();
+        kernels::dense(&xd, &w, ic, oc, &mut want, |v| v);
+        assert_eq!(g.dense(&xd, &w, &bias, ic, oc).unwrap(), want);
+        assert_eq!(g.dense_dp4a(&xd, &wp, &bias, ic, oc).unwrap(), want);
+        let xf: Vec<f32> = (0..n * ic * hw).map(|_| rng.normal()).collect();
+        let wf: Vec<f32> = (0..oc * ic).map(|_| rng.normal()).collect();
+        let bf: Vec<f32> = (0..oc).map(|_| rng.normal()).collect();
+        let _ = assert_close(
+            &g.conv1x1_f32(&xf, &wf, &bf, n, ic, oc, hw).unwrap(),
+            &kernels::conv1x1_f32(&xf, &wf, &bf, n, ic, oc, hw),
+            FP32_KERNEL_REL_TOL,
+            "conv1x1_f32 8x3",
+        );
+    }
+}
+
 #[test]
 fn large_dispatches_are_split() {
     let Some(g) = gpu() else { return };

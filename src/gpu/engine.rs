@@ -775,7 +775,7 @@ impl<'a> GpuEngine<'a> {
                             hw as u32,
                         )),
                         &[xin, &l.w, &l.bias, y],
-                        super::conv1x1_invocations(n, geom.oc, hw),
+                        ctx.conv1x1_invocations(n, geom.oc, hw),
                     )?;
                 } else {
                     ctx.encode(
@@ -796,7 +796,7 @@ impl<'a> GpuEngine<'a> {
                     "dense_f32",
                     bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
                     &[xin, &l.w, &l.bias, y],
-                    r * oc.div_ceil(4) as u32,
+                    ctx.dense_invocations(r as usize, *oc),
                 )?;
             }
             Step::Clamp {
@@ -985,7 +985,7 @@ impl<'a> GpuEngine<'a> {
                             0,
                             0,
                         ];
-                        let inv = super::conv1x1_invocations(n, g.oc, hw);
+                        let inv = ctx.conv1x1_invocations(n, g.oc, hw);
                         ctx.encode(
                             &mut enc,
                             "conv1x1_dp4a",
@@ -996,7 +996,7 @@ impl<'a> GpuEngine<'a> {
                     } else if is_pointwise(g) {
                         let hw = g.h * g.w;
                         let p = p4(n as u32, g.icg as u32, g.oc as u32, hw as u32);
-                        let inv = super::conv1x1_invocations(n, g.oc, hw);
+                        let inv = ctx.conv1x1_invocations(n, g.oc, hw);
                         ctx.encode(
                             &mut enc,
                             "conv1x1",
@@ -1042,14 +1042,14 @@ impl<'a> GpuEngine<'a> {
                                 ic.div_ceil(4) as u32,
                             )),
                             &[x, wp, &l.bias, &l.acc],
-                            r * oc.div_ceil(4) as u32,
+                            ctx.dense_invocations(r as usize, *oc),
                         )?,
                         None => ctx.encode(
                             &mut enc,
                             "dense",
                             bytemuck::bytes_of(&p4(r, *ic as u32, *oc as u32, 0)),
                             &[x, &l.w, &l.bias, &l.acc],
-                            r * oc.div_ceil(4) as u32,
+                            ctx.dense_invocations(r as usize, *oc),
                         )?,
                     }
                     let name = if l.float_out {

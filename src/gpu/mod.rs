@@ -64,9 +64,28 @@ pub(crate) fn maxpool_params(g: &ConvGeom, n: usize) -> [u32; 12] {
     ]
 }
 
-/// Invocations of the `conv1x1` kernel (4 x 4 outputs each).
-pub(crate) fn conv1x1_invocations(n: usize, oc: usize, hw: usize) -> u32 {
-    (n * oc.div_ceil(4) * hw.div_ceil(4)) as u32
+/// GEMM tile (OB output channels x PB pixels per invocation) for an adapter:
+/// `STRUMLAB_GEMM_TILE=OB,PB` (each 1..=8) if set, else 4 x 4 on CPU adapters (lavapipe:
+/// register blocking 4 x 4 measured fastest there, ../toolchain notes in ARCHITECTURE.md)
+/// and 4 x 8 on GPUs (not measured: no GPU was available; more pixels per invocation reuse
+/// each weight more). Errors on a malformed variable.
+pub fn gemm_tile(device_type: wgpu::DeviceType) -> Result<(u32, u32)> {
+    if let Some(v) = std::env::var_os("STRUMLAB_GEMM_TILE").filter(|v| !v.is_empty()) {
+        let v = v.to_string_lossy().to_string();
+        let parse = || -> Option<(u32, u32)> {
+            let (a, b) = v.split_once(',')?;
+            let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            ((1..=8).contains(&a) && (1..=8).contains(&b)).then_some((a, b))
+        };
+        return parse().ok_or_else(|| Error::InvalidArg {
+            arg: "STRUMLAB_GEMM_TILE".into(),
+            reason: format!("'{v}' is not OB,PB with each in 1..=8"),
+        });
+    }
+    Ok(match device_type {
+        wgpu::DeviceType::Cpu => (4, 4),
+        _ => (4, 8),
+    })
 }
 
 /// What `strumlab devices` prints for one adapter.
@@ -123,6 +142,9 @@ pub struct GpuContext {
     /// SPIR-V OpSDot where the Vulkan device has integer dot products); set it to false for
     /// the portable kernels.
     pub dp4a: bool,
+    /// GEMM tile (OB, PB) of conv1x1* / dense* kernels, passed as override constants when a
+    /// pipeline is first built: change it only before the first dispatch.
+    pub tile: (u32, u32),
     pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
 }
 
@@ -151,14 +173,39 @@ impl GpuContext {
         let dp4a = inst
             .wgsl_language_features()
             .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
+        let info = adapter.get_info();
+        let tile = gemm_tile(info.device_type)?;
         Ok(GpuContext {
             dp4a,
+            tile,
             device,
             queue,
-            info: adapter.get_info(),
+            info,
             limits,
             pipelines: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The override constants a kernel declares among those we set per adapter.
+    fn overrides(&self, source: &str) -> Vec<(&'static str, f64)> {
+        let mut v = Vec::new();
+        if source.contains("override OB") {
+            v.push(("OB", self.tile.0 as f64));
+        }
+        if source.contains("override PB") {
+            v.push(("PB", self.tile.1 as f64));
+        }
+        v
+    }
+
+    /// Invocations of a `conv1x1*` kernel (OB x PB outputs each).
+    pub(crate) fn conv1x1_invocations(&self, n: usize, oc: usize, hw: usize) -> u32 {
+        (n * oc.div_ceil(self.tile.0 as usize) * hw.div_ceil(self.tile.1 as usize)) as u32
+    }
+
+    /// Invocations of a `dense*` kernel over `rows` rows (OB outputs each).
+    pub(crate) fn dense_invocations(&self, rows: usize, oc: usize) -> u32 {
+        (rows * oc.div_ceil(self.tile.0 as usize)) as u32
     }
 
     /// The compute pipeline of a registered kernel, compiled once. Shader or pipeline
@@ -183,7 +230,10 @@ impl GpuContext {
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &self.overrides(k.source),
+                    ..Default::default()
+                },
                 cache: None,
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -508,7 +558,7 @@ impl GpuContext {
             "dense_dp4a",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            (rows * oc.div_ceil(4)) as u32,
+            self.dense_invocations(rows, oc),
             rows * oc,
         )
     }
@@ -545,7 +595,7 @@ impl GpuContext {
             "conv1x1_dp4a",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            conv1x1_invocations(n, oc, hw),
+            self.conv1x1_invocations(n, oc, hw),
             n * oc * hw,
         )
     }
@@ -624,7 +674,7 @@ impl GpuContext {
             "conv1x1",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            conv1x1_invocations(n, oc, hw),
+            self.conv1x1_invocations(n, oc, hw),
             out,
         )
     }
@@ -641,7 +691,6 @@ impl GpuContext {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
         struct P([u32; 4]);
-        const OB: usize = 4;
         let rows = x.len() / ic.max(1);
         let n = rows * oc;
         let bufs = [
@@ -655,7 +704,7 @@ impl GpuContext {
             "dense",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            (rows * oc.div_ceil(OB)) as u32,
+            self.dense_invocations(rows, oc),
             n,
         )
     }
@@ -746,7 +795,7 @@ impl GpuContext {
             "conv1x1_f32",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            conv1x1_invocations(n, oc, hw),
+            self.conv1x1_invocations(n, oc, hw),
             len,
         )
     }
@@ -776,7 +825,7 @@ impl GpuContext {
             "dense_f32",
             &p,
             &[&bufs[0], &bufs[1], &bufs[2], &bufs[3]],
-            (rows * oc.div_ceil(4)) as u32,
+            self.dense_invocations(rows, oc),
             len,
         )
     }
