@@ -455,7 +455,7 @@ pub fn run(cli: Cli) -> Result<String> {
             let mut s = String::new();
             for d in list {
                 s += &format!(
-                    "{} [{} {}] driver {} {}; max storage binding {} MiB, max workgroups/dim {}, max invocations/workgroup {}\n",
+                    "{} [{} {}] driver {} {}; max storage binding {} MiB, max workgroups/dim {}, max invocations/workgroup {}; packed 4x8-bit dot products: {}; GEMM tile {}\n",
                     d.name,
                     d.backend,
                     d.device_type,
@@ -463,7 +463,11 @@ pub fn run(cli: Cli) -> Result<String> {
                     d.driver_info,
                     d.max_storage_buffer_binding_size >> 20,
                     d.max_compute_workgroups_per_dimension,
-                    d.max_compute_invocations_per_workgroup
+                    d.max_compute_invocations_per_workgroup,
+                    if d.packed_dot_products { "yes" } else { "no" },
+                    d.gemm_tile
+                        .map(|(a, b)| format!("{a} x {b}"))
+                        .unwrap_or_else(|| "invalid STRUMLAB_GEMM_TILE".into())
                 );
             }
             Ok(s)

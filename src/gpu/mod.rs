@@ -99,6 +99,10 @@ pub struct AdapterSummary {
     pub max_storage_buffer_binding_size: u64,
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_invocations_per_workgroup: u32,
+    /// WGSL `packed_4x8_integer_dot_product` available (the `*_dp4a` kernels are used)
+    pub packed_dot_products: bool,
+    /// (OB, PB) of the GEMM kernels on this adapter
+    pub gemm_tile: Option<(u32, u32)>,
 }
 
 fn backends() -> wgpu::Backends {
@@ -113,6 +117,9 @@ fn instance() -> wgpu::Instance {
 
 /// Every adapter wgpu can see (Vulkan and GL; `WGPU_BACKEND` narrows it).
 pub fn adapters() -> Vec<AdapterSummary> {
+    let dp4a = instance()
+        .wgsl_language_features()
+        .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
     pollster::block_on(instance().enumerate_adapters(backends()))
         .into_iter()
         .map(|a| {
@@ -124,9 +131,11 @@ pub fn adapters() -> Vec<AdapterSummary> {
                 device_type: format!("{:?}", i.device_type),
                 driver: i.driver,
                 driver_info: i.driver_info,
-                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
                 max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+                packed_dot_products: dp4a,
+                gemm_tile: gemm_tile(i.device_type).ok(),
             }
         })
         .collect()
@@ -649,6 +658,7 @@ impl GpuContext {
     }
 
     /// GPU `conv1x1` over a batch of `n` images (mirror: `cpu::kernels::conv1x1`).
+    #[allow(clippy::too_many_arguments)]
     pub fn conv1x1(
         &self,
         x: &[i32],
