@@ -28,6 +28,32 @@ fn gpu() -> Option<GpuContext> {
     }
 }
 
+/// A zoo model, a dataset and activation scales calibrated (max) on its first `n` images.
+fn calibrated(
+    model: &str,
+    data: &str,
+    n: usize,
+) -> (
+    strumlab::model::Graph,
+    strumlab::data::Dataset,
+    strumlab::cpu::engine::Scales,
+) {
+    let (graph, card) =
+        strumlab::zoo::resolve(model, &strumlab::model::LoadOptions::default()).unwrap();
+    let ds = strumlab::data::load(data, &card, false).unwrap();
+    let n = n.min(ds.len());
+    let mut shape = ds.shape.clone();
+    shape[0] = n;
+    let sc = strumlab::cpu::engine::calibrate(
+        &graph,
+        &strumlab::model::Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
+        strumlab::quant::config::Calib::Max,
+        100.0,
+    )
+    .unwrap();
+    (graph, ds, sc)
+}
+
 fn int8s(rng: &mut Rng, n: usize) -> Vec<i32> {
     (0..n)
         .map(|_| {
@@ -374,23 +400,12 @@ fn strum_decode_matches_packed_decode() {
 /// each setting.
 #[test]
 fn requantized_gpu_engine_matches_cpu_engines() {
-    use strumlab::cpu::engine::{self, Engine, Mode};
-    use strumlab::model::{LoadOptions, Tensor};
+    use strumlab::cpu::engine::{Engine, Mode};
     use strumlab::quant::config::Calib;
     use strumlab::quant::{QuantConfig, Scheme};
     let Some(g) = gpu() else { return };
-    let (graph, card) = strumlab::zoo::resolve("mnist-8", &LoadOptions::default()).unwrap();
-    let ds = strumlab::data::load("mnist-test", &card, false).unwrap();
     let n = 64;
-    let mut shape = ds.shape.clone();
-    shape[0] = n;
-    let sc = engine::calibrate(
-        &graph,
-        &Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
-        Calib::Max,
-        100.0,
-    )
-    .unwrap();
+    let (graph, ds, sc) = calibrated("mnist-8", "mnist-test", n);
     let base = QuantConfig {
         scheme: Scheme::Int8,
         ..Default::default()
@@ -607,23 +622,11 @@ const FLOAT_LAYER_REL_TOL: f32 = 2e-3;
 
 #[test]
 fn float_modes_match_cpu_per_layer() {
-    use strumlab::cpu::engine::{self, Engine, Mode};
-    use strumlab::model::{LoadOptions, Tensor};
-    use strumlab::quant::config::Calib;
+    use strumlab::cpu::engine::{Engine, Mode};
     use strumlab::quant::{QuantConfig, Scheme};
     let Some(g) = gpu() else { return };
-    let (graph, card) = strumlab::zoo::resolve("mnist-8", &LoadOptions::default()).unwrap();
-    let ds = strumlab::data::load("mnist-test", &card, false).unwrap();
     let n = 64;
-    let mut shape = ds.shape.clone();
-    shape[0] = n;
-    let sc = engine::calibrate(
-        &graph,
-        &Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
-        Calib::Max,
-        100.0,
-    )
-    .unwrap();
+    let (graph, ds, sc) = calibrated("mnist-8", "mnist-test", n);
     for (mode, scheme) in [
         (Mode::Fp32, Scheme::Fp32),
         (Mode::FakeQuant, Scheme::Mip2q),
@@ -1252,9 +1255,7 @@ fn eval_on_gpu_reports_the_same_numbers_as_on_cpu() {
 /// pointwise convs in another summation order than the direct GPU kernel).
 #[test]
 fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
-    use strumlab::cpu::engine::{self, Engine, Mode};
-    use strumlab::model::{LoadOptions, Tensor};
-    use strumlab::quant::config::Calib;
+    use strumlab::cpu::engine::{Engine, Mode};
     use strumlab::quant::{QuantConfig, Scheme};
     if !strumlab::data::cache_dir()
         .join("efficientnet-lite0.pth")
@@ -1268,13 +1269,9 @@ fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
         return;
     }
     let Some(g) = gpu() else { return };
-    let (graph, card) = strumlab::zoo::resolve("effnet-lite0", &LoadOptions::default()).unwrap();
-    let ds = strumlab::data::load(&card.dataset, &card, false).unwrap();
     let n = 4;
-    let mut shape = ds.shape.clone();
-    shape[0] = n;
+    let (graph, ds, sc) = calibrated("effnet-lite0", "imagenet-samples", n);
     let x = &ds.images[..n * ds.per_image()];
-    let sc = engine::calibrate(&graph, &Tensor::new(shape, x.to_vec()), Calib::Max, 100.0).unwrap();
     let q = strumlab::quant::quantize_graph(
         &graph,
         &QuantConfig {
