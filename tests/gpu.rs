@@ -912,6 +912,34 @@ fn packed_dot_product_kernels_match_cpu() {
     }
 }
 
+/// The sweep path (`eval::bench_sweep`): on the GPU one engine re-quantized per
+/// configuration over a resident dataset gives the CPU engine's top-1 hits exactly.
+#[test]
+fn gpu_sweep_path_matches_cpu() {
+    use strumlab::quant::{QuantConfig, Scheme};
+    let Some(g) = gpu() else { return };
+    let (graph, card) =
+        strumlab::zoo::resolve("mnist-8", &strumlab::model::LoadOptions::default()).unwrap();
+    let mut ds = strumlab::data::load("mnist-test", &card, false).unwrap();
+    ds.truncate(300);
+    let configs: Vec<QuantConfig> = [(Scheme::Mip2q, 8), (Scheme::Dliq, 2), (Scheme::Int8, 4)]
+        .into_iter()
+        .map(|(scheme, low)| QuantConfig {
+            scheme,
+            low,
+            quantize_first_last: true,
+            ..Default::default()
+        })
+        .collect();
+    let (cpu, _) = strumlab::eval::bench_sweep(&graph, &ds, &configs, None).unwrap();
+    let (gpu, _) = strumlab::eval::bench_sweep(&graph, &ds, &configs, Some((&g, 64))).unwrap();
+    assert_eq!(cpu, gpu);
+    assert!(
+        cpu.iter().all(|p| p.images == 300 && p.top1_hits > 250),
+        "{cpu:?}"
+    );
+}
+
 /// The GEMM kernels with a tile other than the default (as chosen per adapter, or by
 /// STRUMLAB_GEMM_TILE): override constants and dispatch counts agree.
 #[test]
