@@ -620,6 +620,40 @@ fn float_kernels_match_cpu() {
 /// quantization step, so FLOAT_LAYER_REL_TOL allows a few steps' effect.
 const FLOAT_LAYER_REL_TOL: f32 = 2e-3;
 
+/// Compare per-layer GPU outputs (`run_layers` over the first images of `ds`) with the CPU
+/// engine's within FLOAT_LAYER_REL_TOL; returns the largest relative difference and the
+/// number of images whose top-1 agrees.
+fn compare_float_layers(
+    graph: &strumlab::model::Graph,
+    cpu: &strumlab::cpu::engine::Engine,
+    ds: &strumlab::data::Dataset,
+    got: &[(usize, Vec<f32>)],
+    logits: &[Vec<f32>],
+    what: &str,
+) -> (f32, usize) {
+    let n = logits.len();
+    let (mut worst, mut agree) = (0f32, 0);
+    for i in 0..n {
+        let (out, obs) = cpu.run(ds.image(i), true).unwrap();
+        for (node, v) in got {
+            let per = v.len() / n;
+            let o = obs
+                .iter()
+                .find(|o| o.node == *node)
+                .expect("layer observed");
+            worst = worst.max(assert_close(
+                &v[i * per..(i + 1) * per],
+                &o.output,
+                FLOAT_LAYER_REL_TOL,
+                &format!("{what} image {i} layer {}", graph.nodes[*node].name),
+            ));
+        }
+        agree +=
+            (strumlab::eval::top_k(&logits[i], 1) == strumlab::eval::top_k(&out[0], 1)) as usize;
+    }
+    (worst, agree)
+}
+
 #[test]
 fn float_modes_match_cpu_per_layer() {
     use strumlab::cpu::engine::{Engine, Mode};
@@ -644,29 +678,14 @@ fn float_modes_match_cpu_per_layer() {
         let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
         let got = ge.run_layers(&ds.images[..n * ds.per_image()]).unwrap();
         let logits = ge.run(&ds.images[..n * ds.per_image()]).unwrap();
-        let mut agree = 0;
-        let mut worst = 0f32;
-        for i in 0..n {
-            let (out, obs) = cpu.run(ds.image(i), true).unwrap();
-            for (node, v) in &got {
-                let per = v.len() / n;
-                let o = obs
-                    .iter()
-                    .find(|o| o.node == *node)
-                    .expect("layer observed");
-                worst = worst.max(assert_close(
-                    &v[i * per..(i + 1) * per],
-                    &o.output,
-                    FLOAT_LAYER_REL_TOL,
-                    &format!(
-                        "{mode:?} {scheme:?} image {i} layer {}",
-                        graph.nodes[*node].name
-                    ),
-                ));
-            }
-            agree += (strumlab::eval::top_k(&logits[i], 1) == strumlab::eval::top_k(&out[0], 1))
-                as usize;
-        }
+        let (worst, agree) = compare_float_layers(
+            &graph,
+            &cpu,
+            &ds,
+            &got,
+            &logits,
+            &format!("{mode:?} {scheme:?}"),
+        );
         eprintln!(
             "{mode:?} {scheme:?}: largest per-layer difference {worst:.2e} of the layer's max |value|; top-1 agrees on {agree}/{n}"
         );
@@ -1311,23 +1330,8 @@ fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
     let cpu = Engine::new(&graph, Mode::FakeQuant, Some(&q), Some(&sc)).unwrap();
     let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, n).unwrap();
     let got = ge.run_layers(x).unwrap();
-    let mut worst = 0f32;
-    for i in 0..n {
-        let (_, obs) = cpu.run(ds.image(i), true).unwrap();
-        for (node, v) in &got {
-            let per = v.len() / n;
-            let o = obs
-                .iter()
-                .find(|o| o.node == *node)
-                .expect("layer observed");
-            worst = worst.max(assert_close(
-                &v[i * per..(i + 1) * per],
-                &o.output,
-                FLOAT_LAYER_REL_TOL,
-                &format!("image {i} layer {}", graph.nodes[*node].name),
-            ));
-        }
-    }
+    let logits = ge.run(x).unwrap();
+    let (worst, _) = compare_float_layers(&graph, &cpu, &ds, &got, &logits, "Lite0 fake-quant");
     eprintln!("EfficientNet-Lite0 fake-quant: largest per-layer difference {worst:.2e}");
 }
 
