@@ -239,6 +239,10 @@ pub struct EvalArgs {
     /// the CPU engine computes.
     #[arg(long, default_value_t = 256)]
     pub stats_images: usize,
+    /// With the GPU: also run the CPU engine on every image and fail unless every image's
+    /// logits agree (integer mode: bit for bit; float modes: within 2e-3 of the largest logit).
+    #[arg(long)]
+    pub check_cpu: bool,
     /// Write per-layer results as CSV (schema: docs/csv-schemas.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -775,6 +779,7 @@ pub fn run(cli: Cli) -> Result<String> {
                         ctx,
                         stats_images: a.stats_images,
                         batch: 64,
+                        check_cpu: a.check_cpu,
                     };
                     match crate::eval::evaluate_on(&g, &a.model, &data, &cfg, &exec) {
                         Err(e) if a.device == BenchDevice::Auto => {
@@ -791,6 +796,26 @@ pub fn run(cli: Cli) -> Result<String> {
                     crate::eval::evaluate(&g, &a.model, &data, &cfg)?
                 }
             };
+            if a.check_cpu {
+                match r.summary.gpu_cpu_mismatches {
+                    Some(0) => eprintln!(
+                        "check: GPU ({}) and CPU engines agree on all {} images",
+                        r.device, r.summary.images
+                    ),
+                    Some(m) => {
+                        return Err(Error::Gpu(format!(
+                            "--check-cpu: the GPU and CPU engines disagree on {m} of {} images",
+                            r.summary.images
+                        )));
+                    }
+                    None => {
+                        return Err(Error::InvalidArg {
+                            arg: "check-cpu".into(),
+                            reason: "the run did not use the GPU (use --device gpu)".into(),
+                        });
+                    }
+                }
+            }
             if let Some(out) = &a.out {
                 report::write_atomic(out, &report::eval_csv(&r)?)?;
             }

@@ -55,8 +55,16 @@ pub enum Exec<'a> {
         ctx: &'a crate::gpu::GpuContext,
         stats_images: usize,
         batch: usize,
+        /// Also run the CPU engine on every image and count the images whose logits differ
+        /// (integer mode: any bit; float modes: beyond [`GPU_FLOAT_CHECK_REL_TOL`]).
+        check_cpu: bool,
     },
 }
+
+/// `--check-cpu` in fp32 / fake-quant mode: GPU logits may differ from the CPU engine's by
+/// FP32 rounding (a driver may fuse multiply-adds; in fake-quant mode that can move one
+/// activation across an INT8 rounding boundary), relative to the image's largest |logit|.
+pub const GPU_FLOAT_CHECK_REL_TOL: f32 = 2e-3;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -67,6 +75,8 @@ pub struct Summary {
     pub top5: Option<f64>,
     pub fp32_top1: Option<f64>,
     pub fp32_top5: Option<f64>,
+    /// `--check-cpu`: images whose GPU logits differ from the CPU engine's (null without).
+    pub gpu_cpu_mismatches: Option<usize>,
     /// Fraction of images whose top-1 class equals FP32's.
     pub agreement_top1: f64,
     /// Mean KL(P_fp32 || P_quant) over images, nats.
@@ -119,6 +129,7 @@ struct Acc {
     fp_top1: usize,
     fp_top5: usize,
     agree: usize,
+    gpu_mismatch: usize,
     kl: f64,
     act_elems: Vec<u64>,
     act_zeros: Vec<u64>,
@@ -148,6 +159,7 @@ impl Acc {
         self.fp_top1 += o.fp_top1;
         self.fp_top5 += o.fp_top5;
         self.agree += o.agree;
+        self.gpu_mismatch += o.gpu_mismatch;
         self.kl += o.kl;
         for k in 0..self.sig.len() {
             self.act_elems[k] += o.act_elems[k];
@@ -280,6 +292,7 @@ pub fn evaluate_on(
             ctx,
             stats_images,
             batch,
+            ..
         } => {
             let ge = crate::gpu::engine::GpuEngine::new(ctx, &qe, *batch)?;
             let per = data.per_image();
@@ -299,6 +312,13 @@ pub fn evaluate_on(
         Exec::Cpu => (None, data.len(), "cpu".to_string()),
     };
     let progress = crate::progress::Progress::new(&format!("eval {model}"), data.len(), cfg.quiet);
+    let check_cpu = matches!(
+        exec,
+        Exec::Gpu {
+            check_cpu: true,
+            ..
+        }
+    );
     let acc = (0..data.len())
         .into_par_iter()
         .try_fold(
@@ -306,6 +326,18 @@ pub fn evaluate_on(
             |mut a, i| -> Result<Acc> {
                 let x = data.image(i);
                 let observe = i < stats_n;
+                if let (true, Some(g)) = (check_cpu, &gpu_logits) {
+                    let c = &qe.run(x, false)?.0[0];
+                    let differs = if cfg.mode == Mode::Integer {
+                        c != &g[i]
+                    } else {
+                        let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+                        c.iter()
+                            .zip(&g[i])
+                            .any(|(p, q)| (p - q).abs() > GPU_FLOAT_CHECK_REL_TOL * scale)
+                    };
+                    a.gpu_mismatch += differs as usize;
+                }
                 let (fo, fobs) = fp.run(x, observe)?;
                 let (qo, qobs) = match &gpu_logits {
                     Some(g) => {
@@ -362,6 +394,7 @@ pub fn evaluate_on(
         fp32_top1: labelled.then(|| frac(acc.fp_top1)),
         fp32_top5: labelled.then(|| frac(acc.fp_top5)),
         agreement_top1: frac(acc.agree),
+        gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
         kl_mean: acc.kl / n,
         bits_per_weight: q.summary.bits_per_weight,
     };

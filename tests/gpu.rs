@@ -1335,28 +1335,39 @@ fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
     eprintln!("EfficientNet-Lite0 fake-quant: largest per-layer difference {worst:.2e}");
 }
 
-/// The integer GPU engine against the CPU engine on whole datasets, bit for bit: every
-/// logit of the 10k MNIST test images (mnist-8; INT8, MIP2Q and DLIQ at B = 8, L = 4) and of
-/// the 20 labelled ImageNet images (EfficientNet-Lite0/1/2). Minutes on lavapipe, so not part
-/// of the default run: `cargo test --release --test gpu -- --ignored full_datasets`.
+/// `eval --check-cpu`: the GPU run is checked image by image against the CPU engine (the
+/// command fails on any difference); scripts/check-gpu.sh runs it on whole datasets.
 #[test]
-#[ignore]
-fn full_datasets_integer_gpu_equals_cpu() {
-    for scheme in [
-        strumlab::quant::Scheme::Int8,
-        strumlab::quant::Scheme::Mip2q,
-        strumlab::quant::Scheme::Dliq,
-    ] {
-        integer_engine_pair("mnist-8", "mnist-test", scheme, 64, 10_000);
-        eprintln!("mnist-8 {scheme:?}: 10,000 images, logits identical");
+fn eval_check_cpu_confirms_agreement() {
+    let Some(_g) = gpu() else { return };
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    for (scheme, mode) in [("mip2q", "integer"), ("dliq", "fake-quant")] {
+        let o = std::process::Command::new(bin)
+            .args([
+                "eval",
+                "--scheme",
+                scheme,
+                "--mode",
+                mode,
+                "--limit",
+                "300",
+                "--device",
+                "gpu",
+                "--check-cpu",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["summary"]["gpu_cpu_mismatches"], 0, "{scheme} {mode}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("agree on all 300 images"));
     }
-    for m in ["effnet-lite0", "effnet-lite1", "effnet-lite2"] {
-        for scheme in [
-            strumlab::quant::Scheme::Int8,
-            strumlab::quant::Scheme::Mip2q,
-        ] {
-            integer_engine_pair(m, "imagenet-samples", scheme, 20, 20);
-            eprintln!("{m} {scheme:?}: 20 images, logits identical");
-        }
-    }
+    // Asking for the check without the GPU is an error, not a silent pass.
+    let o = std::process::Command::new(bin)
+        .args(["eval", "--limit", "10", "--device", "cpu", "--check-cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("check-cpu"));
 }

@@ -408,6 +408,7 @@ fn execute_inner(
             ctx,
             stats_images: 256,
             batch: 64,
+            check_cpu: false,
         };
         match crate::eval::evaluate_on(&graph, &p.model, &data, &cfg, &exec) {
             // auto: a model the GPU engine cannot run falls back to the CPU.
