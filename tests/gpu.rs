@@ -693,6 +693,39 @@ fn float_modes_match_cpu_per_layer() {
     }
 }
 
+/// The integer elementwise kernels the whole-model tests use, each against its mirror.
+#[test]
+fn integer_elementwise_kernels_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(89);
+    let i8v = |v: &[i32]| v.iter().map(|&x| x as i8).collect::<Vec<i8>>();
+    let wide = |v: Vec<i8>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
+    let a = int8s(&mut rng, 6 * 49);
+    let b = int8s(&mut rng, 6 * 49);
+    assert_eq!(
+        g.clamp_i8(&a, 0, 100).unwrap(),
+        wide(kernels::clamp_i8(&i8v(&a), 0, 100))
+    );
+    assert_eq!(
+        g.add_i8(&a, &b, 0.7, 1.3).unwrap(),
+        wide(kernels::add_i8(&i8v(&a), &i8v(&b), 0.7, 1.3))
+    );
+    assert_eq!(
+        g.gap_i8(&a, 49, 0.013).unwrap(),
+        wide(kernels::gap_i8(&i8v(&a), 49, 0.013))
+    );
+    let acc: Vec<i32> = (0..6 * 49)
+        .map(|_| rng.below(200_001) as i32 - 100_000)
+        .collect();
+    let m: Vec<f32> = (0..6).map(|_| rng.normal().abs() * 1e-3).collect();
+    for channel_last in [false, true] {
+        assert_eq!(
+            g.dequantize_acc(&acc, &m, 49, 6, channel_last).unwrap(),
+            kernels::dequantize_acc(&acc, &m, 49, 6, channel_last)
+        );
+    }
+}
+
 #[test]
 fn elementwise_and_avgpool_kernels_match_cpu() {
     let Some(g) = gpu() else { return };

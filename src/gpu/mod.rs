@@ -720,6 +720,89 @@ impl GpuContext {
     }
 
     /// GPU `requantize` (mirror: `cpu::kernels::requantize`).
+    /// GPU `dequantize_acc` (mirror: `cpu::kernels::dequantize_acc`).
+    pub fn dequantize_acc(
+        &self,
+        acc: &[i32],
+        m: &[f32],
+        per_channel: usize,
+        channels: usize,
+        channel_last: bool,
+    ) -> Result<Vec<f32>> {
+        let bufs = [
+            self.storage(acc, false),
+            self.storage(m, false),
+            self.storage(&vec![0f32; acc.len()], true),
+        ];
+        let p = [
+            acc.len() as u32,
+            per_channel.max(1) as u32,
+            channels.max(1) as u32,
+            channel_last as u32,
+        ];
+        self.launch(
+            "dequantize_acc",
+            &p,
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            acc.len() as u32,
+            acc.len(),
+        )
+    }
+
+    /// GPU `clamp_i8` (mirror: `cpu::kernels::clamp_i8`).
+    pub fn clamp_i8(&self, x: &[i32], lo: i32, hi: i32) -> Result<Vec<i32>> {
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0i32; x.len()], true),
+        ];
+        let p = [x.len() as u32, lo as u32, hi as u32, 0];
+        self.launch(
+            "clamp_i8",
+            &p,
+            &[&bufs[0], &bufs[1]],
+            x.len() as u32,
+            x.len(),
+        )
+    }
+
+    /// GPU `add_i8` (mirror: `cpu::kernels::add_i8`).
+    pub fn add_i8(&self, a: &[i32], b: &[i32], ra: f32, rb: f32) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, f32, f32, u32);
+        let bufs = [
+            self.storage(a, false),
+            self.storage(b, false),
+            self.storage(&vec![0i32; a.len()], true),
+        ];
+        self.launch(
+            "add_i8",
+            &P(a.len() as u32, ra, rb, 0),
+            &[&bufs[0], &bufs[1], &bufs[2]],
+            a.len() as u32,
+            a.len(),
+        )
+    }
+
+    /// GPU `gap_i8` (mirror: `cpu::kernels::gap_i8`).
+    pub fn gap_i8(&self, x: &[i32], hw: usize, k: f32) -> Result<Vec<i32>> {
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        struct P(u32, u32, f32, u32);
+        let planes = x.len() / hw.max(1);
+        let bufs = [
+            self.storage(x, false),
+            self.storage(&vec![0i32; planes], true),
+        ];
+        self.launch(
+            "gap_i8",
+            &P(planes as u32, hw as u32, k, 0),
+            &[&bufs[0], &bufs[1]],
+            planes as u32,
+            planes,
+        )
+    }
+
     pub fn requantize(
         &self,
         acc: &[i32],
