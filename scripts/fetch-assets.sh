@@ -70,4 +70,23 @@ else
   mv "$cache/photos.part" "$cache/photos"
   echo "  -> $cache/photos/"
 fi
+# Fashion-MNIST 60k training split (for `strumlab train`; the 10k test split is vendored) from
+# Debian's dataset-fashion-mnist (MIT).
+fm_ver="0.0~git20200523.55506a9-1"
+fm_sha="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
+if [ -s "$cache/fashion-mnist/train-labels-idx1-ubyte.gz" ]; then
+  echo "have fashion-mnist/"
+else
+  echo "fetching dataset-fashion-mnist=$fm_ver (Debian)"
+  (cd "$tmp" && { apt-get download -q "dataset-fashion-mnist=$fm_ver" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -q "dataset-fashion-mnist=$fm_ver" >/dev/null; }; }) || {
+    echo "error: could not download dataset-fashion-mnist=$fm_ver; fashion-mnist/ is missing" >&2; exit 1; }
+  deb=$(ls "$tmp"/dataset-fashion-mnist_*.deb)
+  got=$(sha256sum "$deb" | cut -d' ' -f1)
+  [ "$got" = "$fm_sha" ] || { echo "error: checksum mismatch for dataset-fashion-mnist: $got" >&2; exit 1; }
+  dpkg-deb -x "$deb" "$tmp/fm"
+  rm -rf "$cache/fashion-mnist.part" && mkdir -p "$cache/fashion-mnist.part"
+  cp "$tmp"/fm/usr/share/datasets/fashion-mnist/train-*-ubyte.gz "$cache/fashion-mnist.part/"
+  mv "$cache/fashion-mnist.part" "$cache/fashion-mnist"
+  echo "  -> $cache/fashion-mnist/"
+fi
 echo "cache: $cache"

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh
 export STRUMLAB_REQUIRE_ASSETS=1
-cargo test --locked
+cargo test --locked --features train

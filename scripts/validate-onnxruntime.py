@@ -4,8 +4,8 @@
 For each model: `strumlab export` writes the model as ONNX plus the preprocessed inputs and
 our FP32 logits; onnxruntime runs the same ONNX on the same inputs; we report the maximum
 relative logit error (max |ours - ort| / max |ort|), top-1 agreement, and top-1 accuracy.
-For mnist-8 the *original* ONNX file is also run (not our re-export) on the shipped test
-vector and the 10k test set.
+For mnist-8 and the Fashion-MNIST zoo the *original* ONNX file is run (not our re-export)
+on the 10k test set.
 
 Usage: python3 scripts/validate-onnxruntime.py [--bin target/release/strumlab] [--out results/validation]
 Needs: pip install onnxruntime numpy  (and scripts/fetch-assets.sh for EfficientNet-Lite)
@@ -18,13 +18,13 @@ import onnxruntime as ort
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default="target/release/strumlab")
 ap.add_argument("--out", default="results/validation")
-ap.add_argument("--models", default="mnist-8,effnet-lite0,effnet-lite1,effnet-lite2,open-nsfw")
+ap.add_argument("--models", default="mnist-8,fmnist-resnet,fmnist-mobilenetv2,fmnist-vgg,effnet-lite0,effnet-lite1,effnet-lite2,open-nsfw")
 args = ap.parse_args()
 os.makedirs(args.out, exist_ok=True)
 rows = []
 for model in args.models.split(","):
     with tempfile.TemporaryDirectory() as d:
-        limit = "10000" if model == "mnist-8" else "100"
+        limit = "10000" if model == "mnist-8" or model.startswith("fmnist-") else "100"
         r = subprocess.run([args.bin, "export", "--model", model, "--limit", limit, "--out", d], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"{model}: skipped ({r.stderr.strip()})", file=sys.stderr)
@@ -34,6 +34,9 @@ for model in args.models.split(","):
         ours = np.fromfile(os.path.join(d, "logits.f32"), dtype="<f4").reshape(meta["logits_shape"])
         cache = os.environ.get("STRUMLAB_CACHE", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "strumlab"))
         original = {"mnist-8": "experiments/data/mnist-8.onnx", "open-nsfw": os.path.join(cache, "open_nsfw.onnx")}
+        # The Fashion-MNIST zoo: the file `strumlab train` wrote (BatchNormalization as nodes).
+        for z in ("fmnist-resnet", "fmnist-mobilenetv2", "fmnist-vgg"):
+            original[z] = f"experiments/data/fashion-zoo/{z}.onnx"
         onnx_file = original.get(model, os.path.join(d, "model.onnx"))
         sess = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name

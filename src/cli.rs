@@ -52,6 +52,33 @@ pub enum Command {
     /// Regenerate every table and figure of results/reproduce from the embedded default data
     /// (and the fetched assets when present).
     Reproduce(ReproduceArgs),
+    /// Train the Fashion-MNIST reference zoo with burn, export ONNX + model cards (needs the
+    /// `train` cargo feature: cargo run --release --features train -- train).
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training recipe (TOML).
+    #[arg(long, default_value = "experiments/train/fashion-zoo.toml")]
+    pub recipe: PathBuf,
+    /// Train only these models of the recipe (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Override the recipe's epochs (a quick look; the committed models use the recipe's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Write the ONNX files and cards here instead of the recipe's out_dir and
+    /// experiments/models (which hold the committed zoo).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -735,6 +762,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 ))
             }
         }
+        Command::Train(a) => train(&a),
         Command::Reproduce(a) => {
             let opts = crate::reproduce::Options {
                 out: a.out.clone(),
@@ -826,4 +854,44 @@ pub fn run(cli: Cli) -> Result<String> {
             }
         }
     }
+}
+
+#[cfg(feature = "train")]
+fn train(a: &TrainArgs) -> Result<String> {
+    let opts = crate::train::TrainOptions {
+        recipe: a.recipe.clone(),
+        models: a.models.clone(),
+        epochs: a.epochs,
+        limit_train: a.limit_train,
+        out: a.out.clone(),
+        quiet: a.quiet,
+    };
+    let done = crate::train::run(&opts)?;
+    if a.json {
+        return to_json(&serde_json::json!({ "models": done }));
+    }
+    let mut s = String::from(
+        "model               arch         params  epochs  train s  ONNX bytes  FP32 top-1 %\n",
+    );
+    for m in &done {
+        s += &format!(
+            "{:<19} {:<12} {:>6} {:>7} {:>8.0} {:>11} {:>13.2}\n",
+            m.name,
+            m.arch,
+            m.params,
+            m.epochs.len(),
+            m.train_wall_s,
+            m.onnx_bytes,
+            100.0 * m.fp32_top1
+        );
+    }
+    Ok(s)
+}
+
+#[cfg(not(feature = "train"))]
+fn train(_: &TrainArgs) -> Result<String> {
+    Err(Error::InvalidArg {
+        arg: "train".into(),
+        reason: "this strumlab was built without the `train` feature; run: cargo run --release --features train -- train".into(),
+    })
 }

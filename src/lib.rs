@@ -16,6 +16,8 @@ pub mod quant;
 pub mod report;
 pub mod reproduce;
 pub mod sweep;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod zoo;
 
 pub use error::{Error, Result};

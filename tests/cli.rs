@@ -159,3 +159,52 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!missing_dir_out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn train_rejects_a_bad_recipe_before_writing_anything() {
+    let dir = std::env::temp_dir().join(format!("strumlab-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.toml");
+    let good = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/train/fashion-zoo.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &recipe,
+        good.replace("hflip = true", "hflip = true\nmixup = 0.2"),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (rc, _, err) = strumlab(&[
+        "train",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 2, "{err}");
+    if cfg!(feature = "train") {
+        assert!(err.contains("mixup"), "names the unknown key: {err}");
+    } else {
+        assert!(
+            err.contains("--features train"),
+            "says how to get it: {err}"
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+    let (rc, _, err) = strumlab(&[
+        "train",
+        "--models",
+        "fmnist-alexnet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 2, "{err}");
+    if cfg!(feature = "train") {
+        assert!(
+            err.contains("fmnist-alexnet") && err.contains("fmnist-vgg"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+}

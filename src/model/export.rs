@@ -171,3 +171,166 @@ pub fn to_onnx(g: &Graph, weights: &std::collections::HashMap<usize, Vec<f32>>) 
     };
     Ok(m.encode_to_vec())
 }
+
+/// Writes an ONNX graph node by node, for models that are not a [`Graph`] (the trained zoo
+/// exports BatchNormalization as its own node, so the loader's folding path sees it).
+/// Every method returns the name of the value it produced.
+#[derive(Default)]
+pub struct OnnxBuilder {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    count: usize,
+}
+
+impl OnnxBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a node named `<op>_<k>` whose single output has the same name.
+    pub fn node(&mut self, op: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) -> String {
+        self.count += 1;
+        let name = format!("{}_{}", op.to_lowercase(), self.count);
+        self.nodes.push(NodeProto {
+            input: inputs,
+            output: vec![name.clone()],
+            name: Some(name.clone()),
+            op_type: Some(op.into()),
+            domain: None,
+            attribute: attrs,
+        });
+        name
+    }
+
+    /// Add an FP32 initializer named `<owner>::<what>`.
+    pub fn init(&mut self, owner: &str, what: &str, dims: &[usize], data: &[f32]) -> String {
+        let name = format!("{owner}::{what}");
+        self.inits.push(f32_init(&name, dims, data));
+        name
+    }
+
+    /// The name the next node will get (for naming its initializers).
+    fn next(&self, op: &str) -> String {
+        format!("{}_{}", op.to_lowercase(), self.count + 1)
+    }
+
+    /// Conv with symmetric padding `pad` on both spatial axes; `weight` is OIHW.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        x: &str,
+        weight: &[f32],
+        shape: [usize; 4],
+        bias: Option<&[f32]>,
+        stride: usize,
+        pad: usize,
+        group: usize,
+    ) -> String {
+        let owner = self.next("Conv");
+        let mut inputs = vec![x.to_string(), self.init(&owner, "w", &shape, weight)];
+        if let Some(b) = bias {
+            inputs.push(self.init(&owner, "b", &[b.len()], b));
+        }
+        let attrs = vec![
+            ints("kernel_shape", &shape[2..]),
+            ints("strides", &[stride, stride]),
+            ints("pads", &[pad, pad, pad, pad]),
+            int("group", group as i64),
+        ];
+        self.node("Conv", inputs, attrs)
+    }
+
+    pub fn batchnorm(
+        &mut self,
+        x: &str,
+        gamma: &[f32],
+        beta: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        epsilon: f32,
+    ) -> String {
+        let owner = self.next("BatchNormalization");
+        let c = [gamma.len()];
+        let inputs = vec![
+            x.to_string(),
+            self.init(&owner, "scale", &c, gamma),
+            self.init(&owner, "bias", &c, beta),
+            self.init(&owner, "mean", &c, mean),
+            self.init(&owner, "var", &c, var),
+        ];
+        let eps = AttributeProto {
+            name: Some("epsilon".into()),
+            r#type: Some(1),
+            f: Some(epsilon),
+            ..Default::default()
+        };
+        self.node("BatchNormalization", inputs, vec![eps])
+    }
+
+    pub fn relu(&mut self, x: &str) -> String {
+        self.node("Relu", vec![x.into()], vec![])
+    }
+
+    /// Clip with constant bounds (opset 13: bounds are inputs).
+    pub fn clip(&mut self, x: &str, min: f32, max: f32) -> String {
+        let owner = self.next("Clip");
+        let inputs = vec![
+            x.to_string(),
+            self.init(&owner, "min", &[], &[min]),
+            self.init(&owner, "max", &[], &[max]),
+        ];
+        self.node("Clip", inputs, vec![])
+    }
+
+    pub fn add(&mut self, a: &str, b: &str) -> String {
+        self.node("Add", vec![a.into(), b.into()], vec![])
+    }
+
+    pub fn maxpool(&mut self, x: &str, kernel: usize, stride: usize) -> String {
+        let attrs = vec![
+            ints("kernel_shape", &[kernel, kernel]),
+            ints("strides", &[stride, stride]),
+            ints("pads", &[0, 0, 0, 0]),
+        ];
+        self.node("MaxPool", vec![x.into()], attrs)
+    }
+
+    pub fn global_avg_pool(&mut self, x: &str) -> String {
+        self.node("GlobalAveragePool", vec![x.into()], vec![])
+    }
+
+    pub fn flatten(&mut self, x: &str) -> String {
+        self.node("Flatten", vec![x.into()], vec![int("axis", 1)])
+    }
+
+    /// `x @ weight + bias` with `weight` stored `[in, out]` (Gemm, transB = 0).
+    pub fn gemm(&mut self, x: &str, weight: &[f32], shape: [usize; 2], bias: &[f32]) -> String {
+        let owner = self.next("Gemm");
+        let inputs = vec![
+            x.to_string(),
+            self.init(&owner, "w", &shape, weight),
+            self.init(&owner, "b", &[bias.len()], bias),
+        ];
+        self.node("Gemm", inputs, vec![])
+    }
+
+    /// Serialise as an opset-13 model with one FP32 input and one output.
+    pub fn finish(self, name: &str, input: (&str, &[usize]), output: (&str, &[usize])) -> Vec<u8> {
+        let m = ModelProto {
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(13),
+            }],
+            producer_name: Some("strumlab train".into()),
+            graph: Some(GraphProto {
+                node: self.nodes,
+                name: Some(name.into()),
+                initializer: self.inits,
+                input: vec![vi(input.0, input.1)],
+                output: vec![vi(output.0, output.1)],
+            }),
+        };
+        m.encode_to_vec()
+    }
+}
