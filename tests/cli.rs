@@ -208,3 +208,116 @@ fn train_rejects_a_bad_recipe_before_writing_anything() {
     }
     assert!(!out.exists(), "nothing written");
 }
+
+/// `strumlab reproduce` end to end on mnist-8 (500 images, CPU): every table, CSV and figure
+/// is written, a row of accuracy.csv equals what `strumlab eval` measures for the same
+/// configuration, and a second run reuses every run instead of evaluating again.
+#[test]
+fn reproduce_writes_tables_csv_figures_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("strumlab-reproduce-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let args = [
+        "reproduce",
+        "--models",
+        "mnist-8",
+        "--limit",
+        "500",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "-q",
+    ];
+    let (rc, stdout, err) = strumlab(&args);
+    assert_eq!(rc, 0, "{err}");
+    // mnist-8 x {FP32, INT8} + {DLIQ, MIP2Q} x B {8, 16} x L/B {1/4, 1/2, 3/4, 1}.
+    assert!(
+        stdout.contains("Sweep: 18 runs (18 run now, 0 reused"),
+        "{stdout}"
+    );
+
+    let mut rd = csv::Reader::from_path(dir.join("accuracy.csv")).unwrap();
+    let head = rd.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 18);
+    assert!(rows.iter().all(|r| &r[col("images")] == "500"));
+    let row = rows
+        .iter()
+        .find(|r| &r[col("config")] == "mip2q-b8-l8")
+        .expect("a MIP2Q B=8 L=8 row");
+    let (rc, eval, err) = strumlab(&[
+        "eval",
+        "--model",
+        "mnist-8",
+        "--scheme",
+        "mip2q",
+        "--block",
+        "8",
+        "--low",
+        "8",
+        "--limit",
+        "500",
+        "--calib-images",
+        "64",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    let pct = |x: &serde_json::Value| x.as_f64().unwrap() * 100.0;
+    let top1: f64 = row[col("top1_pct")].parse().unwrap();
+    let agree: f64 = row[col("agreement_top1_pct")].parse().unwrap();
+    assert!(
+        (top1 - pct(&v["summary"]["top1"])).abs() < 1e-9,
+        "{top1} vs {eval}"
+    );
+    assert!(
+        (agree - pct(&v["summary"]["agreement_top1"])).abs() < 1e-9,
+        "{agree} vs {eval}"
+    );
+
+    let tables = std::fs::read_to_string(dir.join("tables.md")).unwrap();
+    for section in [
+        "### mnist-8 (mnist-test, 500 images)",
+        "## (b) Hardware",
+        "## (c) FlexNN dataflows",
+    ] {
+        assert!(tables.contains(section), "tables.md lacks {section:?}");
+    }
+    // Two configurations (DLIQ, MIP2Q at B = 8, L = 4) x three designs.
+    let hw = std::fs::read_to_string(dir.join("hw.csv")).unwrap();
+    assert_eq!(
+        hw.lines().filter(|l| l.contains(",mnist-8,")).count(),
+        6,
+        "{hw}"
+    );
+    for fig in [
+        "accuracy-vs-bits-mnist-8",
+        "layer-sqnr-mnist-8",
+        "pe-power",
+        "pe-area-breakdown",
+        "dataflow-energy",
+    ] {
+        let png = std::fs::read(dir.join("figures").join(format!("{fig}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+            "{fig}.png"
+        );
+        let svg = std::fs::read_to_string(dir.join("figures").join(format!("{fig}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{fig}.svg");
+    }
+
+    // Again: nothing is evaluated twice, and the accuracy table is unchanged.
+    let before = std::fs::read(dir.join("accuracy.csv")).unwrap();
+    let (rc, stdout, err) = strumlab(&args);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        stdout.contains("Sweep: 18 runs (0 run now, 18 reused"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(dir.join("accuracy.csv")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -154,22 +154,42 @@ pub fn to_onnx(g: &Graph, weights: &std::collections::HashMap<usize, Vec<f32>>) 
         };
         nodes.push(node);
     }
+    let outputs = g.outputs.iter().map(|o| vi(o, g.shape(o))).collect();
+    Ok(model_bytes(
+        "strumlab",
+        &g.name,
+        nodes,
+        inits,
+        vi(&g.input, &g.input_shape),
+        outputs,
+    ))
+}
+
+/// Serialise one graph as an opset-13 ONNX model (IR version 8) with one input.
+fn model_bytes(
+    producer: &str,
+    name: &str,
+    node: Vec<NodeProto>,
+    initializer: Vec<TensorProto>,
+    input: ValueInfoProto,
+    output: Vec<ValueInfoProto>,
+) -> Vec<u8> {
     let m = ModelProto {
         ir_version: Some(8),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
             version: Some(13),
         }],
-        producer_name: Some("strumlab".into()),
+        producer_name: Some(producer.into()),
         graph: Some(GraphProto {
-            node: nodes,
-            name: Some(g.name.clone()),
-            initializer: inits,
-            input: vec![vi(&g.input, &g.input_shape)],
-            output: g.outputs.iter().map(|o| vi(o, g.shape(o))).collect(),
+            node,
+            name: Some(name.into()),
+            initializer,
+            input: vec![input],
+            output,
         }),
     };
-    Ok(m.encode_to_vec())
+    m.encode_to_vec()
 }
 
 /// Writes an ONNX graph node by node, for models that are not a [`Graph`] (the trained zoo
@@ -316,21 +336,13 @@ impl OnnxBuilder {
 
     /// Serialise as an opset-13 model with one FP32 input and one output.
     pub fn finish(self, name: &str, input: (&str, &[usize]), output: (&str, &[usize])) -> Vec<u8> {
-        let m = ModelProto {
-            ir_version: Some(8),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(13),
-            }],
-            producer_name: Some("strumlab train".into()),
-            graph: Some(GraphProto {
-                node: self.nodes,
-                name: Some(name.into()),
-                initializer: self.inits,
-                input: vec![vi(input.0, input.1)],
-                output: vec![vi(output.0, output.1)],
-            }),
-        };
-        m.encode_to_vec()
+        model_bytes(
+            "strumlab train",
+            name,
+            self.nodes,
+            self.inits,
+            vi(input.0, input.1),
+            vec![vi(output.0, output.1)],
+        )
     }
 }
