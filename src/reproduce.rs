@@ -310,6 +310,11 @@ pub fn run(o: &Options) -> Result<String> {
                 .filter(|r| r.scheme == s && (b.is_none() || r.block == b))
                 .filter_map(|r| Some((r.bits_per_weight?, y(r)?)))
                 .collect();
+            // A spec may leave a column out for a model (the zoo runs B = 8 only): no legend
+            // entry without points.
+            if pts.is_empty() {
+                continue;
+            }
             series.push(Series {
                 name: name.into(),
                 points: pts,
