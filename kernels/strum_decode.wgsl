@@ -9,7 +9,7 @@
 struct Params {
     blocks: u32, p: u32, a: u32, q: u32,
     block: u32, hi_words: u32, lo_words: u32, format: u32,
-    emin: u32, block_shift: u32, _p0: u32, _p1: u32,
+    emin: u32, block_shift: u32, inner: u32, _p1: u32,   // inner > 0: khwc order
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,6 +53,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 v = (bitcast<i32>(code << 28u) >> 28u) << k;
             }
         }
-        w[(pp * p.a + a) * p.q + qq] = v;
+        var aa = a;
+        if (p.inner > 0u) { aa = (a % p.inner) * (p.a / p.inner) + a / p.inner; }
+        w[(pp * p.a + aa) * p.q + qq] = v;
     }
 }

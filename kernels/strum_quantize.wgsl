@@ -2,7 +2,8 @@
 // resident weights for each configuration instead of uploading them again. One invocation
 // per block. Inputs are a layer's INT8 codes q8 and |w / s| ratios (per-channel scales do
 // not depend on L or the strategy) laid out as the layer's geometry (p, a, q): block b
-// covers a-indices [ab*B, ab*B + B) at one (p, q); lanes past `a` are padding.
+// covers a-indices [ab*B, ab*B + B) at one (p, q); lanes past `a` are padding; with
+// inner > 0 a-index r is the weight (p, ic = r % inner, tap = r / inner) (khwc order).
 // Selection by magnitude: padding first, then the smallest |ratio|, then the lower lane,
 // are demoted (L of the B lanes). Demotion: MIP2Q = nearest signed power of two 2^e,
 // e in [emin, emax], zero below (tie rule: 0 down, 1 up, 2 log); DLIQ = INT4 times 2^k,
@@ -15,6 +16,7 @@ struct Params {
     blocks: u32, p: u32, a: u32, q: u32,
     block: u32, low: u32, scheme: u32, emin: u32,   // scheme: 0 INT8 copy, 1 MIP2Q, 2 DLIQ
     emax: u32, p2_round: u32, block_shift: u32, per_channel: u32,
+    inner: u32, _p0: u32, _p1: u32, _p2: u32,   // inner > 0: the khwc order (quant::geometry)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,7 +34,9 @@ fn lane_index(b: u32, lane: u32) -> i32 {
     let qq = pq % p.q;
     let a = ab * p.block + lane;
     if (a >= p.a) { return -1; }
-    return i32((pp * p.a + a) * p.q + qq);
+    var aa = a;
+    if (p.inner > 0u) { aa = (a % p.inner) * (p.a / p.inner) + a / p.inner; }
+    return i32((pp * p.a + aa) * p.q + qq);
 }
 
 fn mag(i: i32) -> f32 {

@@ -12,7 +12,7 @@ use crate::model::Graph;
 use crate::quant::{LayerQuant, ModelQuant};
 
 /// Version of the `quantize` CSV layout (docs/csv-schemas.md).
-pub const QUANT_CSV_SCHEMA: u32 = 1;
+pub const QUANT_CSV_SCHEMA: u32 = 2;
 
 /// Write `bytes` to `path` atomically (temp file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -57,6 +57,8 @@ pub struct QuantRow<'a> {
     pub applied: &'a str,
     pub params: u64,
     pub bits_per_weight: f64,
+    pub bits_per_weight_ideal_mask: f64,
+    pub demoted_pct: f64,
     pub high_weights: u64,
     pub low_weights: u64,
     pub zero_weights: u64,
@@ -83,6 +85,8 @@ fn layer_row<'a>(model: &'a str, label: &'a str, l: &'a LayerQuant) -> QuantRow<
         applied: &l.applied,
         params: l.stats.params,
         bits_per_weight: l.stats.bits_per_weight,
+        bits_per_weight_ideal_mask: l.stats.bits_per_weight_ideal_mask,
+        demoted_pct: l.stats.demoted_pct,
         high_weights: l.stats.high,
         low_weights: l.stats.low,
         zero_weights: l.stats.zero,
@@ -114,6 +118,8 @@ pub fn quant_csv(model: &str, q: &ModelQuant) -> Result<Vec<u8>> {
         applied: label,
         params: s.params,
         bits_per_weight: s.bits_per_weight,
+        bits_per_weight_ideal_mask: s.bits_per_weight_ideal_mask,
+        demoted_pct: s.demoted_pct,
         high_weights: s.high,
         low_weights: s.low,
         zero_weights: s.zero,
@@ -186,18 +192,20 @@ fn fmt_db(x: f64) -> String {
 /// Human-readable per-layer table.
 pub fn quant_table(q: &ModelQuant) -> String {
     let mut s = format!(
-        "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
-        "layer", "kind", "weights", "applied", "params", "bits/w", "high", "low", "zero", "SQNR dB"
+        "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>10}\n",
+        "layer", "kind", "weights", "applied", "params", "bits/w", "demoted %", "high", "low", "zero",
+        "SQNR dB"
     );
     for l in &q.layers {
         s += &format!(
-            "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8.3} {:>8} {:>8} {:>8} {:>10}\n",
+            "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8.3} {:>10.1} {:>8} {:>8} {:>8} {:>10}\n",
             truncate(&l.name, 28),
             l.kind,
             shape_str(&l.shape),
             l.applied,
             l.stats.params,
             l.stats.bits_per_weight,
+            l.stats.demoted_pct,
             l.stats.high,
             l.stats.low,
             l.stats.zero,
@@ -206,13 +214,14 @@ pub fn quant_table(q: &ModelQuant) -> String {
     }
     let m = &q.summary;
     s += &format!(
-        "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8.3} {:>8} {:>8} {:>8} {:>10}\n",
+        "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8.3} {:>10.1} {:>8} {:>8} {:>8} {:>10}\n",
         "total",
         "",
         "",
         m.label,
         m.params,
         m.bits_per_weight,
+        m.demoted_pct,
         m.high,
         m.low,
         m.zero,
@@ -314,6 +323,8 @@ struct EvalRow<'a> {
     kind: &'a str,
     applied: &'a str,
     bits_per_weight: f64,
+    bits_per_weight_ideal_mask: f64,
+    demoted_pct: f64,
     macs_per_image: f64,
     act_zero_frac: f64,
     weight_zero_frac: f64,
@@ -352,6 +363,8 @@ pub fn eval_csv(r: &crate::eval::EvalResult) -> Result<Vec<u8>> {
             kind: &l.kind,
             applied: &l.applied,
             bits_per_weight: l.bits_per_weight,
+            bits_per_weight_ideal_mask: l.bits_per_weight_ideal_mask,
+            demoted_pct: l.demoted_pct,
             macs_per_image: l.macs_per_image,
             act_zero_frac: l.act_zero_frac,
             weight_zero_frac: l.weight_zero_frac,

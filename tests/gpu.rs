@@ -254,7 +254,7 @@ fn topk_count_matches_cpu_with_ties() {
 /// with padded blocks and on mnist-8's layers, for both strategies and many settings.
 #[test]
 fn strum_quantize_matches_mirror_and_quantizer() {
-    use strumlab::quant::config::{BlockAxis, DliqShift, P2Round};
+    use strumlab::quant::config::{BlockAxis, DliqShift, P2Round, P2Window};
     use strumlab::quant::{Geometry, QuantConfig, Scheme, schemes::int8_codes};
     let mut rng = Rng(41);
     let mut cases: Vec<(Vec<f32>, usize, Geometry)> = Vec::new();
@@ -267,6 +267,11 @@ fn strum_quantize_matches_mirror_and_quantizer() {
     ] {
         let w: Vec<f32> = (0..oc * a * q).map(|_| rng.normal()).collect();
         cases.push((w, oc, Geometry::new(oc, a, q, block)));
+    }
+    // The khwc order (input channels innermost, blocks straddling taps).
+    for (oc, icg, taps, block) in [(4, 3, 9, 8), (2, 5, 25, 16)] {
+        let w: Vec<f32> = (0..oc * icg * taps).map(|_| rng.normal()).collect();
+        cases.push((w, oc, Geometry::khwc(oc, icg, taps, block)));
     }
     let (graph, _) =
         strumlab::zoo::resolve("mnist-8", &strumlab::model::LoadOptions::default()).unwrap();
@@ -287,10 +292,12 @@ fn strum_quantize_matches_mirror_and_quantizer() {
         let ones = vec![1.0f32; *oc];
         for (scheme, code) in [(Scheme::Mip2q, 1u32), (Scheme::Dliq, 2)] {
             for low in [0, 1, g.block / 2, g.block] {
-                for (round, shift) in [
-                    (P2Round::Down, DliqShift::Block),
-                    (P2Round::Log, DliqShift::None),
-                    (P2Round::Up, DliqShift::Block),
+                for (round, shift, window) in [
+                    (P2Round::Down, DliqShift::Block, P2Window::Fixed),
+                    (P2Round::Log, DliqShift::None, P2Window::Fixed),
+                    (P2Round::Up, DliqShift::Block, P2Window::Fixed),
+                    (P2Round::Down, DliqShift::Block, P2Window::Anchored),
+                    (P2Round::Log, DliqShift::Block, P2Window::Anchored),
                 ] {
                     let cfg = QuantConfig {
                         scheme,
@@ -298,14 +305,21 @@ fn strum_quantize_matches_mirror_and_quantizer() {
                         low,
                         p2_round: round,
                         dliq_shift: shift,
+                        p2_window: window,
                         ..Default::default()
+                    };
+                    let (emin, emax) = match window {
+                        P2Window::Anchored => strumlab::quant::lowp::anchored_window(
+                            q8.iter().map(|v| v.abs()).max().unwrap_or(0),
+                        ),
+                        _ => (cfg.p2_min_exp, cfg.p2_max_exp),
                     };
                     let p = kernels::StrumQuantParams {
                         geometry: *g,
                         low,
                         scheme: code,
-                        emin: cfg.p2_min_exp,
-                        emax: cfg.p2_max_exp,
+                        emin,
+                        emax,
                         p2_round: round,
                         block_shift: shift == DliqShift::Block,
                         per_channel: per,
@@ -429,6 +443,27 @@ fn requantized_gpu_engine_matches_cpu_engines() {
         },
         QuantConfig {
             scheme: Scheme::Mip2q,
+            low: 8,
+            ..Default::default()
+        },
+        // Weights of +-128 (anchored MIP2Q window, DLIQ 4 << 5) in every layer, the dense
+        // one (packed dot products where the adapter has them) included.
+        QuantConfig {
+            scheme: Scheme::Mip2q,
+            low: 8,
+            quantize_first_last: true,
+            ..Default::default()
+        },
+        QuantConfig {
+            scheme: Scheme::Dliq,
+            low: 8,
+            quantize_first_last: true,
+            ..Default::default()
+        },
+        // B = 16 > 8 input channels of conv2: the khwc order.
+        QuantConfig {
+            scheme: Scheme::Mip2q,
+            block: 16,
             low: 8,
             ..Default::default()
         },
@@ -1403,4 +1438,29 @@ fn eval_check_cpu_confirms_agreement() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("check-cpu"));
+}
+
+/// Weights of +128 (DLIQ 4 << 5 at L = B, MIP2Q 2^7 with the window [1, 7] or the anchored
+/// default) cannot be packed into signed bytes for the packed dot-product kernels: the GPU
+/// engine runs such layers with the portable kernels and stays bit-identical to the CPU.
+#[test]
+fn weights_of_128_agree_with_cpu_on_mobilenetv2() {
+    let Some(_g) = gpu() else { return };
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    for args in [
+        vec!["--scheme", "dliq", "--low", "8"],
+        vec!["--scheme", "mip2q", "--low", "8", "--p2-min-exp", "1", "--p2-max-exp", "7"],
+        vec!["--scheme", "mip2q", "--low", "8"],
+    ] {
+        let o = std::process::Command::new(bin)
+            .args(["eval", "--model", "fmnist-mobilenetv2", "--limit", "50"])
+            .args(&args)
+            .args(["--device", "gpu", "--check-cpu", "--json", "-q"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["summary"]["gpu_cpu_mismatches"], 0, "{args:?}");
+        assert_eq!(v["summary"]["images"], 50, "{args:?}");
+    }
 }

@@ -33,6 +33,7 @@ fn weights() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
 fn geometry(oc: usize, ic: usize, taps: usize, axis: BlockAxis, b: usize) -> Geometry {
     match axis {
         BlockAxis::Ic => Geometry::new(oc, ic, taps, b),
+        BlockAxis::Khwc => Geometry::khwc(oc, ic, taps, b),
         BlockAxis::Flat => Geometry::new(oc, ic * taps, 1, b),
     }
 }
@@ -59,10 +60,11 @@ proptest! {
         sel in prop_oneof![Just(Selection::Magnitude), Just(Selection::Error)],
         shift in prop_oneof![Just(DliqShift::Block), Just(DliqShift::None)],
         round in prop_oneof![Just(P2Round::Down), Just(P2Round::Up), Just(P2Round::Log)],
-        axis in prop_oneof![Just(BlockAxis::Ic), Just(BlockAxis::Flat)],
+        axis in prop_oneof![Just(BlockAxis::Ic), Just(BlockAxis::Khwc), Just(BlockAxis::Flat)],
+        window in prop_oneof![Just(P2Window::Anchored), Just(P2Window::Fixed), Just(P2Window::Auto)],
     ) {
         let low = b * lfrac / 4;
-        let cfg = strum_cfg(scheme, sel, shift, round);
+        let cfg = QuantConfig { p2_window: window, ..strum_cfg(scheme, sel, shift, round) };
         let g = geometry(oc, ic, taps, axis, b);
         let view = WeightView { data: &w, out_channels: oc, geometry: g };
         let e = Strum { cfg: cfg.clone(), low }.quantize(&view).unwrap();
@@ -80,9 +82,33 @@ proptest! {
             prop_assert!(base.q[i].abs() <= 127);
             prop_assert!((base.q[i] as f32 - w[i] / base.scales[i / per]).abs() <= 0.5 + 1e-4);
         }
+        // Every weight sits in exactly one lane of one block, and locate() inverts block_lanes().
+        let mut seen = vec![0u8; w.len()];
+        for blk in 0..g.num_blocks() {
+            for (lane, idx) in g.block_lanes(blk).enumerate() {
+                if let Some(i) = idx {
+                    seen[i] += 1;
+                    prop_assert_eq!(g.locate(i), (blk, lane));
+                }
+            }
+        }
+        prop_assert!(seen.iter().all(|&c| c == 1));
+        let emin = match p.format {
+            strumlab::quant::packed::LowFormat::Mip2q { emin } => emin,
+            _ => 0,
+        };
         for blk in 0..g.num_blocks() {
             let lanes: Vec<Option<usize>> = g.block_lanes(blk).collect();
             let mask = p.masks[blk];
+            // Magnitude selection: no demoted value is larger than a kept one (|w / s|).
+            if sel == Selection::Magnitude && low > 0 {
+                let r = |i: usize| (w[i] / base.scales[i / per]).abs();
+                let kept = lanes.iter().enumerate().filter(|(k, l)| l.is_some() && mask >> k & 1 == 1);
+                let dem = lanes.iter().enumerate().filter(|(k, l)| l.is_some() && mask >> k & 1 == 0);
+                let min_kept = kept.map(|(_, l)| r(l.unwrap())).fold(f32::INFINITY, f32::min);
+                let max_dem = dem.map(|(_, l)| r(l.unwrap())).fold(0.0, f32::max);
+                prop_assert!(min_kept >= max_dem, "block {blk}: kept {min_kept} < demoted {max_dem}");
+            }
             // Exactly L lanes of every block are demoted (padding lanes count first).
             prop_assert_eq!(mask.count_ones() as usize, b - low);
             let real = lanes.iter().filter(|l| l.is_some()).count();
@@ -96,13 +122,18 @@ proptest! {
                 } else {
                     let v = e.q[i];
                     match scheme {
+                        // The window holds 7 exponents; the anchored one tops out at 2^7 = 128.
                         Scheme::Mip2q => prop_assert!(
-                            v == 0 || (v.unsigned_abs().is_power_of_two() && v.unsigned_abs() <= 64),
-                            "MIP2Q value {v}"
+                            v == 0
+                                || (v.unsigned_abs().is_power_of_two()
+                                    && v.unsigned_abs() <= 128
+                                    && v.unsigned_abs() >= 1 << emin
+                                    && v.unsigned_abs() <= 64 << emin),
+                            "MIP2Q value {v} (emin {emin})"
                         ),
                         _ => match shift {
                             DliqShift::None => prop_assert!((-8..=7).contains(&v), "DLIQ value {v}"),
-                            DliqShift::Block => {
+                            DliqShift::Block | DliqShift::Channel => {
                                 let k = (p.shifts[blk / 8] >> (4 * (blk % 8))) & 0xF;
                                 prop_assert!(k <= lowp::DLIQ_MAX_SHIFT);
                                 prop_assert!(v % (1 << k) == 0 && (-8..=7).contains(&(v >> k)), "DLIQ value {v} shift {k}");

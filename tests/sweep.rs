@@ -100,6 +100,13 @@ scheme = ["int8", "mip2q", "dliq"]
         .unwrap();
     assert_eq!(one[0].key, r#"{"scheme":"int8"}"#);
     assert_eq!(one[0].id, "ffb020853d62");
+    // StruM ids carry the quantizer version (2: anchored MIP2Q window, khwc blocks), so a
+    // directory of version-1 rows recomputes them instead of mixing.
+    let two = SweepSpec::parse("name = \"p\"\n[base]\nscheme = \"mip2q\"\n", "p")
+        .unwrap()
+        .expand("p")
+        .unwrap();
+    assert_eq!(two[0].key, r#"{"quantizer":2,"scheme":"mip2q"}"#);
 }
 
 #[test]

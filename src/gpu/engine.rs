@@ -97,6 +97,18 @@ struct LayerBufs {
     xq: Option<(wgpu::Buffer, f32)>,
     /// integer weights packed four per u32 (`pack_i8x4`) for the `*_dp4a` kernels
     wp: Option<wgpu::Buffer>,
+    /// whether `wp` holds the weights exactly: false while any weight is +128 (StruM can
+    /// make +-128; a signed byte cannot hold +128), the layer then runs the portable kernel
+    dp4a_exact: std::cell::Cell<bool>,
+    /// largest |q8| of the layer's INT8 codes (`enable_requantize`; anchors the MIP2Q window)
+    q8_max: i32,
+}
+
+impl LayerBufs {
+    /// The packed weights, where the `*_dp4a` kernels compute exactly with them.
+    fn packed(&self) -> Option<&wgpu::Buffer> {
+        self.wp.as_ref().filter(|_| self.dp4a_exact.get())
+    }
 }
 
 /// Pointwise convolutions run as a GEMM (`conv1x1`, `conv1x1_dp4a`).
@@ -123,6 +135,12 @@ fn packed_weights(
 ) -> Option<wgpu::Buffer> {
     let l = cpu.int_layer(i).filter(|_| ctx.dp4a)?;
     Some(ctx.storage(&crate::cpu::kernels::pack_i8x4(l.w_q, rows, cols), false))
+}
+
+/// Do all integer weights fit a signed byte (so that `pack_i8x4` keeps them exactly)?
+fn fits_i8(cpu: &Engine, i: usize) -> bool {
+    cpu.int_layer(i)
+        .is_some_and(|l| l.w_q.iter().all(|&v| (-128..=127).contains(&v)))
 }
 
 /// Buffers of one weight layer: integer weights, INT32 bias and requantization factors
@@ -154,6 +172,8 @@ fn layer_bufs(
             codes: None,
             xq: None,
             wp: None,
+            dp4a_exact: std::cell::Cell::new(fits_i8(cpu, i)),
+            q8_max: 0,
         });
     }
     let w = cpu.float_weights(i).ok_or_else(missing)?;
@@ -179,6 +199,8 @@ fn layer_bufs(
             _ => None,
         },
         wp: None,
+        dp4a_exact: std::cell::Cell::new(false),
+        q8_max: 0,
     })
 }
 
@@ -503,6 +525,7 @@ impl<'a> GpuEngine<'a> {
             );
             let (_, ratio, q8) =
                 crate::quant::schemes::int8_codes(&w.data, w.shape[0], g, calib, pct);
+            l.q8_max = q8.iter().map(|v| v.abs()).max().unwrap_or(0);
             l.codes = Some((
                 self.ctx.storage(&q8, false),
                 self.ctx.storage(&ratio, false),
@@ -517,7 +540,7 @@ impl<'a> GpuEngine<'a> {
     /// computes exactly what an engine built for `cfg` would (tested).
     pub fn requantize(&self, cfg: &crate::quant::QuantConfig) -> Result<()> {
         use crate::quant::Scheme;
-        use crate::quant::config::{DliqShift, LPolicy, Selection};
+        use crate::quant::config::{DliqShift, LPolicy, P2Window, Selection};
         let unsupported = |why: &str| Err(Error::Gpu(format!("requantize on the GPU: {why}")));
         if self.float {
             return unsupported("integer mode only (fake-quant weights are FP32)");
@@ -534,6 +557,19 @@ impl<'a> GpuEngine<'a> {
             && (cfg.selection != Selection::Magnitude || cfg.l_policy != LPolicy::Static)
         {
             return unsupported("only magnitude selection with a static L");
+        }
+        let d = crate::quant::QuantConfig::default();
+        if cfg.scheme.is_strum()
+            && (cfg.refit != d.refit
+                || cfg.demote_from != d.demote_from
+                || cfg.dliq_shift_rule != d.dliq_shift_rule
+                || cfg.dliq_shift == DliqShift::Channel
+                || cfg.p2_window == P2Window::Auto)
+        {
+            return unsupported(
+                "refit, demote-from ratio, the rounding shift rule, channel shifts and the auto \
+                 MIP2Q window are CPU-only",
+            );
         }
         cfg.validate()?;
         let layers = self.graph.layers();
@@ -559,19 +595,32 @@ impl<'a> GpuEngine<'a> {
                 _ => 0,
             };
             let w = layer.weight();
+            let (emin, emax) = match cfg.p2_window {
+                P2Window::Anchored => crate::quant::lowp::anchored_window(l.q8_max),
+                _ => (cfg.p2_min_exp, cfg.p2_max_exp),
+            };
+            let block_shift = cfg.dliq_shift == DliqShift::Block;
+            // Can this layer get a weight of +128 (MIP2Q 2^7; DLIQ 4 << 5, k = 5 only when a
+            // demoted |q8| exceeds 7 << 4)? Then the portable kernels run it.
+            let wide = match scheme {
+                1 => emax >= 7,
+                2 => block_shift && l.q8_max > 7 << 4,
+                _ => false,
+            };
+            l.dp4a_exact.set(!wide);
             let p = crate::cpu::kernels::StrumQuantParams {
                 geometry: g,
                 low: cfg.low,
                 scheme,
-                emin: cfg.p2_min_exp,
-                emax: cfg.p2_max_exp,
+                emin,
+                emax,
                 p2_round: cfg.p2_round,
-                block_shift: cfg.dliq_shift == DliqShift::Block,
+                block_shift,
                 per_channel: w.numel() / w.shape[0].max(1),
             };
             self.ctx
                 .encode_strum_quantize(&mut enc, &p, q8, ratio, &l.headroom, &l.w)?;
-            if let Some(wp) = &l.wp {
+            if let (Some(wp), false) = (&l.wp, wide) {
                 let (rows, cols) = (w.shape[0], w.numel() / w.shape[0].max(1));
                 let c4 = cols.div_ceil(4);
                 self.ctx.encode(
@@ -973,7 +1022,7 @@ impl<'a> GpuEngine<'a> {
                     #[derive(Clone, Copy, Pod, Zeroable)]
                     struct C([u32; 20]);
                     let g = geom;
-                    if let (true, Some(wp)) = (is_pointwise(g), &l.wp) {
+                    if let (true, Some(wp)) = (is_pointwise(g), l.packed()) {
                         let hw = g.h * g.w;
                         let p = [
                             n as u32,
@@ -1031,7 +1080,7 @@ impl<'a> GpuEngine<'a> {
                 Step::Dense { node, ic, oc, rows } => {
                     let l = &self.layers[node];
                     let r = (rows * n) as u32;
-                    match &l.wp {
+                    match l.packed() {
                         Some(wp) => ctx.encode(
                             &mut enc,
                             "dense_dp4a",

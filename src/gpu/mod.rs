@@ -451,7 +451,7 @@ impl GpuContext {
     ) -> Result<()> {
         #[repr(C)]
         #[derive(Clone, Copy, Pod, Zeroable)]
-        struct P([u32; 12]);
+        struct P([u32; 16]);
         let g = p.geometry;
         if g.block > 32 {
             return Err(Error::Gpu("strum_quantize: blocks of at most 32".into()));
@@ -474,6 +474,10 @@ impl GpuContext {
             round,
             p.block_shift as u32,
             p.per_channel.max(1) as u32,
+            g.inner as u32,
+            0,
+            0,
+            0,
         ]);
         self.encode(
             enc,
@@ -511,7 +515,7 @@ impl GpuContext {
             format,
             emin,
             block_shift,
-            0,
+            g.inner as u32,
             0,
         ]);
         let bufs = [

@@ -45,10 +45,62 @@ impl Scheme {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BlockAxis {
-    /// Along input channels at a fixed kernel tap (a PE's MAC lanes reduce over input channels).
+    /// Along input channels at a fixed kernel tap (a PE's MAC lanes reduce over input channels);
+    /// a layer with fewer input channels per group than B uses `khwc` instead, so that blocks
+    /// are not mostly padding.
     Ic,
+    /// Along the flattened (kh, kw, ic) reduction order, input channels innermost (NHWC /
+    /// "Z-major"): a block may straddle kernel taps.
+    Khwc,
     /// Along the flattened reduction order of ONNX's weight layout (ic, kh, kw).
     Flat,
+}
+
+/// MIP2Q exponent window: the 7 exponents the 3-bit field can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum P2Window {
+    /// Per layer, the top exponent is the layer's largest |q8| rounded to the nearest power
+    /// of two (INQ's rule: e_max = floor(log2(4 max / 3)), 7 for 127, at most 7); e_min =
+    /// e_max - 6.
+    Anchored,
+    /// `p2_min_exp ..= p2_max_exp` in every layer (before this option: [0, 6]).
+    Fixed,
+    /// Per layer, the window [e, e + 6] (e in 0..=1) with the smaller weight MSE.
+    Auto,
+}
+
+/// Which value a demoted weight is rounded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DemoteFrom {
+    /// The INT8 code q8 = rne(w / s) (two roundings: to INT8, then to 4 bits).
+    Q8,
+    /// The unrounded ratio w / s (one rounding).
+    Ratio,
+}
+
+/// How DLIQ picks its shift k (per block, or per channel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DliqShiftRule {
+    /// Smallest k with max |v| <= 7 * 2^k over the demoted values.
+    Max,
+    /// Smallest k with rne(v / 2^k) in -8..=7 for every demoted value (rounding headroom and
+    /// the -8 side counted).
+    Rounding,
+}
+
+/// The per-layer criterion of the dynamic L policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DynCriterion {
+    /// SQNR of the layer's weights.
+    WeightSqnr,
+    /// SQNR of the layer's output estimated from the weight error weighted by the mean square
+    /// of each input channel on the calibration images (sum over oc, ic, tap of
+    /// dw^2 E[x_ic^2], i.e. output error with input channels taken as uncorrelated).
+    OutputSqnr,
 }
 
 /// Which values of a block are demoted.
@@ -90,6 +142,8 @@ pub enum DliqShift {
     None,
     /// INT4 times a per-block power of two: round(q8 / 2^k) << k, k stored per block (3 bits).
     Block,
+    /// INT4 times one power of two per output channel (3 bits per channel).
+    Channel,
 }
 
 /// What to do with depthwise convolutions under a block scheme.
@@ -127,17 +181,27 @@ pub struct QuantConfig {
     pub weight_calib: Calib,
     /// Percentile of |w| for `weight_calib = percentile` (0 < p <= 100).
     pub percentile: f32,
-    /// MIP2Q exponent range [p2_min_exp, p2_max_exp] (at most 7 values: 3-bit field, one code for zero).
+    /// MIP2Q exponent window (anchored to each layer's maximum by default).
+    pub p2_window: P2Window,
+    /// MIP2Q exponent range [p2_min_exp, p2_max_exp] of `p2_window = fixed` (at most 7 values:
+    /// 3-bit field, one code for zero).
     pub p2_min_exp: u32,
     pub p2_max_exp: u32,
     pub p2_round: P2Round,
     pub dliq_shift: DliqShift,
+    pub dliq_shift_rule: DliqShiftRule,
+    /// Round demoted values from q8 (default) or from w / s.
+    pub demote_from: DemoteFrom,
+    /// After demotion, refit each output channel's scale by least squares:
+    /// s* = sum(w c) / sum(c^2) over the channel's integer codes c.
+    pub refit: bool,
     /// Quantize the first and last weight layer with the scheme too (default: keep them INT8).
     pub quantize_first_last: bool,
     pub depthwise: Depthwise,
     pub l_policy: LPolicy,
-    /// Dynamic policy: minimum weight SQNR per layer, dB.
+    /// Dynamic policy: minimum SQNR per layer under `dyn_criterion`, dB.
     pub min_sqnr_db: f32,
+    pub dyn_criterion: DynCriterion,
     /// N:M sparsity: keep N of every M.
     pub nm_n: usize,
     pub nm_m: usize,
@@ -155,14 +219,19 @@ impl Default for QuantConfig {
             selection: Selection::Magnitude,
             weight_calib: Calib::Max,
             percentile: 99.99,
+            p2_window: P2Window::Anchored,
             p2_min_exp: 0,
             p2_max_exp: 6,
             p2_round: P2Round::Down,
             dliq_shift: DliqShift::Block,
+            dliq_shift_rule: DliqShiftRule::Max,
+            demote_from: DemoteFrom::Q8,
+            refit: false,
             quantize_first_last: false,
             depthwise: Depthwise::Int8,
             l_policy: LPolicy::Static,
             min_sqnr_db: 30.0,
+            dyn_criterion: DynCriterion::WeightSqnr,
             nm_n: 2,
             nm_m: 4,
             mx_elem_bits: 8,
@@ -238,6 +307,7 @@ impl QuantConfig {
                 };
                 let name = match (self.scheme, self.dliq_shift) {
                     (Scheme::Dliq, DliqShift::None) => "dliq-noshift",
+                    (Scheme::Dliq, DliqShift::Channel) => "dliq-chshift",
                     (s, _) => s.as_str(),
                 };
                 format!("{}-b{}-{}", name, self.block, l)

@@ -82,6 +82,68 @@ pub fn dliq_decode(code: u32, k: u32) -> i32 {
     v << k
 }
 
+/// MIP2Q on an unrounded ratio `r = w / s` (`demote_from = ratio`): the nearest element of
+/// {0} U {2^e : e in [emin, emax]} to |r| under the tie rule (ties need exact equality and
+/// practically never occur); returns the signed value.
+pub fn mip2q_f(r: f32, emin: u32, emax: u32, rule: P2Round) -> i32 {
+    let m = r.abs() as f64;
+    let lo = (1u32 << emin) as f64;
+    let e = if m < lo {
+        let (d0, d1) = (m, lo - m);
+        if d0 < d1 || (d0 == d1 && rule != P2Round::Up) {
+            return 0;
+        }
+        emin
+    } else {
+        let mut e = emin;
+        while e < emax && ((1u32 << (e + 1)) as f64) <= m {
+            e += 1;
+        }
+        if e < emax {
+            let (a, b) = ((1u32 << e) as f64, (1u32 << (e + 1)) as f64);
+            let up = match rule {
+                P2Round::Log => m * m > a * b,
+                _ => m - a > b - m || (m - a == b - m && rule == P2Round::Up),
+            };
+            e + up as u32
+        } else {
+            e
+        }
+    };
+    let v = 1i32 << e;
+    if r < 0.0 { -v } else { v }
+}
+
+/// The anchored MIP2Q window of a layer whose largest |q8| is `max_abs` (INQ's rule): e_max =
+/// floor(log2(4 max / 3)) (the largest e with 3 * 2^e <= 4 max), at most 7; e_min = e_max - 6
+/// (at least 0). `[0, 6]` for an all-zero layer.
+pub fn anchored_window(max_abs: i32) -> (u32, u32) {
+    if max_abs <= 0 {
+        return (0, 6);
+    }
+    let emax = (0..=7u32)
+        .rev()
+        .find(|&e| 3i64 << e <= 4 * max_abs as i64)
+        .unwrap_or(0);
+    (emax.saturating_sub(6), emax)
+}
+
+/// DLIQ demotion of an unrounded ratio under shift k: rne(r / 2^k) clamped to INT4, << k.
+pub fn dliq_f(r: f32, k: u32) -> i32 {
+    (rne(r / (1u32 << k) as f32).clamp(-8.0, 7.0) as i32) << k
+}
+
+/// Smallest shift k in 0..=5 with rne(v / 2^k) in -8..=7 for every value (the rounding-aware
+/// rule: 113 takes k = 4 (113 / 16 rounds to 7), -128 takes k = 4 (-8 << 4)).
+pub fn dliq_round_shift(vals: impl Iterator<Item = f32> + Clone) -> u32 {
+    (0..=DLIQ_MAX_SHIFT)
+        .find(|&k| {
+            vals.clone()
+                .all(|v| (-8.0..=7.0).contains(&rne(v / (1u32 << k) as f32)))
+        })
+        .unwrap_or(DLIQ_MAX_SHIFT)
+}
+
 /// Smallest shift k with max|q8| <= 7 * 2^k (DLIQ with per-block shift, magnitude rule).
 pub fn dliq_min_shift(max_abs: i32) -> u32 {
     (0..=DLIQ_MAX_SHIFT)

@@ -9,6 +9,7 @@ pub mod geometry;
 pub mod lowp;
 pub mod packed;
 pub mod schemes;
+pub mod strum;
 
 use serde::Serialize;
 
@@ -18,6 +19,11 @@ pub use packed::Packed;
 pub use schemes::{Encoded, Quantizer, WClass, WeightView};
 
 use crate::error::Result;
+
+/// Version of the StruM quantizer's defaults and arithmetic, part of every StruM sweep run's
+/// id so that a sweep directory never mixes rows of two versions. 2: anchored MIP2Q window,
+/// `khwc` blocks for layers with fewer input channels than B.
+pub const QUANTIZER_VERSION: u32 = 2;
 use crate::model::{Graph, LayerRef};
 use config::{Depthwise, LPolicy};
 
@@ -27,6 +33,11 @@ pub struct LayerStats {
     pub params: u64,
     /// Storage per weight including per-block metadata (masks, shifts, shared exponents).
     pub bits_per_weight: f64,
+    /// The same with an ideal mask of log2 C(B, L) bits per mixed block (StruM).
+    pub bits_per_weight_ideal_mask: f64,
+    /// Real weights in low-precision lanes (StruM), as a percentage of `params`: blocks
+    /// padded past the layer's reduction demote padding first, so this can be below L / B.
+    pub demoted_pct: f64,
     pub high: u64,
     pub low: u64,
     pub zero: u64,
@@ -52,6 +63,8 @@ impl LayerStats {
         LayerStats {
             params: w.len() as u64,
             bits_per_weight: e.storage_bits as f64 / n,
+            bits_per_weight_ideal_mask: e.ideal_storage_bits / n,
+            demoted_pct: 100.0 * e.demoted as f64 / n,
             high: count(WClass::High),
             low: count(WClass::Low),
             zero: count(WClass::Zero),
@@ -97,6 +110,9 @@ pub struct ModelSummary {
     pub layers: usize,
     pub params: u64,
     pub bits_per_weight: f64,
+    pub bits_per_weight_ideal_mask: f64,
+    /// Real weights in low-precision lanes, % of all weights of the quantized layers.
+    pub demoted_pct: f64,
     pub high: u64,
     pub low: u64,
     pub zero: u64,
@@ -175,9 +191,70 @@ pub fn kept_int8(cfg: &QuantConfig, pos: usize, n: usize, layer: LayerRef) -> Op
     }
 }
 
+/// Mean square of every input channel of every weight layer's input on calibration images
+/// (node index -> one value per input channel), for `dyn_criterion = output-sqnr`.
+pub type InputEnergy = std::collections::BTreeMap<usize, Vec<f64>>;
+
+/// [`InputEnergy`] of `graph` on `images` (`[N, ...]`), with the FP32 reference executor.
+pub fn input_energy(graph: &Graph, images: &crate::model::Tensor) -> Result<InputEnergy> {
+    let mut sums: std::collections::BTreeMap<usize, (Vec<f64>, u64)> = Default::default();
+    crate::cpu::reference::run_observed(graph, images, &Default::default(), &mut |node, x| {
+        let c = x.shape.get(1).copied().unwrap_or(1).max(1);
+        let inner: usize = x.shape.iter().skip(2).product::<usize>().max(1);
+        let e = sums.entry(node).or_insert_with(|| (vec![0.0; c], 0));
+        for (i, &v) in x.data.iter().enumerate() {
+            e.0[(i / inner) % c] += (v as f64).powi(2);
+        }
+        e.1 += (x.data.len() / c) as u64;
+    })?;
+    Ok(sums
+        .into_iter()
+        .map(|(node, (s, n))| (node, s.iter().map(|v| v / n.max(1) as f64).collect()))
+        .collect())
+}
+
+/// Estimated output SQNR of a layer: weight errors weighted by the mean square of their
+/// input channel (`energy`, one value per input channel of the node's input).
+fn output_sqnr_db(w: &crate::model::Tensor, e: &Encoded, energy: &[f64]) -> f64 {
+    let oc = w.shape[0].max(1);
+    let per = w.numel() / oc;
+    let icg = w.shape.get(1).copied().unwrap_or(1).max(1);
+    let taps = (per / icg).max(1);
+    let groups = (energy.len() / icg).max(1);
+    let (mut sig, mut err) = (0f64, 0f64);
+    for (i, (&a, &b)) in w.data.iter().zip(&e.deq).enumerate() {
+        let (o, ic) = (i / per, (i % per) / taps);
+        let g = o / (oc / groups).max(1);
+        let x = energy.get(g * icg + ic).copied().unwrap_or(0.0);
+        sig += (a as f64).powi(2) * x;
+        err += ((a - b) as f64).powi(2) * x;
+    }
+    sqnr_db(sig, err)
+}
+
 /// Quantize every weight layer of `graph`.
 pub fn quantize_graph(graph: &Graph, cfg: &QuantConfig) -> Result<ModelQuant> {
+    quantize_graph_with(graph, cfg, None)
+}
+
+/// [`quantize_graph`] with the input-channel energies that `dyn_criterion = output-sqnr`
+/// needs (an error naming the option without them).
+pub fn quantize_graph_with(
+    graph: &Graph,
+    cfg: &QuantConfig,
+    energy: Option<&InputEnergy>,
+) -> Result<ModelQuant> {
     cfg.validate()?;
+    let output_crit = cfg.scheme.is_strum()
+        && cfg.l_policy == LPolicy::Dynamic
+        && cfg.dyn_criterion == config::DynCriterion::OutputSqnr;
+    if output_crit && energy.is_none() {
+        return Err(crate::error::Error::InvalidArg {
+            arg: "dyn-criterion".into(),
+            reason: "output-sqnr needs calibration images (eval, sweep); use weight-sqnr here"
+                .into(),
+        });
+    }
     let layers = graph.layers();
     let n = layers.len();
     let int8_cfg = QuantConfig {
@@ -195,7 +272,11 @@ pub fn quantize_graph(graph: &Graph, cfg: &QuantConfig) -> Result<ModelQuant> {
             let mut chosen = None;
             for low in (1..=cfg.block).rev() {
                 let (g, e) = quantize_layer(cfg, layer, low)?;
-                if LayerStats::compute(&w.data, &e).sqnr_db >= cfg.min_sqnr_db as f64 {
+                let sqnr = match energy.and_then(|m| m.get(&node)).filter(|_| output_crit) {
+                    Some(x) => output_sqnr_db(w, &e, x),
+                    None => LayerStats::compute(&w.data, &e).sqnr_db,
+                };
+                if sqnr >= cfg.min_sqnr_db as f64 {
                     chosen = Some((g, e));
                     break;
                 }
@@ -242,6 +323,7 @@ fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSu
         ..Default::default()
     };
     let (mut sig, mut err, mut bits) = (0f64, 0f64, 0f64);
+    let (mut ideal, mut demoted) = (0f64, 0u64);
     for l in layers {
         let w = graph
             .layers()
@@ -253,6 +335,8 @@ fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSu
         s.low += l.stats.low;
         s.zero += l.stats.zero;
         bits += l.encoded.storage_bits as f64;
+        ideal += l.encoded.ideal_storage_bits;
+        demoted += l.encoded.demoted;
         s.max_abs_err = s.max_abs_err.max(l.stats.max_abs_err);
         if let Some(w) = w {
             for (&a, &b) in w.data.iter().zip(&l.encoded.deq) {
@@ -261,11 +345,10 @@ fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSu
             }
         }
     }
-    s.bits_per_weight = if s.params > 0 {
-        bits / s.params as f64
-    } else {
-        0.0
-    };
+    let per_param = |x: f64| if s.params > 0 { x / s.params as f64 } else { 0.0 };
+    s.bits_per_weight = per_param(bits);
+    s.bits_per_weight_ideal_mask = per_param(ideal);
+    s.demoted_pct = 100.0 * per_param(demoted as f64);
     s.sqnr_db = sqnr_db(sig, err);
     s.mse = if s.params > 0 {
         err / s.params as f64

@@ -136,15 +136,47 @@ impl Packed {
 
     /// Storage in bits, metadata included: INT8 and 4-bit payloads, the B-bit mask when a
     /// block mixes precisions (0 < L < B), and 3 bits of shift per block for DLIQ block shift.
+    /// (The arrays themselves store a u32 mask per block, word-padded streams and 4-bit shift
+    /// slots: docs/packed-format.md.)
     pub fn storage_bits(&self) -> u64 {
-        let g = &self.geometry;
-        let (b, l) = (g.block as u64, self.low as u64);
-        let mask = if l > 0 && l < b { b } else { 0 };
-        let shift = if matches!(self.format, LowFormat::Dliq { block_shift: true }) && l > 0 {
-            3
+        self.payload_bits() + self.mask_bits() + self.shift_bits()
+    }
+
+    /// INT8 and 4-bit payload bits, padding lanes included.
+    pub fn payload_bits(&self) -> u64 {
+        let (b, l) = (self.geometry.block as u64, self.low as u64);
+        self.geometry.num_blocks() as u64 * ((b - l) * 8 + l * 4)
+    }
+
+    fn mixed(&self) -> bool {
+        self.low > 0 && self.low < self.geometry.block
+    }
+
+    /// B mask bits per block when the block mixes precisions.
+    pub fn mask_bits(&self) -> u64 {
+        if self.mixed() {
+            (self.geometry.num_blocks() * self.geometry.block) as u64
         } else {
             0
-        };
-        g.num_blocks() as u64 * ((b - l) * 8 + l * 4 + mask + shift)
+        }
+    }
+
+    /// An ideal mask: log2 C(B, L) bits per mixed block (an index of the kept lanes).
+    pub fn ideal_mask_bits(&self) -> f64 {
+        if !self.mixed() {
+            return 0.0;
+        }
+        let (b, l) = (self.geometry.block, self.low);
+        let log2_choose: f64 = (0..l).map(|i| ((b - i) as f64 / (i + 1) as f64).log2()).sum();
+        self.geometry.num_blocks() as f64 * log2_choose
+    }
+
+    /// 3 bits of shift per block (DLIQ with a shift), else 0.
+    pub fn shift_bits(&self) -> u64 {
+        if matches!(self.format, LowFormat::Dliq { block_shift: true }) && self.low > 0 {
+            3 * self.geometry.num_blocks() as u64
+        } else {
+            0
+        }
     }
 }

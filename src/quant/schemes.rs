@@ -2,10 +2,9 @@
 //! dequantized view, per-weight precision classes and storage bits.
 
 use super::calib::{clip_value, rne, scale_from_clip};
-use super::config::{Calib, DliqShift, QuantConfig, Scheme, Selection};
+use super::config::Calib;
 use super::geometry::Geometry;
-use super::lowp;
-use super::packed::{LowFormat, Packed};
+use super::packed::Packed;
 use crate::error::Result;
 
 /// Precision class of one weight after quantization.
@@ -48,6 +47,11 @@ pub struct Encoded {
     pub scale_per: usize,
     /// Storage in bits, metadata included (per-channel FP32 scales excluded: common to all schemes).
     pub storage_bits: u64,
+    /// Storage with an ideal mask: log2 C(B, L) bits per mixed block instead of B (StruM);
+    /// `storage_bits` otherwise.
+    pub ideal_storage_bits: f64,
+    /// Real (non-padding) weights placed in low-precision lanes (StruM; 0 otherwise).
+    pub demoted: u64,
     /// The packed form (INT8 and StruM schemes).
     pub packed: Option<Packed>,
     /// L actually used (StruM), 0 otherwise.
@@ -81,7 +85,7 @@ pub fn int8_codes(
 }
 
 /// Per-output-channel symmetric scales and rounded integers.
-fn per_channel_int(
+pub(super) fn per_channel_int(
     w: &WeightView,
     qmax: f32,
     calib: Calib,
@@ -106,7 +110,7 @@ fn per_channel_int(
     (scales, ratio, q)
 }
 
-fn classes(q: &[i32], high: impl Fn(usize) -> bool) -> Vec<WClass> {
+pub(super) fn classes(q: &[i32], high: impl Fn(usize) -> bool) -> Vec<WClass> {
     q.iter()
         .enumerate()
         .map(|(i, &v)| {
@@ -121,7 +125,7 @@ fn classes(q: &[i32], high: impl Fn(usize) -> bool) -> Vec<WClass> {
         .collect()
 }
 
-fn dequant(q: &[i32], scales: &[f32], per: usize) -> Vec<f32> {
+pub(super) fn dequant(q: &[i32], scales: &[f32], per: usize) -> Vec<f32> {
     q.iter()
         .enumerate()
         .map(|(i, &v)| v as f32 * scales[i / per])
@@ -146,167 +150,15 @@ impl Quantizer for Fp32 {
             scales: Vec::new(),
             scale_per: w.per_channel(),
             storage_bits: 32 * w.data.len() as u64,
+            ideal_storage_bits: 32.0 * w.data.len() as f64,
+            demoted: 0,
             packed: None,
             low: 0,
         })
     }
 }
 
-/// StruM (and INT8 as its L = 0 case): per-channel INT8, then L lanes of every block demoted.
-pub struct Strum {
-    pub cfg: QuantConfig,
-    /// Demoted lanes per block; 0 gives plain INT8.
-    pub low: usize,
-}
-
-impl Strum {
-    pub fn int8(cfg: &QuantConfig) -> Self {
-        Strum {
-            cfg: cfg.clone(),
-            low: 0,
-        }
-    }
-    fn format(&self) -> LowFormat {
-        match (self.low, self.cfg.scheme) {
-            (0, _) => LowFormat::None,
-            (_, Scheme::Mip2q) => LowFormat::Mip2q {
-                emin: self.cfg.p2_min_exp,
-            },
-            _ => LowFormat::Dliq {
-                block_shift: self.cfg.dliq_shift == DliqShift::Block,
-            },
-        }
-    }
-    /// Demote one value under shift k: (value, code).
-    fn demote(&self, q8: i32, k: u32) -> (i32, u32) {
-        match self.format() {
-            LowFormat::Mip2q { .. } => lowp::mip2q(
-                q8,
-                self.cfg.p2_min_exp,
-                self.cfg.p2_max_exp,
-                self.cfg.p2_round,
-            ),
-            LowFormat::Dliq { .. } => lowp::dliq(q8, k),
-            LowFormat::None => (q8, 0),
-        }
-    }
-}
-
-impl Quantizer for Strum {
-    fn name(&self) -> String {
-        if self.low == 0 {
-            "int8".into()
-        } else {
-            self.cfg.scheme.as_str().into()
-        }
-    }
-
-    fn quantize(&self, w: &WeightView) -> Result<Encoded> {
-        let g = w.geometry;
-        let per = w.per_channel();
-        let (scales, ratio, q8) =
-            per_channel_int(w, 127.0, self.cfg.weight_calib, self.cfg.percentile);
-        let fmt = self.format();
-        let mut packed = Packed::new(g, self.low, fmt);
-        let mut q = q8.clone();
-        let mut is_high = vec![true; q.len()];
-        let shift_choices: Vec<u32> = match fmt {
-            LowFormat::Dliq { block_shift: true } => (0..=lowp::DLIQ_MAX_SHIFT).collect(),
-            _ => vec![0],
-        };
-        let mut order: Vec<usize> = Vec::with_capacity(g.block);
-        for b in 0..g.num_blocks() {
-            let lanes: Vec<Option<usize>> = g.block_lanes(b).collect();
-            let val = |lane: usize| lanes[lane].map_or(0, |i| q8[i]);
-            let mag = |lane: usize| lanes[lane].map_or(-1.0, |i| ratio[i].abs());
-            // Rank lanes: padding first, then by key, then by lane index.
-            let rank = |order: &mut Vec<usize>, key: &dyn Fn(usize) -> f32| {
-                order.clear();
-                order.extend(0..g.block);
-                order.sort_by(|&x, &y| {
-                    let px = lanes[x].is_some();
-                    let py = lanes[y].is_some();
-                    px.cmp(&py)
-                        .then(key(x).total_cmp(&key(y)))
-                        .then(mag(x).total_cmp(&mag(y)))
-                        .then(x.cmp(&y))
-                });
-            };
-            let mut shift = 0u32;
-            if self.low > 0 {
-                match self.cfg.selection {
-                    Selection::Magnitude => {
-                        rank(&mut order, &|lane| mag(lane));
-                        if let LowFormat::Dliq { block_shift: true } = fmt {
-                            let m = order[..self.low]
-                                .iter()
-                                .map(|&l| val(l).abs())
-                                .max()
-                                .unwrap_or(0);
-                            shift = lowp::dliq_min_shift(m);
-                        }
-                    }
-                    Selection::Error => {
-                        // Jointly minimise the block's demotion error over the shift and the set.
-                        let mut best: Option<(i64, u32, Vec<usize>)> = None;
-                        for &k in &shift_choices {
-                            let err = |lane: usize| {
-                                (val(lane) - self.demote(val(lane), k).0).abs() as f32
-                            };
-                            rank(&mut order, &err);
-                            let total: i64 = order[..self.low].iter().map(|&l| err(l) as i64).sum();
-                            if best.as_ref().is_none_or(|b| total < b.0) {
-                                best = Some((total, k, order.clone()));
-                            }
-                        }
-                        let (_, k, o) = best.expect("at least one shift choice");
-                        shift = k;
-                        order = o;
-                    }
-                }
-            } else {
-                order.clear();
-                order.extend(0..g.block);
-            }
-            let mut hi_lane = vec![true; g.block];
-            for &lane in &order[..self.low] {
-                hi_lane[lane] = false;
-            }
-            let mut hi_vals = Vec::with_capacity(g.block - self.low);
-            let mut lo_codes = Vec::with_capacity(self.low);
-            for lane in 0..g.block {
-                let v = val(lane);
-                if hi_lane[lane] {
-                    hi_vals.push(v);
-                } else {
-                    let (r, code) = self.demote(v, shift);
-                    lo_codes.push(code);
-                    if let Some(i) = lanes[lane] {
-                        q[i] = r;
-                        is_high[i] = false;
-                    }
-                }
-            }
-            packed.put_block(b, &hi_lane, &hi_vals, &lo_codes, shift);
-        }
-        let deq = dequant(&q, &scales, per);
-        let class = classes(&q, |i| is_high[i]);
-        Ok(Encoded {
-            storage_bits: if self.low == 0 {
-                8 * q.len() as u64
-            } else {
-                packed.storage_bits()
-            },
-            q,
-            deq,
-            class,
-            scales,
-            scale_per: per,
-            packed: Some(packed),
-            low: self.low,
-        })
-    }
-}
+pub use super::strum::Strum;
 
 /// Uniform per-channel INT4 (levels -7..=7).
 pub struct Int4 {
@@ -325,6 +177,8 @@ impl Quantizer for Int4 {
             deq: dequant(&q, &scales, per),
             class: classes(&q, |_| false),
             storage_bits: 4 * q.len() as u64,
+            ideal_storage_bits: 4.0 * q.len() as f64,
+            demoted: 0,
             q,
             scales,
             scale_per: per,
@@ -363,6 +217,8 @@ impl Quantizer for NM {
             deq: dequant(&q, &scales, per),
             class: classes(&q, |_| true),
             storage_bits: g.num_blocks() as u64 * self.n as u64 * (8 + idx_bits),
+            ideal_storage_bits: (g.num_blocks() as u64 * self.n as u64 * (8 + idx_bits)) as f64,
+            demoted: 0,
             q,
             scales,
             scale_per: per,
@@ -413,6 +269,9 @@ impl Quantizer for Mx {
                 .collect(),
             class: classes(&q, |_| !low),
             storage_bits: g.num_blocks() as u64 * (self.block as u64 * self.elem_bits as u64 + 8),
+            ideal_storage_bits: (g.num_blocks() as u64 * (self.block as u64 * self.elem_bits as u64 + 8))
+                as f64,
+            demoted: 0,
             q,
             scales,
             scale_per: 0,

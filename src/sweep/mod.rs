@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::eval::{Device, EvalConfig, EvalResult};
 use crate::hw::pe::Variant;
 use crate::model::{Graph, LoadOptions};
-use crate::quant::{Scheme, quantize_graph};
+use crate::quant::Scheme;
 pub use spec::{Run, Shard, SweepSpec};
 
 /// Version of the sweep row layout (`schema` column).
@@ -390,6 +390,7 @@ fn execute_inner(
         act_calib: p.act_calib,
         act_percentile: p.act_percentile,
         quiet: true,
+        check_reference: false,
     };
     let device = opts.device.unwrap_or(p.device);
     let want_gpu = match device {
@@ -431,7 +432,7 @@ fn execute_inner(
     row.agreement_top1_pct = Some(100.0 * r.summary.agreement_top1);
     row.kl_mean_nats = Some(r.summary.kl_mean);
     if p.mode != Mode::Fp32 {
-        let q = quantize_graph(&graph, &run.quant)?;
+        let q = r.quant.clone().expect("a quantized run keeps its weights");
         row.bits_per_weight = Some(q.summary.bits_per_weight);
         row.weight_sqnr_db = Some(q.summary.sqnr_db).filter(|v| v.is_finite());
         let hw_ok = run.quant.scheme.is_strum() || run.quant.scheme == Scheme::Int8;

@@ -139,14 +139,19 @@ pub fn known_keys() -> Vec<String> {
         "selection",
         "weight_calib",
         "percentile",
+        "p2_window",
         "p2_min_exp",
         "p2_max_exp",
         "p2_round",
         "dliq_shift",
+        "dliq_shift_rule",
+        "demote_from",
+        "refit",
         "quantize_first_last",
         "depthwise",
         "l_policy",
         "min_sqnr_db",
+        "dyn_criterion",
         "nm_n",
         "nm_m",
         "mx_elem_bits",
@@ -367,14 +372,23 @@ pub fn normalize(p: &mut RunParams, q: &mut QuantConfig) {
         q.selection = d.selection;
         q.l_policy = d.l_policy;
         q.min_sqnr_db = d.min_sqnr_db;
+        q.dyn_criterion = d.dyn_criterion;
+        q.demote_from = d.demote_from;
+        q.refit = d.refit;
     }
     if q.scheme != Scheme::Mip2q {
+        q.p2_window = d.p2_window;
+        q.p2_round = d.p2_round;
+    }
+    if q.scheme != Scheme::Mip2q || q.p2_window != crate::quant::config::P2Window::Fixed {
         q.p2_min_exp = d.p2_min_exp;
         q.p2_max_exp = d.p2_max_exp;
-        q.p2_round = d.p2_round;
     }
     if q.scheme != Scheme::Dliq {
         q.dliq_shift = d.dliq_shift;
+    }
+    if q.scheme != Scheme::Dliq || q.dliq_shift == crate::quant::config::DliqShift::None {
+        q.dliq_shift_rule = d.dliq_shift_rule;
     }
     if q.scheme != Scheme::Nm {
         q.nm_n = d.nm_n;
@@ -390,7 +404,10 @@ pub fn normalize(p: &mut RunParams, q: &mut QuantConfig) {
     }
     if q.scheme.is_strum() {
         match q.l_policy {
-            LPolicy::Static => q.min_sqnr_db = d.min_sqnr_db,
+            LPolicy::Static => {
+                q.min_sqnr_db = d.min_sqnr_db;
+                q.dyn_criterion = d.dyn_criterion;
+            }
             LPolicy::Dynamic => q.low = d.low,
         }
     }
@@ -422,6 +439,11 @@ pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
         qv,
         serde_json::to_value(QuantConfig::default()).expect("serializes"),
     );
+    if q.scheme.is_strum() {
+        // StruM results change with the quantizer's defaults and arithmetic (FP32 and the
+        // other schemes keep their version-1 ids: their results did not change).
+        m.insert("quantizer".into(), crate::quant::QUANTIZER_VERSION.into());
+    }
     m.insert("scheme".into(), scheme);
     serde_json::to_string(&m).expect("serializes")
 }
