@@ -185,8 +185,9 @@ pub struct BenchArgs {
     pub model: String,
     #[command(flatten)]
     pub quant: QuantArgs,
-    #[arg(long, value_enum, default_value = "integer")]
-    pub mode: crate::cpu::engine::Mode,
+    /// Numerics: fp32, fake-quant or integer [default: integer; fp32 with --scheme fp32].
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::cpu::engine::Mode>,
     /// Images per timed pass (taken from the model card's dataset, repeated if needed).
     #[arg(long, default_value_t = 256)]
     pub images: usize,
@@ -240,9 +241,10 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub quant: QuantArgs,
     /// Numerics: fp32, fake-quant (dequantized weights, INT8 quantize-dequantize at layer
-    /// inputs) or integer (INT8 x integer weights, INT32 accumulation, bit-exact).
-    #[arg(long, value_enum, default_value = "integer")]
-    pub mode: crate::cpu::engine::Mode,
+    /// inputs) or integer (INT8 x integer weights, INT32 accumulation, bit-exact)
+    /// [default: integer; fp32 with --scheme fp32].
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::cpu::engine::Mode>,
     /// Evaluate only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -270,6 +272,10 @@ pub struct EvalArgs {
     /// logits agree (integer mode: bit for bit; float modes: within 2e-3 of the largest logit).
     #[arg(long)]
     pub check_cpu: bool,
+    /// Integer mode on the CPU: also run the reference kernels (the direct loops, the
+    /// oracle) on every image and fail unless every logit equals the fast kernels'.
+    #[arg(long)]
+    pub check_reference: bool,
     /// Write per-layer results as CSV (schema: docs/csv-schemas.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -323,17 +329,18 @@ pub struct QuantizeArgs {
 /// Quantization flags; defaults are documented in docs/quantization.md.
 #[derive(Args, Debug, Clone)]
 pub struct QuantArgs {
-    /// Quantization scheme.
-    #[arg(long, value_enum, default_value = "int8")]
-    pub scheme: Scheme,
+    /// Quantization scheme [default: int8; fp32 with --mode fp32].
+    #[arg(long, value_enum)]
+    pub scheme: Option<Scheme>,
     /// Block size B: weights per block along the block axis (StruM; MX block).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub block: u32,
     /// L: values per block demoted to 4 bits (StruM, 0..=B; static policy).
     #[arg(long, default_value_t = 4)]
     pub low: u32,
-    /// Axis along which blocks run: input channels at a fixed kernel tap, or the flattened
-    /// (ic, kh, kw) reduction order.
+    /// Axis along which blocks run: input channels at a fixed kernel tap (layers with fewer
+    /// input channels than B use khwc), the flattened (kh, kw, ic) order with ic innermost,
+    /// or the flattened (ic, kh, kw) order of ONNX's layout.
     #[arg(long, value_enum, default_value = "ic")]
     pub block_axis: BlockAxis,
     /// Which values of a block are demoted: the smallest magnitudes, or those whose
@@ -346,18 +353,36 @@ pub struct QuantArgs {
     /// Percentile for --weight-calib percentile.
     #[arg(long, default_value_t = 99.99)]
     pub percentile: f32,
-    /// MIP2Q: smallest exponent (values +-2^e).
-    #[arg(long, default_value_t = 0)]
-    pub p2_min_exp: u32,
-    /// MIP2Q: largest exponent (at most 7 exponents in all).
-    #[arg(long, default_value_t = 6)]
-    pub p2_max_exp: u32,
+    /// MIP2Q exponent window: anchored (per layer, top level = the largest |q8| rounded to
+    /// the nearest power of two, 128 for 127, and the 6 below it), fixed (--p2-min-exp ..=
+    /// --p2-max-exp), or auto (per layer the better of [0, 6] and [1, 7] by weight MSE).
+    #[arg(long, value_enum, default_value = "anchored")]
+    pub p2_window: P2Window,
+    /// MIP2Q, --p2-window fixed: smallest exponent (values +-2^e). Giving it (or
+    /// --p2-max-exp) without --p2-window selects fixed.
+    #[arg(long)]
+    pub p2_min_exp: Option<u32>,
+    /// MIP2Q, --p2-window fixed: largest exponent (at most 7 exponents in all).
+    #[arg(long)]
+    pub p2_max_exp: Option<u32>,
     /// MIP2Q: tie rule for the nearest power of two.
     #[arg(long, value_enum, default_value = "down")]
     pub p2_round: P2Round,
-    /// DLIQ: INT4 on the INT8 scale (none) or INT4 with a per-block shift (block).
+    /// DLIQ: INT4 on the INT8 scale (none), INT4 with a per-block shift (block), or one shift
+    /// per output channel (channel).
     #[arg(long, value_enum, default_value = "block")]
     pub dliq_shift: DliqShift,
+    /// DLIQ shift rule: smallest k with max|v| <= 7 * 2^k (max), or smallest k with every
+    /// rne(v / 2^k) in -8..=7 (rounding).
+    #[arg(long, value_enum, default_value = "max")]
+    pub dliq_shift_rule: DliqShiftRule,
+    /// Round demoted values from the INT8 code q8 (two roundings) or from w / s (one).
+    #[arg(long, value_enum, default_value = "q8")]
+    pub demote_from: DemoteFrom,
+    /// After demotion, refit each output channel's scale by least squares (s* = sum(w c) /
+    /// sum(c^2) over the channel's integer codes).
+    #[arg(long)]
+    pub refit: bool,
     /// Quantize the first and last weight layers with the scheme too (default: INT8).
     #[arg(long)]
     pub quantize_first_last: bool,
@@ -367,9 +392,13 @@ pub struct QuantArgs {
     /// Static: same L everywhere. Dynamic: per layer the largest L meeting --min-sqnr-db.
     #[arg(long, value_enum, default_value = "static")]
     pub l_policy: LPolicy,
-    /// Dynamic policy: minimum weight SQNR per layer, in dB.
+    /// Dynamic policy: minimum SQNR per layer under --dyn-criterion, in dB.
     #[arg(long, default_value_t = 30.0)]
     pub min_sqnr_db: f32,
+    /// Dynamic policy: SQNR of the weights, or of the layer output estimated from the weight
+    /// error weighted by each input channel's mean square on the calibration images.
+    #[arg(long, value_enum, default_value = "weight-sqnr")]
+    pub dyn_criterion: DynCriterion,
     /// N:M sparsity pattern, e.g. 2:4 (scheme nm).
     #[arg(long, default_value = "2:4", value_parser = parse_nm)]
     pub nm: (usize, usize),
@@ -379,23 +408,40 @@ pub struct QuantArgs {
 }
 
 impl QuantArgs {
+    /// `--p2-min-exp` / `--p2-max-exp` name a fixed window; with `--p2-window` anchored
+    /// (the default) they would be ignored, so giving them selects `fixed`.
+    fn p2_window_resolved(&self) -> P2Window {
+        let explicit = self.p2_min_exp.is_some() || self.p2_max_exp.is_some();
+        if explicit && self.p2_window == P2Window::Anchored {
+            P2Window::Fixed
+        } else {
+            self.p2_window
+        }
+    }
+
     pub fn to_config(&self) -> Result<QuantConfig> {
+        let d = QuantConfig::default();
         let c = QuantConfig {
-            scheme: self.scheme,
+            scheme: self.scheme.unwrap_or(Scheme::Int8),
             block: self.block as usize,
             low: self.low as usize,
             block_axis: self.block_axis,
             selection: self.selection,
             weight_calib: self.weight_calib,
             percentile: self.percentile,
-            p2_min_exp: self.p2_min_exp,
-            p2_max_exp: self.p2_max_exp,
+            p2_window: self.p2_window_resolved(),
+            p2_min_exp: self.p2_min_exp.unwrap_or(d.p2_min_exp),
+            p2_max_exp: self.p2_max_exp.unwrap_or(d.p2_max_exp),
             p2_round: self.p2_round,
             dliq_shift: self.dliq_shift,
+            dliq_shift_rule: self.dliq_shift_rule,
+            demote_from: self.demote_from,
+            refit: self.refit,
             quantize_first_last: self.quantize_first_last,
             depthwise: self.depthwise,
             l_policy: self.l_policy,
             min_sqnr_db: self.min_sqnr_db,
+            dyn_criterion: self.dyn_criterion,
             nm_n: self.nm.0,
             nm_m: self.nm.1,
             mx_elem_bits: self.mx_elem_bits,
@@ -594,9 +640,8 @@ pub fn run(cli: Cli) -> Result<String> {
         }
         Command::Bench(a) => {
             let mut cfg = a.quant.to_config()?;
-            if a.mode == crate::cpu::engine::Mode::Fp32 {
-                cfg.scheme = crate::quant::Scheme::Fp32;
-            }
+            let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
+            cfg.scheme = scheme;
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let data = crate::data::load(&card.dataset, &card, false)?;
             let mut device = a.device;
@@ -626,7 +671,7 @@ pub fn run(cli: Cli) -> Result<String> {
                     &g,
                     &data,
                     &cfg,
-                    a.mode,
+                    mode,
                     a.images.max(1),
                     a.repeat.max(1),
                     a.batch,
@@ -634,11 +679,11 @@ pub fn run(cli: Cli) -> Result<String> {
                 (r, name)
             } else {
                 let r =
-                    crate::eval::bench(&g, &data, &cfg, a.mode, a.images.max(1), a.repeat.max(1))?;
+                    crate::eval::bench(&g, &data, &cfg, mode, a.images.max(1), a.repeat.max(1))?;
                 (r, format!("cpu, {} threads", rayon::current_num_threads()))
             };
             let v = serde_json::json!({
-                "model": a.model, "mode": a.mode.as_str(), "config": cfg.label(), "images": a.images,
+                "model": a.model, "mode": mode.as_str(), "config": cfg.label(), "images": a.images,
                 "device": dev, "images_per_s": r,
             });
             if a.json {
@@ -647,7 +692,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 Ok(format!(
                     "{} [{} {}]: {:.1} images/s on {}\n",
                     a.model,
-                    a.mode.as_str(),
+                    mode.as_str(),
                     cfg.label(),
                     r,
                     dev
@@ -782,13 +827,18 @@ pub fn run(cli: Cli) -> Result<String> {
                     reason: format!("{} is outside (0, 100]", a.act_percentile),
                 });
             }
+            let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
             let cfg = crate::eval::EvalConfig {
-                quant: a.quant.to_config()?,
-                mode: a.mode,
+                quant: QuantConfig {
+                    scheme,
+                    ..a.quant.to_config()?
+                },
+                mode,
                 calib_images: a.calib_images,
                 act_calib: a.act_calib,
                 act_percentile: a.act_percentile,
                 quiet: a.quiet,
+                check_reference: a.check_reference,
             };
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
@@ -843,6 +893,22 @@ pub fn run(cli: Cli) -> Result<String> {
                         });
                     }
                 }
+            }
+            match r.summary.reference_mismatches {
+                Some(0) => eprintln!(
+                    "check: fast and reference kernels agree on every logit of all {} images",
+                    r.summary.images
+                ),
+                Some(m) => {
+                    return Err(Error::InvalidArg {
+                        arg: "check-reference".into(),
+                        reason: format!(
+                            "the fast and reference kernels disagree on {m} of {} images",
+                            r.summary.images
+                        ),
+                    });
+                }
+                None => {}
             }
             if let Some(out) = &a.out {
                 report::write_atomic(out, &report::eval_csv(&r)?)?;

@@ -12,7 +12,7 @@ use crate::quant::config::Calib;
 use crate::quant::{ModelQuant, QuantConfig, Scheme, quantize_graph, sqnr_db};
 
 /// Version of the eval CSV layouts (docs/csv-schemas.md).
-pub const EVAL_CSV_SCHEMA: u32 = 2;
+pub const EVAL_CSV_SCHEMA: u32 = 3;
 
 #[derive(Clone, Debug)]
 pub struct EvalConfig {
@@ -24,6 +24,9 @@ pub struct EvalConfig {
     pub act_percentile: f32,
     /// Hide the progress line (it only shows on a terminal anyway).
     pub quiet: bool,
+    /// Integer mode on the CPU: also run the reference kernels on every image and count the
+    /// images whose logits differ from the fast kernels' (`--check-reference`).
+    pub check_reference: bool,
 }
 
 /// Which engine a command uses. `auto`: a GPU adapter when one opens and the run can use
@@ -77,6 +80,9 @@ pub struct Summary {
     pub fp32_top5: Option<f64>,
     /// `--check-cpu`: images whose GPU logits differ from the CPU engine's (null without).
     pub gpu_cpu_mismatches: Option<usize>,
+    /// `--check-reference`: images whose fast-kernel logits differ from the reference
+    /// kernels' (null without).
+    pub reference_mismatches: Option<usize>,
     /// Fraction of images whose top-1 class equals FP32's.
     pub agreement_top1: f64,
     /// Mean KL(P_fp32 || P_quant) over images, nats.
@@ -104,6 +110,10 @@ pub struct LayerEval {
     /// Output SQNR of this layer vs the FP32 run, dB (inputs differ: errors accumulate).
     pub output_sqnr_db: f64,
     pub bits_per_weight: f64,
+    /// With an ideal mask of log2 C(B, L) bits per mixed block.
+    pub bits_per_weight_ideal_mask: f64,
+    /// Real weights in low-precision lanes, % of the layer's weights.
+    pub demoted_pct: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -118,6 +128,9 @@ pub struct EvalResult {
     pub layer_stats_images: usize,
     pub summary: Summary,
     pub layers: Vec<LayerEval>,
+    /// The quantized weights the run used (so that callers do not quantize again).
+    #[serde(skip)]
+    pub quant: Option<ModelQuant>,
 }
 
 #[derive(Clone, Default)]
@@ -130,6 +143,7 @@ struct Acc {
     fp_top5: usize,
     agree: usize,
     gpu_mismatch: usize,
+    ref_mismatch: usize,
     kl: f64,
     act_elems: Vec<u64>,
     act_zeros: Vec<u64>,
@@ -160,6 +174,7 @@ impl Acc {
         self.fp_top5 += o.fp_top5;
         self.agree += o.agree;
         self.gpu_mismatch += o.gpu_mismatch;
+        self.ref_mismatch += o.ref_mismatch;
         self.kl += o.kl;
         for k in 0..self.sig.len() {
             self.act_elems[k] += o.act_elems[k];
@@ -200,6 +215,34 @@ pub fn kl(p: &[f64], q: &[f64]) -> f64 {
         .filter(|(a, b)| **a > 0.0 && a != b)
         .map(|(a, b)| a * (a / b.max(1e-12)).ln())
         .sum()
+}
+
+/// The one rule that joins `--scheme` and `--mode` (eval, bench): either flag alone set to
+/// fp32 gives the FP32 run; neither gives INT8 in integer mode; a quantized scheme alone runs
+/// in integer mode, a quantized mode alone with INT8; fp32 with a quantized counterpart is
+/// an error naming both.
+pub fn scheme_and_mode(scheme: Option<Scheme>, mode: Option<Mode>) -> Result<(Scheme, Mode)> {
+    match (scheme, mode) {
+        (None, None) => Ok((Scheme::Int8, Mode::Integer)),
+        (Some(Scheme::Fp32), None) | (None, Some(Mode::Fp32)) => Ok((Scheme::Fp32, Mode::Fp32)),
+        (Some(s), None) => Ok((s, Mode::Integer)),
+        (None, Some(m)) => Ok((Scheme::Int8, m)),
+        (Some(Scheme::Fp32), Some(m)) if m != Mode::Fp32 => Err(Error::InvalidArg {
+            arg: "mode".into(),
+            reason: format!(
+                "--scheme fp32 has nothing to quantize in {} mode; drop --mode or pick a scheme",
+                m.as_str()
+            ),
+        }),
+        (Some(s), Some(Mode::Fp32)) if s != Scheme::Fp32 => Err(Error::InvalidArg {
+            arg: "mode".into(),
+            reason: format!(
+                "--mode fp32 runs unquantized weights, not --scheme {}; drop one of them",
+                s.as_str()
+            ),
+        }),
+        (Some(s), Some(m)) => Ok((s, m)),
+    }
 }
 
 /// Evaluate `graph` on `data` with `cfg`. FP32 always runs too (the agreement reference).
@@ -256,12 +299,16 @@ pub fn evaluate_on(
         }
         _ => {}
     }
-    let q: ModelQuant = quantize_graph(graph, &cfg.quant)?;
+    let n = cfg.calib_images.clamp(1, data.len());
+    let mut shape = data.shape.clone();
+    shape[0] = n;
+    let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+    let energy = (cfg.quant.l_policy == crate::quant::config::LPolicy::Dynamic
+        && cfg.quant.dyn_criterion == crate::quant::config::DynCriterion::OutputSqnr)
+        .then(|| crate::quant::input_energy(graph, &calib))
+        .transpose()?;
+    let q: ModelQuant = crate::quant::quantize_graph_with(graph, &cfg.quant, energy.as_ref())?;
     let scales = if cfg.mode != Mode::Fp32 {
-        let n = cfg.calib_images.clamp(1, data.len());
-        let mut shape = data.shape.clone();
-        shape[0] = n;
-        let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
         Some(engine::calibrate(
             graph,
             &calib,
@@ -273,6 +320,19 @@ pub fn evaluate_on(
     };
     let fp = Engine::new(graph, Mode::Fp32, None, None)?;
     let qe = Engine::new(graph, cfg.mode, Some(&q), scales.as_ref())?;
+    if cfg.check_reference && (cfg.mode != Mode::Integer || !matches!(exec, Exec::Cpu)) {
+        return Err(Error::InvalidArg {
+            arg: "check-reference".into(),
+            reason: "compares the CPU engine's fast and reference integer kernels: needs \
+                     --mode integer and --device cpu"
+                .into(),
+        });
+    }
+    let qr = cfg
+        .check_reference
+        .then(|| Engine::new(graph, cfg.mode, Some(&q), scales.as_ref()))
+        .transpose()?
+        .map(|e| e.with_kernels(crate::cpu::engine::Kernels::Reference));
     // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
     // model) are ignored: the run then reports agreement only.
     let classes = graph.shape(&graph.outputs[0]).iter().product::<usize>();
@@ -351,6 +411,10 @@ pub fn evaluate_on(
                     None if cfg.mode == Mode::Fp32 => (fo.clone(), fobs.clone()),
                     None => qe.run(x, observe)?,
                 };
+                if let Some(r) = &qr {
+                    // the reference kernels on the same image: every logit must be equal
+                    a.ref_mismatch += (r.run(x, false)?.0 != qo) as usize;
+                }
                 a.n_stats += observe as usize;
                 progress.inc();
                 let (f, qv) = (&fo[0], &qo[0]);
@@ -395,6 +459,7 @@ pub fn evaluate_on(
         fp32_top5: labelled.then(|| frac(acc.fp_top5)),
         agreement_top1: frac(acc.agree),
         gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
+        reference_mismatches: qr.is_some().then_some(acc.ref_mismatch),
         kl_mean: acc.kl / n,
         bits_per_weight: q.summary.bits_per_weight,
     };
@@ -435,6 +500,16 @@ pub fn evaluate_on(
                 } else {
                     lq.stats.bits_per_weight
                 },
+                bits_per_weight_ideal_mask: if cfg.mode == Mode::Fp32 {
+                    32.0
+                } else {
+                    lq.stats.bits_per_weight_ideal_mask
+                },
+                demoted_pct: if cfg.mode == Mode::Fp32 {
+                    0.0
+                } else {
+                    lq.stats.demoted_pct
+                },
             }
         })
         .collect();
@@ -451,6 +526,7 @@ pub fn evaluate_on(
         layer_stats_images: acc.n_stats,
         summary,
         layers,
+        quant: Some(q),
     })
 }
 

@@ -86,9 +86,10 @@ fn quantize_writes_csv_with_units_and_schema() {
     assert_eq!(rows.len(), 4, "3 layers + total");
     assert_eq!(&rows[3][3], "__total__");
     // With --quantize-first-last every layer is DLIQ: the first conv has 1 input channel, so
-    // its blocks are 7/8 padding and it stores 8*4 + 4*4 + 8 + 3 bits for one real weight.
+    // its blocks run along the 25 taps (khwc order): 4 blocks of 4*8 + 4*4 + 8 + 3 bits for
+    // 25 weights (along `ic` they would be 7/8 padding: 59 bits for one weight).
     assert_eq!(&rows[0][6], "dliq-l4");
-    assert_eq!(rows[0][8].parse::<f64>().unwrap(), 59.0);
+    assert_eq!(rows[0][8].parse::<f64>().unwrap(), 4.0 * 59.0 / 25.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -320,4 +321,25 @@ fn reproduce_writes_tables_csv_figures_and_resumes() {
     );
     assert_eq!(std::fs::read(dir.join("accuracy.csv")).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One rule joins --scheme and --mode: either flag alone set to fp32 is the FP32 run.
+#[test]
+fn scheme_fp32_or_mode_fp32_alone_is_the_fp32_run() {
+    for args in [&["--scheme", "fp32"][..], &["--mode", "fp32"][..], &["--scheme", "fp32", "--mode", "fp32"][..]] {
+        let mut a = vec!["eval", "--limit", "20", "--json", "-q"];
+        a.extend_from_slice(args);
+        let (rc, out, err) = strumlab(&a);
+        assert_eq!(rc, 0, "{args:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["mode"], "fp32", "{args:?}");
+        assert_eq!(v["label"], "fp32", "{args:?}");
+    }
+    // Contradictions name both flags' values.
+    let (rc, _, err) = strumlab(&["eval", "--limit", "5", "--scheme", "fp32", "--mode", "integer"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("fp32") && err.contains("integer"), "{err}");
+    let (rc, _, err) = strumlab(&["eval", "--limit", "5", "--scheme", "dliq", "--mode", "fp32"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("dliq"), "{err}");
 }

@@ -32,6 +32,7 @@ fn cfg(scheme: Scheme, mode: Mode) -> EvalConfig {
         act_calib: Calib::Max,
         act_percentile: 99.99,
         quiet: true,
+        check_reference: false,
     }
 }
 

@@ -40,6 +40,7 @@ fn committed_zoo_fp32_accuracy_is_pinned() {
             act_calib: Calib::Max,
             act_percentile: 99.99,
             quiet: true,
+            check_reference: false,
         };
         let r = evaluate(&g, name, &ds, &cfg).unwrap();
         assert_eq!(r.summary.top1, Some(pinned), "{name}");

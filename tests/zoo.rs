@@ -48,6 +48,7 @@ fn fp32() -> EvalConfig {
         act_calib: Calib::Max,
         act_percentile: 99.99,
         quiet: true,
+        check_reference: false,
     }
 }
 
@@ -186,6 +187,7 @@ fn open_nsfw_loads_and_quantizes_with_high_agreement() {
         act_calib: Calib::Max,
         act_percentile: 99.99,
         quiet: true,
+        check_reference: false,
     };
     let r = evaluate(&g, "open-nsfw", &ds, &cfg).unwrap();
     assert_eq!(r.summary.top1, None);

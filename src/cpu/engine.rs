@@ -119,6 +119,8 @@ pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32)
 struct LayerPlan {
     w_f: Vec<f32>,
     w_q: Vec<i32>,
+    /// integer mode: `w_q` as f32, the operand of the exact GEMM (`cpu::gemm`)
+    w_qf: Vec<f32>,
     /// per output channel: factor applied to the weights for INT32 headroom (1: none)
     headroom: Vec<f32>,
     class: Vec<WClass>,
@@ -162,6 +164,22 @@ pub struct Engine<'g> {
     pub mode: Mode,
     layers: HashMap<usize, LayerPlan>,
     scales: Scales,
+    /// Which Conv/Dense kernels integer mode runs (both give the same bits).
+    pub kernels: Kernels,
+}
+
+/// The integer-mode Conv/Dense kernels of the CPU engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kernels {
+    /// im2col + exact FP32-chunked GEMM (`cpu::gemm`) where it applies (the default).
+    Fast,
+    /// The direct loops of `cpu::kernels` (the oracle, mirrors of the WGSL kernels).
+    Reference,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<super::gemm::Scratch> = Default::default();
 }
 
 enum V {
@@ -333,6 +351,7 @@ impl<'g> Engine<'g> {
                 idx,
                 LayerPlan {
                     w_f,
+                    w_qf: w_q.iter().map(|&v| v as f32).collect(),
                     w_q,
                     headroom,
                     class,
@@ -348,7 +367,14 @@ impl<'g> Engine<'g> {
             mode,
             layers,
             scales,
+            kernels: Kernels::Fast,
         })
+    }
+
+    /// The same engine with other integer-mode kernels (`Kernels::Reference`: the oracle).
+    pub fn with_kernels(mut self, k: Kernels) -> Self {
+        self.kernels = k;
+        self
     }
 
     /// The prepared integer constants of weight layer `node` (integer mode), shared with the
@@ -784,8 +810,15 @@ impl<'g> Engine<'g> {
                         .collect(),
                     None => (0..out_n).map(|k| plan.bias_q[k % oc]).collect(),
                 };
+                let fast = self.kernels == Kernels::Fast;
                 match &gm {
+                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH.with_borrow_mut(|s| {
+                        super::gemm::conv_i8(q, &plan.w_qf, gm, &mut acc, s)
+                    }),
                     Some(gm) => kernels::conv2d(q, &plan.w_q, gm, &mut acc, |v| v as i32),
+                    None if fast => SCRATCH.with_borrow_mut(|s| {
+                        super::gemm::dense_i8(q, &plan.w_qf, ic, oc, &mut acc, s)
+                    }),
                     None => kernels::dense(q, &plan.w_q, ic, oc, &mut acc, |v| v as i32),
                 }
                 if plan.float_out {

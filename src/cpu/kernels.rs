@@ -82,6 +82,11 @@ where
                         continue;
                     }
                     let (x0, x1) = g.x_range(kx);
+                    if x0 >= x1 {
+                        // every column of this tap is padding (e.g. right pad >= the
+                        // dilated kernel): nothing to add, and no slice to take
+                        continue;
+                    }
                     for y in 0..g.oh {
                         let iy = (y * g.sh + ky * g.dh) as isize - g.pt as isize;
                         if iy < 0 || iy >= g.h as isize {

@@ -6,4 +6,5 @@
 pub mod reference;
 
 pub mod engine;
+pub mod gemm;
 pub mod kernels;

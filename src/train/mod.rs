@@ -512,6 +512,7 @@ pub fn run(opts: &TrainOptions) -> Result<Vec<TrainSummary>> {
             act_calib: crate::quant::config::Calib::Max,
             act_percentile: 99.99,
             quiet: true,
+            check_reference: false,
         };
         let r = crate::eval::evaluate(&g, &spec.name, &ds, &cfg)?;
         s.fp32_top1 = r.summary.top1.unwrap_or(0.0);
