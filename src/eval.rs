@@ -83,6 +83,14 @@ pub struct Summary {
     /// `--check-reference`: images whose fast-kernel logits differ from the reference
     /// kernels' (null without).
     pub reference_mismatches: Option<usize>,
+    /// Top-1 change against FP32 on the same images, percentage points (null without labels).
+    pub top1_delta_pts: Option<f64>,
+    /// 95 % interval of that change, points (Agresti-Min paired interval; `stats`).
+    pub top1_delta_ci95: Option<[f64; 2]>,
+    /// Exact McNemar p-value of the change (discordant pairs only).
+    pub mcnemar_p: Option<f64>,
+    /// Labelled images FP32 gets right and the quantized run wrong, and the reverse.
+    pub discordant: Option<[usize; 2]>,
     /// Fraction of images whose top-1 class equals FP32's.
     pub agreement_top1: f64,
     /// Mean KL(P_fp32 || P_quant) over images, nats.
@@ -144,6 +152,8 @@ struct Acc {
     agree: usize,
     gpu_mismatch: usize,
     ref_mismatch: usize,
+    /// labelled images by (FP32 right, quantized right): [both, FP32 only, quant only, neither]
+    paired: [usize; 4],
     kl: f64,
     act_elems: Vec<u64>,
     act_zeros: Vec<u64>,
@@ -175,6 +185,9 @@ impl Acc {
         self.agree += o.agree;
         self.gpu_mismatch += o.gpu_mismatch;
         self.ref_mismatch += o.ref_mismatch;
+        for k in 0..4 {
+            self.paired[k] += o.paired[k];
+        }
         self.kl += o.kl;
         for k in 0..self.sig.len() {
             self.act_elems[k] += o.act_elems[k];
@@ -208,13 +221,16 @@ fn probs(v: &[f32], already: bool) -> Vec<f64> {
     e.iter().map(|x| x / s).collect()
 }
 
-/// KL(p || q) in nats, with q floored at 1e-12.
+/// KL(p || q) in nats, with q floored at 1e-12. KL is never negative; a sum of rounded
+/// terms can come out a few ulps below zero when p = q almost everywhere, so it is clamped.
 pub fn kl(p: &[f64], q: &[f64]) -> f64 {
-    p.iter()
+    let d: f64 = p
+        .iter()
         .zip(q)
         .filter(|(a, b)| **a > 0.0 && a != b)
         .map(|(a, b)| a * (a / b.max(1e-12)).ln())
-        .sum()
+        .sum();
+    d.max(0.0)
 }
 
 /// The one rule that joins `--scheme` and `--mode` (eval, bench): either flag alone set to
@@ -427,6 +443,13 @@ pub fn evaluate_on(
                     a.top5 += qt.contains(&y) as usize;
                     a.fp_top1 += (ft[0] == y) as usize;
                     a.fp_top5 += ft.contains(&y) as usize;
+                    let cell = match (ft[0] == y, qt[0] == y) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        (false, true) => 2,
+                        (false, false) => 3,
+                    };
+                    a.paired[cell] += 1;
                 }
                 a.agree += (ft[0] == qt[0]) as usize;
                 a.kl += kl(&probs(f, already_probs), &probs(qv, already_probs));
@@ -450,6 +473,12 @@ pub fn evaluate_on(
     let frac = |c: usize| c as f64 / n;
     let ns = acc.n_stats.max(1) as f64;
     let labelled = labels.is_some();
+    let paired = labelled.then_some(crate::stats::PairedTop1 {
+        both: acc.paired[0],
+        only_reference: acc.paired[1],
+        only_candidate: acc.paired[2],
+        neither: acc.paired[3],
+    });
     let summary = Summary {
         images: acc.n,
         labelled,
@@ -460,6 +489,10 @@ pub fn evaluate_on(
         agreement_top1: frac(acc.agree),
         gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
         reference_mismatches: qr.is_some().then_some(acc.ref_mismatch),
+        top1_delta_pts: paired.map(|p| p.delta_pts()),
+        top1_delta_ci95: paired.map(|p| p.ci95_pts()),
+        mcnemar_p: paired.map(|p| p.mcnemar_p()),
+        discordant: paired.map(|p| [p.only_reference, p.only_candidate]),
         kl_mean: acc.kl / n,
         bits_per_weight: q.summary.bits_per_weight,
     };
@@ -538,6 +571,7 @@ pub fn bench(
     data: &Dataset,
     quant: &QuantConfig,
     mode: Mode,
+    kernels: crate::cpu::engine::Kernels,
     images: usize,
     repeat: usize,
 ) -> Result<f64> {
@@ -555,7 +589,7 @@ pub fn bench(
     } else {
         None
     };
-    let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?;
+    let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?.with_kernels(kernels);
     e.run(data.image(0), false)?; // warm-up
     let mut best = 0f64;
     for _ in 0..repeat {

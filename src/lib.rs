@@ -15,6 +15,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod reproduce;
+pub mod stats;
 pub mod sweep;
 #[cfg(feature = "train")]
 pub mod train;

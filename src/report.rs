@@ -422,6 +422,22 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
         s.kl_mean,
         s.bits_per_weight
     );
+    if let (Some(d), Some([lo, hi]), Some(p), Some([b, c])) =
+        (s.top1_delta_pts, s.top1_delta_ci95, s.mcnemar_p, s.discordant)
+    {
+        if r.mode != "fp32" {
+            let verdict = if p < 0.05 {
+                "significant at 5 %"
+            } else {
+                "not significant: no difference from FP32 can be concluded"
+            };
+            // insert before the blank line that ends the summary
+            out.pop();
+            out += &format!(
+                "  top-1 change vs FP32 {d:+.2} points, 95 % interval [{lo:+.2}, {hi:+.2}], exact McNemar p = {p:.3} ({b} images lost, {c} gained; {verdict})\n\n"
+            );
+        }
+    }
     out += &format!(
         "{:<28} {:<10} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10}\n",
         "layer", "applied", "MACs/img", "act 0 %", "w 0 %", "MAC int8 %", "MAC low %", "out SQNR"

@@ -343,3 +343,54 @@ fn scheme_fp32_or_mode_fp32_alone_is_the_fp32_run() {
     assert_eq!(rc, 2);
     assert!(err.contains("dliq"), "{err}");
 }
+
+/// Small things a user trips over: an I/O error names its cause once, a GPU command prints
+/// no driver complaint about XDG_RUNTIME_DIR, `export` creates its folder, KL is never
+/// negative.
+#[test]
+fn errors_once_no_driver_noise_export_creates_folder_kl_non_negative() {
+    let (rc, _, err) = strumlab(&["eval", "--model", "/nonexistent/model.onnx"]);
+    assert_eq!(rc, 2);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(["devices"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("XDG_RUNTIME_DIR"), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = std::env::temp_dir().join(format!("strumlab-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("a/b");
+    let (rc, _, err) = strumlab(&["export", "--limit", "2", "--out", out.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.join("meta.json").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+    for scheme in ["fp32", "int8", "mip2q"] {
+        let (rc, out, err) = strumlab(&["eval", "--limit", "100", "--scheme", scheme, "--json", "-q"]);
+        assert_eq!(rc, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["summary"]["kl_mean"].as_f64().unwrap() >= 0.0, "{scheme}: {}", v["summary"]["kl_mean"]);
+    }
+}
+
+/// eval reports the paired top-1 change against FP32 with a 95 % interval and McNemar's p.
+#[test]
+fn eval_reports_significance_of_the_top1_change() {
+    let (rc, out, err) = strumlab(&["eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "--json", "-q"]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &v["summary"];
+    let d = s["top1_delta_pts"].as_f64().unwrap();
+    let ci = s["top1_delta_ci95"].as_array().unwrap();
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(lo <= d && d <= hi, "{lo} {d} {hi}");
+    let p = s["mcnemar_p"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    let disc = s["discordant"].as_array().unwrap();
+    let (b, c) = (disc[0].as_f64().unwrap(), disc[1].as_f64().unwrap());
+    assert!((d - 100.0 * (c - b) / 500.0).abs() < 1e-9);
+    let (rc, out, _) = strumlab(&["eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "-q"]);
+    assert_eq!(rc, 0);
+    assert!(out.contains("McNemar p ="), "{out}");
+}

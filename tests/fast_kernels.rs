@@ -188,3 +188,68 @@ fn eval_check_reference_reports_agreement() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("check-reference"));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// FP32 mode: the fast GEMM sums in another order, so it agrees with the reference
+    /// within `gemm::FP32_REL_TOL` of the magnitude of each output's reduction.
+    #[test]
+    fn conv_f32_gemm_within_tolerance((g, seed) in geometry()) {
+        let mut rng = common::Rng(seed | 1);
+        let x: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..g.oc * g.icg * g.kh * g.kw).map(|_| rng.normal()).collect();
+        let per = g.oh * g.ow;
+        let bias: Vec<f32> = (0..g.oc).map(|_| rng.normal()).collect();
+        let fill = || bias.iter().flat_map(|&b| std::iter::repeat_n(b, per)).collect::<Vec<f32>>();
+        let mut want = fill();
+        kernels::conv2d(&x, &w, &g, &mut want, |v| v);
+        let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let wa: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+        let mut mag: Vec<f32> = bias.iter().flat_map(|&b| std::iter::repeat_n(b.abs(), per)).collect();
+        kernels::conv2d(&xa, &wa, &g, &mut mag, |v| v);
+        let mut got = fill();
+        gemm::conv_f32(&x, &w, &g, &mut got, &mut Default::default());
+        for i in 0..got.len() {
+            prop_assert!((got[i] - want[i]).abs() <= gemm::FP32_REL_TOL * mag[i].max(1e-30),
+                "{:?} output {}: {} vs {}", g, i, got[i], want[i]);
+        }
+    }
+}
+
+/// Whole models in FP32 mode: fast and reference engines agree on the top-1 class of almost
+/// every image and on every logit within a small multiple of the kernel tolerance.
+#[test]
+fn whole_models_fp32_fast_close_to_reference() {
+    for (model, data) in [("mnist-8", "mnist-test"), ("fmnist-resnet", "fashion-test")] {
+        let (g, card) =
+            strumlab::zoo::resolve(model, &strumlab::model::LoadOptions::default()).unwrap();
+        let ds = strumlab::data::load(data, &card, false).unwrap();
+        let fast = Engine::new(&g, Mode::Fp32, None, None).unwrap();
+        let refr = Engine::new(&g, Mode::Fp32, None, None).unwrap().with_kernels(Kernels::Reference);
+        for i in 0..100 {
+            let a = &fast.run(ds.image(i), false).unwrap().0[0];
+            let b = &refr.run(ds.image(i), false).unwrap().0[0];
+            let scale = b.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+            for (p, q) in a.iter().zip(b) {
+                // 100 x the kernel tolerance: errors of ~10 layers compound
+                assert!((p - q).abs() <= 100.0 * gemm::FP32_REL_TOL * scale, "{model} image {i}: {p} vs {q}");
+            }
+        }
+    }
+}
+
+/// `quantize1` (clamp, then the 1.5 * 2^23 rounding trick) equals rne(v).clamp(-127, 127)
+/// on every tie, the extremes, non-finite values and a dense sweep of the range.
+#[test]
+fn quantize1_equals_round_ties_even_then_clamp() {
+    let want = |v: f32| v.round_ties_even().clamp(-127.0, 127.0) as i8;
+    let mut vals: Vec<f32> = (-300..=300).map(|k| k as f32 * 0.5).collect();
+    vals.extend((-200_000..=200_000).map(|k| k as f32 * 0.001_37));
+    vals.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e30, -1e30, 126.5, -126.5, 127.5, -127.5]);
+    vals.extend([0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5].map(|v| v.next_up()));
+    vals.extend([0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5].map(|v| v.next_down()));
+    for v in vals {
+        assert_eq!(kernels::quantize1(v), want(v), "{v}");
+    }
+}

@@ -59,8 +59,10 @@ const CALIB_SAMPLES: usize = 1 << 22;
 pub fn calibrate(graph: &Graph, images: &Tensor, method: Calib, percentile: f32) -> Result<Scales> {
     let n = images.shape[0];
     let per: usize = images.shape[1..].iter().product();
-    // The FP32 engine (fast kernels) observes every value; images run in parallel.
-    let fp = Engine::new(graph, Mode::Fp32, None, None)?;
+    // The FP32 engine observes every value; images run in parallel. Reference kernels, so
+    // that the scales (and so every integer-mode result) do not depend on the fast FP32
+    // GEMM's summation order.
+    let fp = Engine::new(graph, Mode::Fp32, None, None)?.with_kernels(Kernels::Reference);
     let per_tensor: Vec<HashMap<String, (f32, Vec<f32>)>> = (0..n)
         .into_par_iter()
         .map(|i| {
@@ -164,11 +166,12 @@ pub struct Engine<'g> {
     pub mode: Mode,
     layers: HashMap<usize, LayerPlan>,
     scales: Scales,
-    /// Which Conv/Dense kernels integer mode runs (both give the same bits).
+    /// Which Conv/Dense kernels integer and fp32 mode run (integer: both give the same
+    /// bits; fp32: equal within `gemm::FP32_REL_TOL`; fake-quant always runs the reference).
     pub kernels: Kernels,
 }
 
-/// The integer-mode Conv/Dense kernels of the CPU engine.
+/// The Conv/Dense kernels of the CPU engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kernels {
@@ -845,8 +848,15 @@ impl<'g> Engine<'g> {
                         .collect(),
                     None => (0..out_n).map(|k| bias[k % oc]).collect(),
                 };
+                // fp32 mode only: fake-quant keeps the reference kernels (its INT8 roundings
+                // would magnify the fast GEMM's different summation order).
+                let fast = self.kernels == Kernels::Fast && self.mode == Mode::Fp32;
                 match &gm {
+                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH.with_borrow_mut(|s| {
+                        super::gemm::conv_f32(f, &plan.w_f, gm, &mut acc, s)
+                    }),
                     Some(gm) => kernels::conv2d(f, &plan.w_f, gm, &mut acc, |v| v),
+                    None if fast => super::gemm::dense_f32(f, &plan.w_f, ic, oc, &mut acc),
                     None => kernels::dense(f, &plan.w_f, ic, oc, &mut acc, |v| v),
                 }
                 V::F(acc)

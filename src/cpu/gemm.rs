@@ -14,11 +14,22 @@
 //!
 //! Depthwise convolutions (one input channel per group) stay on the reference kernel: a
 //! GEMM with one row per group gains nothing.
+//!
+//! FP32 mode uses the same lowering ([`conv_f32`], [`dense_f32`]) with the weights and
+//! activations themselves; its sums run in the GEMM's order, not the reference kernel's, so
+//! it agrees with the reference within [`FP32_REL_TOL`] (tests/fast_kernels.rs), not bit for
+//! bit. Activation calibration keeps the reference kernels (`engine::calibrate`), so the
+//! integer-mode scales, and every integer result, do not depend on this.
 
 use super::kernels::ConvGeom;
 
 /// Longest reduction summed in FP32 before converting to i32 (see the module docs).
 pub const K_CHUNK: usize = 1024;
+
+/// Largest |fast - reference| of an FP32 Conv/Dense output relative to the sum of the
+/// absolute products behind it (the reduction's magnitude): a few ulps x log2 of the
+/// reduction length; checked in tests/fast_kernels.rs.
+pub const FP32_REL_TOL: f32 = 1e-5;
 
 /// Does [`conv_i8`] take this geometry (else the reference kernel runs)?
 pub fn takes(g: &ConvGeom) -> bool {
@@ -32,9 +43,9 @@ pub struct Scratch {
     out: Vec<f32>,
 }
 
-/// im2col of group `grp` of one image `[C, H, W]` (INT8): rows `(ic, ky, kx)` in the OIHW
+/// im2col of group `grp` of one image `[C, H, W]`: rows `(ic, ky, kx)` in the OIHW
 /// weight order, columns the `oh * ow` output pixels; padding taps are 0.
-fn im2col(x: &[i8], g: &ConvGeom, grp: usize, col: &mut Vec<f32>) {
+fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<f32>) {
     let p = g.oh * g.ow;
     let k = g.icg * g.kh * g.kw;
     col.clear();
@@ -54,7 +65,7 @@ fn im2col(x: &[i8], g: &ConvGeom, grp: usize, col: &mut Vec<f32>) {
                     for (xo, d) in dst.iter_mut().enumerate() {
                         let ix = (xo * g.sw + kx * g.dw) as isize - g.pl as isize;
                         if ix >= 0 && (ix as usize) < g.w {
-                            *d = src[ix as usize] as f32;
+                            *d = src[ix as usize].into();
                         }
                     }
                 }
@@ -141,4 +152,74 @@ pub fn dense_i8(x: &[i8], wf: &[f32], ic: usize, oc: usize, acc: &mut [i32], s: 
     s.col.extend(x.iter().map(|&v| v as f32));
     // acc[rows][oc] = x[rows][ic] * w^T, w^T read through strides (1, ic).
     gemm_exact(rows, ic, oc, &s.col, ic, wf, (1, ic), acc, &mut s.out);
+}
+
+/// `c[m][n] += a[m][k] * b[k][n]` in FP32 (row-major; `b` with strides (rsb, csb)).
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+) {
+    assert!(m == 0 || (m - 1) * lda + k <= a.len());
+    assert!(k == 0 || n == 0 || (k - 1) * rsb + (n - 1) * csb < b.len());
+    assert!(c.len() >= m * n);
+    // SAFETY: in-bounds row-major matrices, asserted above.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            1.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// FP32 convolution of one image, as [`super::kernels::conv2d`] (within [`FP32_REL_TOL`]):
+/// `acc` (`[OC, OH, OW]`, pre-filled with the bias) += weights (OIHW) * input.
+pub fn conv_f32(x: &[f32], w: &[f32], g: &ConvGeom, acc: &mut [f32], s: &mut Scratch) {
+    let p = g.oh * g.ow;
+    let k = g.icg * g.kh * g.kw;
+    let ocg = g.oc / g.group;
+    let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0
+        && g.oh == g.h && g.ow == g.w;
+    for grp in 0..g.group {
+        let b: &[f32] = if pointwise {
+            &x[grp * g.icg * p..(grp + 1) * g.icg * p]
+        } else {
+            im2col(x, g, grp, &mut s.col);
+            &s.col
+        };
+        gemm_f32(
+            ocg,
+            k,
+            p,
+            &w[grp * ocg * k..(grp + 1) * ocg * k],
+            k,
+            b,
+            (p, 1),
+            &mut acc[grp * ocg * p..(grp + 1) * ocg * p],
+        );
+    }
+}
+
+/// FP32 fully connected layer, as [`super::kernels::dense`] (within [`FP32_REL_TOL`]).
+pub fn dense_f32(x: &[f32], w: &[f32], ic: usize, oc: usize, acc: &mut [f32]) {
+    let rows = x.len() / ic.max(1);
+    gemm_f32(rows, ic, oc, x, ic, w, (1, ic), acc);
 }

@@ -628,7 +628,13 @@ pub fn strum_quantize(
 /// One FP32 value (already divided by the scale) to symmetric INT8.
 #[inline]
 pub fn quantize1(v: f32) -> i8 {
-    rne(v).clamp(-127.0, 127.0) as i8
+    // = rne(v).clamp(-127, 127): the bounds are integers, so clamping first changes
+    // nothing, and for |v| <= 127 adding and subtracting 1.5 * 2^23 rounds to the nearest
+    // integer with ties to even (the FPU's default mode) without a libm call. NaN stays NaN
+    // and casts to 0 either way.
+    const MAGIC: f32 = 12_582_912.0;
+    let c = v.clamp(-127.0, 127.0);
+    ((c + MAGIC) - MAGIC) as i8
 }
 
 /// Quantize FP32 values to INT8 with scale `s`.
