@@ -22,7 +22,7 @@ use crate::quant::Scheme;
 pub use spec::{Run, Shard, SweepSpec};
 
 /// Version of the sweep row layout (`schema` column).
-pub const SWEEP_CSV_SCHEMA: u32 = 1;
+pub const SWEEP_CSV_SCHEMA: u32 = 2;
 
 /// One CSV row per run. Units are in the column names; empty cells mean "not applicable"
 /// (e.g. no labels, no hardware model for the scheme, or a failed run).
@@ -50,6 +50,12 @@ pub struct RunRow {
     pub top5_pct: Option<f64>,
     pub fp32_top1_pct: Option<f64>,
     pub agreement_top1_pct: Option<f64>,
+    /// Top-1 change against FP32 on the same images, its 95 % interval (points) and the
+    /// exact McNemar p-value (`stats`).
+    pub top1_delta_pts: Option<f64>,
+    pub top1_delta_ci95_lo_pts: Option<f64>,
+    pub top1_delta_ci95_hi_pts: Option<f64>,
+    pub mcnemar_p: Option<f64>,
     pub kl_mean_nats: Option<f64>,
     pub bits_per_weight: Option<f64>,
     pub weight_sqnr_db: Option<f64>,
@@ -431,6 +437,10 @@ fn execute_inner(
     row.fp32_top1_pct = pct(r.summary.fp32_top1);
     row.agreement_top1_pct = Some(100.0 * r.summary.agreement_top1);
     row.kl_mean_nats = Some(r.summary.kl_mean);
+    row.top1_delta_pts = r.summary.top1_delta_pts;
+    row.top1_delta_ci95_lo_pts = r.summary.top1_delta_ci95.map(|c| c[0]);
+    row.top1_delta_ci95_hi_pts = r.summary.top1_delta_ci95.map(|c| c[1]);
+    row.mcnemar_p = r.summary.mcnemar_p;
     if p.mode != Mode::Fp32 {
         let q = r.quant.clone().expect("a quantized run keeps its weights");
         row.bits_per_weight = Some(q.summary.bits_per_weight);
