@@ -14,13 +14,30 @@ use crate::error::{Error, Result};
 static FONT: &[u8] = include_bytes!("../experiments/data/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
+/// Marker shapes, so that series stay apart in greyscale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Marker {
+    #[default]
+    Circle,
+    Square,
+    Triangle,
+    Cross,
+}
+
 /// One line or scatter series.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub line: bool,
     pub markers: bool,
+    pub marker: Marker,
+    /// Optional text next to each point (e.g. `L=4`); empty: none.
+    pub point_labels: Vec<String>,
+    /// Optional vertical interval per point ([lo, hi] in y units); empty: none.
+    pub y_err: Vec<[f64; 2]>,
+    /// Dashed line instead of solid.
+    pub dashed: bool,
 }
 
 /// What a figure shows.
@@ -32,6 +49,8 @@ pub enum Chart {
         x_label: String,
         y_label: String,
         series: Vec<Series>,
+        /// Horizontal reference lines (label, y), drawn dashed in grey.
+        hlines: Vec<(String, f64)>,
     },
     /// Bars per category; one bar per group side by side, or stacked.
     Bars {
@@ -72,6 +91,88 @@ fn span(vals: impl Iterator<Item = f64>, zero: bool) -> (f64, f64) {
     (if zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
+type Xy<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// One series of an x-y chart: line, interval whiskers, markers of its shape, point labels.
+fn draw_series<DB: DrawingBackend>(
+    ch: &mut Xy<'_, DB>,
+    s: &Series,
+    col: RGBColor,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB::ErrorType: 'static,
+{
+    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(ok).collect();
+    let stroke = col.stroke_width(2);
+    if s.line {
+        let a = if s.dashed {
+            ch.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, stroke))?
+        } else {
+            ch.draw_series(LineSeries::new(pts.clone(), stroke))?
+        };
+        let d = s.dashed;
+        a.label(s.name.as_str()).legend(move |(x, y)| {
+            if d {
+                PathElement::new(vec![(x, y), (x + 7, y)], stroke)
+            } else {
+                PathElement::new(vec![(x, y), (x + 18, y)], stroke)
+            }
+        });
+    }
+    for (p, e) in s.points.iter().zip(&s.y_err).filter(|(p, _)| ok(p)) {
+        ch.draw_series(std::iter::once(ErrorBar::new_vertical(p.0, e[0], p.1, e[1], col.stroke_width(1), 6)))?;
+    }
+    if s.markers {
+        let label = (!s.line).then_some(s.name.as_str());
+        markers(ch, &pts, s.marker, col, label)?;
+    }
+    for (p, t) in s.points.iter().zip(&s.point_labels).filter(|(p, _)| ok(p)) {
+        ch.draw_series(std::iter::once(
+            EmptyElement::at(*p) + Text::new(t.clone(), (7, -16), ("sans-serif", 11).into_font()),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Markers of shape `m` at `pts`, with a legend entry when `label` is given.
+fn markers<DB: DrawingBackend>(
+    ch: &mut Xy<'_, DB>,
+    pts: &[(f64, f64)],
+    m: Marker,
+    col: RGBColor,
+    label: Option<&str>,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB::ErrorType: 'static,
+{
+    let fill = col.filled();
+    macro_rules! put {
+        ($elem:expr, $legend:expr) => {{
+            let a = ch.draw_series(pts.iter().map(|&p| EmptyElement::at(p) + $elem))?;
+            if let Some(l) = label {
+                a.label(l).legend($legend);
+            }
+        }};
+    }
+    match m {
+        Marker::Circle => put!(Circle::new((0, 0), 4, fill), move |(x, y)| Circle::new((x + 9, y), 4, fill)),
+        Marker::Square => put!(
+            Rectangle::new([(-4, -4), (4, 4)], fill),
+            move |(x, y)| Rectangle::new([(x + 5, y - 4), (x + 13, y + 4)], fill)
+        ),
+        Marker::Triangle => put!(
+            TriangleMarker::new((0, 0), 6, fill),
+            move |(x, y)| TriangleMarker::new((x + 9, y), 6, fill)
+        ),
+        Marker::Cross => put!(
+            Cross::new((0, 0), 5, col.stroke_width(2)),
+            move |(x, y)| Cross::new((x + 9, y), 5, col.stroke_width(2))
+        ),
+    }
+    Ok(())
+}
+
 fn render<DB: DrawingBackend>(
     c: &Chart,
     root: DrawingArea<DB, Shift>,
@@ -87,15 +188,23 @@ where
             x_label,
             y_label,
             series,
+            hlines,
         } => {
             let (x0, x1) = span(
                 series.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
                 false,
             );
             let (y0, y1) = span(
-                series.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+                series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.y_err.iter().flatten().copied()))
+                    .chain(hlines.iter().map(|h| h.1)),
                 false,
             );
+            // Head room above the data for the legend (about 6 % of the height per entry), so
+            // that it covers no point.
+            let entries = series.len() + hlines.len();
+            let y1 = y1 + 0.065 * entries as f64 * (y1 - y0);
             let mut ch = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 20))
                 .margin(12)
@@ -107,39 +216,30 @@ where
                 .x_desc(x_label.as_str())
                 .y_desc(y_label.as_str())
                 .label_style(("sans-serif", 13))
+                .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(e)?;
+            let grey = RGBColor(90, 90, 90);
+            for (name, y) in hlines {
+                let y = *y;
+                ch.draw_series(DashedLineSeries::new(
+                    vec![(x0, y), (x1, y)],
+                    6,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(e)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1)));
+            }
             for (i, s) in series.iter().enumerate() {
-                let col = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| p.0.is_finite() && p.1.is_finite())
-                    .collect();
-                if s.line {
-                    ch.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
-                        .map_err(e)?
-                        .label(s.name.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2))
-                        });
-                }
-                if s.markers {
-                    let a = ch
-                        .draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))
-                        .map_err(e)?;
-                    if !s.line {
-                        a.label(s.name.as_str())
-                            .legend(move |(x, y)| Circle::new((x + 9, y), 4, col.filled()));
-                    }
-                }
+                draw_series(&mut ch, s, PALETTE[i % PALETTE.len()]).map_err(e)?;
             }
             ch.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
+                .background_style(WHITE.mix(0.9))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 13))
-                .position(SeriesLabelPosition::LowerRight)
+                .position(SeriesLabelPosition::UpperRight)
                 .draw()
                 .map_err(e)?;
         }
@@ -160,8 +260,8 @@ where
             } else {
                 span(vals, true)
             };
-            // Head room for the legend.
-            let y1 = y1 + 0.25 * (y1 - y0);
+            // Head room for the legend (about 6.5 % of the height per entry).
+            let y1 = y1 + (0.08 + 0.065 * groups.len() as f64) * (y1 - y0);
             let cats = categories.clone();
             let mut ch = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 20))
