@@ -181,6 +181,22 @@ pub enum Kernels {
     Reference,
 }
 
+/// An accumulator pre-filled with the bias: `per` copies of each channel's bias in turn
+/// (NCHW), or the bias repeated row after row (dense, `n` elements).
+fn filled<T: Copy>(bias: &[T], nchw: bool, per: usize, n: usize) -> Vec<T> {
+    let mut acc = Vec::with_capacity(if nchw { bias.len() * per } else { n });
+    if nchw {
+        for &b in bias {
+            acc.extend(std::iter::repeat_n(b, per));
+        }
+    } else {
+        while acc.len() < n {
+            acc.extend_from_slice(&bias[..bias.len().min(n - acc.len())]);
+        }
+    }
+    acc
+}
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<super::gemm::Scratch> = Default::default();
 }
@@ -805,14 +821,7 @@ impl<'g> Engine<'g> {
         };
         let out = match x {
             V::Q(q, _) => {
-                let mut acc: Vec<i32> = match dims {
-                    Some(_) => plan
-                        .bias_q
-                        .iter()
-                        .flat_map(|&b| std::iter::repeat_n(b, per_out))
-                        .collect(),
-                    None => (0..out_n).map(|k| plan.bias_q[k % oc]).collect(),
-                };
+                let mut acc: Vec<i32> = filled(&plan.bias_q, dims.is_some(), per_out, out_n);
                 let fast = self.kernels == Kernels::Fast;
                 match &gm {
                     Some(gm) if fast && super::gemm::takes(gm) => SCRATCH.with_borrow_mut(|s| {
@@ -841,13 +850,7 @@ impl<'g> Engine<'g> {
                 }
             }
             V::F(f) => {
-                let mut acc: Vec<f32> = match dims {
-                    Some(_) => bias
-                        .iter()
-                        .flat_map(|&b| std::iter::repeat_n(b, per_out))
-                        .collect(),
-                    None => (0..out_n).map(|k| bias[k % oc]).collect(),
-                };
+                let mut acc: Vec<f32> = filled(bias, dims.is_some(), per_out, out_n);
                 // fp32 mode only: fake-quant keeps the reference kernels (its INT8 roundings
                 // would magnify the fast GEMM's different summation order).
                 let fast = self.kernels == Kernels::Fast && self.mode == Mode::Fp32;

@@ -55,6 +55,17 @@ fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let row = &mut col[((i * g.kh + ky) * g.kw + kx) * p..][..p];
+                // output columns whose input column lies inside the image: [x0, x1)
+                let off = kx * g.dw;
+                let x0 = if off >= g.pl { 0 } else { (g.pl - off).div_ceil(g.sw) };
+                let x1 = if g.w + g.pl <= off {
+                    0
+                } else {
+                    ((g.w + g.pl - off - 1) / g.sw + 1).min(g.ow)
+                };
+                if x0 >= x1 {
+                    continue;
+                }
                 for y in 0..g.oh {
                     let iy = (y * g.sh + ky * g.dh) as isize - g.pt as isize;
                     if iy < 0 || iy >= g.h as isize {
@@ -62,10 +73,14 @@ fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<
                     }
                     let src = &plane[iy as usize * g.w..][..g.w];
                     let dst = &mut row[y * g.ow..][..g.ow];
-                    for (xo, d) in dst.iter_mut().enumerate() {
-                        let ix = (xo * g.sw + kx * g.dw) as isize - g.pl as isize;
-                        if ix >= 0 && (ix as usize) < g.w {
-                            *d = src[ix as usize].into();
+                    let first = x0 * g.sw + off - g.pl;
+                    if g.sw == 1 {
+                        for (d, &v) in dst[x0..x1].iter_mut().zip(&src[first..first + (x1 - x0)]) {
+                            *d = v.into();
+                        }
+                    } else {
+                        for (d, &v) in dst[x0..x1].iter_mut().zip(src[first..].iter().step_by(g.sw)) {
+                            *d = v.into();
                         }
                     }
                 }
@@ -88,8 +103,10 @@ fn gemm_exact(
     acc: &mut [i32],
     out: &mut Vec<f32>,
 ) {
-    out.clear();
-    out.resize(m * n, 0.0);
+    // beta = 0: the GEMM overwrites `out`, so it needs no clearing, only the room.
+    if out.len() < m * n {
+        out.resize(m * n, 0.0);
+    }
     for k0 in (0..k).step_by(K_CHUNK) {
         let kc = K_CHUNK.min(k - k0);
         // SAFETY: the pointers and strides describe in-bounds row-major matrices:
@@ -115,7 +132,7 @@ fn gemm_exact(
                 1,
             );
         }
-        for (a, &v) in acc.iter_mut().zip(out.iter()) {
+        for (a, &v) in acc.iter_mut().zip(&out[..m * n]) {
             *a += v as i32;
         }
     }

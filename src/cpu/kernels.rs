@@ -186,19 +186,34 @@ pub fn requantize(
     channels: usize,
     channel_last: bool,
 ) -> Vec<i8> {
-    acc.iter()
-        .enumerate()
-        .map(|(i, &a)| quantize1(a as f32 * m[channel(i, per_channel, channels, channel_last)]))
-        .collect()
+    per_channel_map(acc, m, per_channel, channels, channel_last, |a, f| {
+        quantize1(a as f32 * f)
+    })
 }
 
-#[inline]
-fn channel(i: usize, per_channel: usize, channels: usize, channel_last: bool) -> usize {
+/// `f(acc[i], m[channel of i])` for every i, walking contiguous runs of one channel (no
+/// division per element); channel `(i / per_channel) % channels`, or `i % channels` when
+/// `channel_last`.
+fn per_channel_map<T>(
+    acc: &[i32],
+    m: &[f32],
+    per_channel: usize,
+    channels: usize,
+    channel_last: bool,
+    f: impl Fn(i32, f32) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(acc.len());
     if channel_last {
-        i % channels
+        for row in acc.chunks(channels.max(1)) {
+            out.extend(row.iter().zip(m).map(|(&a, &k)| f(a, k)));
+        }
     } else {
-        (i / per_channel) % channels
+        for (c, run) in acc.chunks(per_channel.max(1)).enumerate() {
+            let k = m[c % channels.max(1)];
+            out.extend(run.iter().map(|&a| f(a, k)));
+        }
     }
+    out
 }
 
 /// INT32 accumulators to FP32 outputs: `acc * m[channel]` (layers feeding graph outputs).
@@ -209,10 +224,7 @@ pub fn dequantize_acc(
     channels: usize,
     channel_last: bool,
 ) -> Vec<f32> {
-    acc.iter()
-        .enumerate()
-        .map(|(i, &a)| a as f32 * m[channel(i, per_channel, channels, channel_last)])
-        .collect()
+    per_channel_map(acc, m, per_channel, channels, channel_last, |a, k| a as f32 * k)
 }
 
 /// ReLU / Clip on INT8 values: exact, the scale is unchanged.
