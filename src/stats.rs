@@ -49,8 +49,8 @@ impl PairedTop1 {
     pub fn mcnemar_p(&self) -> f64 {
         let (b, c) = (self.only_reference, self.only_candidate);
         let m = b + c;
-        if m == 0 {
-            return 1.0;
+        if b == c {
+            return 1.0; // the two tails cover everything (exactly, not up to rounding)
         }
         (2.0 * binomial_half_cdf(b.min(c), m)).min(1.0)
     }
