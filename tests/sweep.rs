@@ -342,7 +342,12 @@ fn figures_are_written_as_png_and_svg() {
                 points: vec![(6.0, 98.0), (7.0, 98.5)],
                 line: true,
                 markers: true,
+                marker: strumlab::plot::Marker::Triangle,
+                point_labels: vec!["L=8".into(), "L=4".into()],
+                y_err: vec![[97.7, 98.3], [98.2, 98.8]],
+                ..Default::default()
             }],
+            hlines: vec![("FP32 (98.9 %)".into(), 98.9)],
         },
         &dir.join("xy"),
     )
@@ -350,6 +355,7 @@ fn figures_are_written_as_png_and_svg() {
     assert_eq!(files.len(), 2);
     let svg = std::fs::read_to_string(dir.join("xy.svg")).unwrap();
     assert!(svg.contains("Accuracy check") && svg.contains("MIP2Q"));
+    assert!(svg.contains("L=8") && svg.contains("FP32 (98.9 %)"), "point labels and reference line");
     let png = image::open(dir.join("xy.png")).unwrap().to_rgb8();
     assert_eq!(png.dimensions(), strumlab::plot::SIZE);
     // Something other than the white background was drawn.
