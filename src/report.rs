@@ -438,14 +438,41 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
             );
         }
     }
+    if r.mode != "fp32" {
+        let strum: Vec<&str> = r
+            .layers
+            .iter()
+            .filter(|l| l.applied != "int8" && l.applied != "fp32")
+            .map(|l| l.name.as_str())
+            .collect();
+        out += &format!(
+            "  {} of {} weight layers get {} (the others INT8 under the layer policy){}\n\n",
+            strum.len(),
+            r.layers.len(),
+            r.label,
+            if strum.is_empty() || strum.len() == r.layers.len() {
+                String::new()
+            } else {
+                format!(": {}", strum.join(", "))
+            }
+        );
+    }
     out += &format!(
-        "{:<28} {:<10} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10}\n",
-        "layer", "applied", "MACs/img", "act 0 %", "w 0 %", "MAC int8 %", "MAC low %", "out SQNR"
+        "{:<28} {:<10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}\n",
+        "layer",
+        "applied",
+        "MACs/img",
+        "act=0 %",
+        "w=0 %",
+        "MAC w8 %",
+        "MAC w4 %",
+        "MAC w0 %",
+        "out SQNR dB"
     );
     for l in &r.layers {
         let tot = l.macs_per_image.max(1.0);
         out += &format!(
-            "{:<28} {:<10} {:>12.0} {:>8.1} {:>8.1} {:>10.1} {:>10.1} {:>10}\n",
+            "{:<28} {:<10} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>12}\n",
             truncate(&l.name, 28),
             l.applied,
             l.macs_per_image,
@@ -453,9 +480,12 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
             100.0 * l.weight_zero_frac,
             100.0 * l.macs_w_high_per_image / tot,
             100.0 * l.macs_w_low_per_image / tot,
+            100.0 * l.macs_w_zero_per_image / tot,
             fmt_db(l.output_sqnr_db)
         );
     }
+    out += "  act=0 %: zero input activations; w=0 %: zero weights; MAC w8 / w4 / w0 %: MACs whose \
+            weight is INT8, 4-bit or zero (they add to 100); out SQNR: the layer output against FP32.\n";
     out
 }
 

@@ -393,4 +393,14 @@ fn eval_reports_significance_of_the_top1_change() {
     let (rc, out, _) = strumlab(&["eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "-q"]);
     assert_eq!(rc, 0);
     assert!(out.contains("McNemar p ="), "{out}");
+    // The layer table says which layers got the scheme, has units, and its MAC shares add up.
+    assert!(out.contains("1 of 3 weight layers get mip2q-b8-l8"), "{out}");
+    assert!(out.contains("MAC w0 %") && out.contains("out SQNR dB"), "{out}");
+    for line in out.lines().filter(|l| l.contains("mip2q-l8") || l.starts_with("Convolution") || l.starts_with("Times")) {
+        let v: Vec<f64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+        if v.len() >= 7 {
+            let (w8, w4, w0) = (v[v.len() - 4], v[v.len() - 3], v[v.len() - 2]);
+            assert!((w8 + w4 + w0 - 100.0).abs() < 0.15, "{line}");
+        }
+    }
 }
