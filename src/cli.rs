@@ -682,13 +682,23 @@ pub fn run(cli: Cli) -> Result<String> {
                 )?;
                 (r, name)
             } else {
-                let r =
-                    crate::eval::bench(&g, &data, &cfg, mode, a.kernels, a.images.max(1), a.repeat.max(1))?;
+                let r = crate::eval::bench(
+                    &g,
+                    &data,
+                    &cfg,
+                    mode,
+                    a.kernels,
+                    a.images.max(1),
+                    a.repeat.max(1),
+                )?;
                 let k = match a.kernels {
                     crate::cpu::engine::Kernels::Fast => "fast",
                     crate::cpu::engine::Kernels::Reference => "reference",
                 };
-                (r, format!("cpu, {} threads, {k} kernels", rayon::current_num_threads()))
+                (
+                    r,
+                    format!("cpu, {} threads, {k} kernels", rayon::current_num_threads()),
+                )
             };
             let v = serde_json::json!({
                 "model": a.model, "mode": mode.as_str(), "config": cfg.label(), "images": a.images,

@@ -91,7 +91,11 @@ fn span(vals: impl Iterator<Item = f64>, zero: bool) -> (f64, f64) {
     (if zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
-type Xy<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Xy<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 /// One series of an x-y chart: line, interval whiskers, markers of its shape, point labels.
 fn draw_series<DB: DrawingBackend>(
@@ -121,7 +125,14 @@ where
         });
     }
     for (p, e) in s.points.iter().zip(&s.y_err).filter(|(p, _)| ok(p)) {
-        ch.draw_series(std::iter::once(ErrorBar::new_vertical(p.0, e[0], p.1, e[1], col.stroke_width(1), 6)))?;
+        ch.draw_series(std::iter::once(ErrorBar::new_vertical(
+            p.0,
+            e[0],
+            p.1,
+            e[1],
+            col.stroke_width(1),
+            6,
+        )))?;
     }
     if s.markers {
         let label = (!s.line).then_some(s.name.as_str());
@@ -156,19 +167,20 @@ where
         }};
     }
     match m {
-        Marker::Circle => put!(Circle::new((0, 0), 4, fill), move |(x, y)| Circle::new((x + 9, y), 4, fill)),
-        Marker::Square => put!(
-            Rectangle::new([(-4, -4), (4, 4)], fill),
-            move |(x, y)| Rectangle::new([(x + 5, y - 4), (x + 13, y + 4)], fill)
-        ),
-        Marker::Triangle => put!(
-            TriangleMarker::new((0, 0), 6, fill),
-            move |(x, y)| TriangleMarker::new((x + 9, y), 6, fill)
-        ),
-        Marker::Cross => put!(
-            Cross::new((0, 0), 5, col.stroke_width(2)),
-            move |(x, y)| Cross::new((x + 9, y), 5, col.stroke_width(2))
-        ),
+        Marker::Circle => put!(Circle::new((0, 0), 4, fill), move |(x, y)| Circle::new(
+            (x + 9, y),
+            4,
+            fill
+        )),
+        Marker::Square => put!(Rectangle::new([(-4, -4), (4, 4)], fill), move |(x, y)| {
+            Rectangle::new([(x + 5, y - 4), (x + 13, y + 4)], fill)
+        }),
+        Marker::Triangle => put!(TriangleMarker::new((0, 0), 6, fill), move |(x, y)| {
+            TriangleMarker::new((x + 9, y), 6, fill)
+        }),
+        Marker::Cross => put!(Cross::new((0, 0), 5, col.stroke_width(2)), move |(x, y)| {
+            Cross::new((x + 9, y), 5, col.stroke_width(2))
+        }),
     }
     Ok(())
 }
@@ -197,7 +209,12 @@ where
             let (y0, y1) = span(
                 series
                     .iter()
-                    .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.y_err.iter().flatten().copied()))
+                    .flat_map(|s| {
+                        s.points
+                            .iter()
+                            .map(|p| p.1)
+                            .chain(s.y_err.iter().flatten().copied())
+                    })
                     .chain(hlines.iter().map(|h| h.1)),
                 false,
             );
@@ -230,7 +247,9 @@ where
                 ))
                 .map_err(e)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1))
+                });
             }
             for (i, s) in series.iter().enumerate() {
                 draw_series(&mut ch, s, PALETTE[i % PALETTE.len()]).map_err(e)?;

@@ -193,7 +193,16 @@ fn fmt_db(x: f64) -> String {
 pub fn quant_table(q: &ModelQuant) -> String {
     let mut s = format!(
         "{:<28} {:<12} {:<16} {:<10} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>10}\n",
-        "layer", "kind", "weights", "applied", "params", "bits/w", "demoted %", "high", "low", "zero",
+        "layer",
+        "kind",
+        "weights",
+        "applied",
+        "params",
+        "bits/w",
+        "demoted %",
+        "high",
+        "low",
+        "zero",
         "SQNR dB"
     );
     for l in &q.layers {
@@ -422,9 +431,12 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
         s.kl_mean,
         s.bits_per_weight
     );
-    if let (Some(d), Some([lo, hi]), Some(p), Some([b, c])) =
-        (s.top1_delta_pts, s.top1_delta_ci95, s.mcnemar_p, s.discordant)
-    {
+    if let (Some(d), Some([lo, hi]), Some(p), Some([b, c])) = (
+        s.top1_delta_pts,
+        s.top1_delta_ci95,
+        s.mcnemar_p,
+        s.discordant,
+    ) {
         if r.mode != "fp32" {
             let verdict = if p < 0.05 {
                 "significant at 5 %"

@@ -256,7 +256,11 @@ pub fn run(o: &Options) -> Result<String> {
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
         let cell = |r: &AccuracyRow| {
-            let star = if r.mcnemar_p.is_some_and(|p| p < 0.05) { "*" } else { "" };
+            let star = if r.mcnemar_p.is_some_and(|p| p < 0.05) {
+                "*"
+            } else {
+                ""
+            };
             format!(
                 "{}{star} ({})",
                 fmt_opt(r.top1_pct, 2),
@@ -458,7 +462,10 @@ pub fn run(o: &Options) -> Result<String> {
             + a.control_um2
     });
     let comp = |f: fn(&crate::hw::pe::PeArea) -> f64| {
-        areas.iter().map(|a| 100.0 * f(a) / base_total).collect::<Vec<f64>>()
+        areas
+            .iter()
+            .map(|a| 100.0 * f(a) / base_total)
+            .collect::<Vec<f64>>()
     };
     crate::plot::save(
         &Chart::Bars {
@@ -498,7 +505,9 @@ pub fn run(o: &Options) -> Result<String> {
                 .map(|m| {
                     hw_rows
                         .iter()
-                        .find(|h| &h.model == m && h.design == design && h.config.starts_with(scheme))
+                        .find(|h| {
+                            &h.model == m && h.design == design && h.config.starts_with(scheme)
+                        })
                         .map_or(f64::NAN, |h| -h.pe_power_reduction_pct)
                 })
                 .collect();
@@ -626,7 +635,13 @@ fn wilson95(p_pct: f64, n: usize) -> [f64; 2] {
 fn accuracy_figure(m: &str, images: usize, mr: &[&AccuracyRow], fig: &Path) -> Result<()> {
     use crate::plot::Marker;
     let labelled = mr.iter().all(|r| r.top1_pct.is_some()) && images >= 1000;
-    let y = |r: &AccuracyRow| if labelled { r.top1_pct } else { r.agreement_top1_pct };
+    let y = |r: &AccuracyRow| {
+        if labelled {
+            r.top1_pct
+        } else {
+            r.agreement_top1_pct
+        }
+    };
     let mut series = Vec::new();
     for (name, s, b, marker) in [
         ("INT8", "int8", None, Marker::Square),
@@ -647,14 +662,20 @@ fn accuracy_figure(m: &str, images: usize, mr: &[&AccuracyRow], fig: &Path) -> R
         }
         series.push(Series {
             name: name.into(),
-            points: rows.iter().map(|r| (r.bits_per_weight.unwrap(), y(r).unwrap())).collect(),
+            points: rows
+                .iter()
+                .map(|r| (r.bits_per_weight.unwrap(), y(r).unwrap()))
+                .collect(),
             markers: true,
             marker,
             point_labels: rows
                 .iter()
                 .map(|r| r.low.map(|l| format!("L={l}")).unwrap_or_default())
                 .collect(),
-            y_err: rows.iter().map(|r| wilson95(y(r).unwrap(), r.images)).collect(),
+            y_err: rows
+                .iter()
+                .map(|r| wilson95(y(r).unwrap(), r.images))
+                .collect(),
             ..Default::default()
         });
     }
@@ -715,7 +736,10 @@ fn sqnr_figure(m: &str, fig: &Path) -> Result<()> {
         };
         let q = quantize_graph(&g, &cfg)?;
         names = q.layers.iter().map(|l| l.name.clone()).collect();
-        per.push((name.into(), q.layers.iter().map(|l| l.stats.sqnr_db.min(80.0)).collect()));
+        per.push((
+            name.into(),
+            q.layers.iter().map(|l| l.stats.sqnr_db.min(80.0)).collect(),
+        ));
     }
     let title = format!("{m}: weight SQNR per layer, every layer quantized");
     let chart = if names.len() <= 16 {
@@ -751,4 +775,3 @@ fn sqnr_figure(m: &str, fig: &Path) -> Result<()> {
     crate::plot::save(&chart, &fig.join(format!("layer-sqnr-{m}")))?;
     Ok(())
 }
-

@@ -37,7 +37,10 @@ impl PairedTop1 {
 
     /// Agresti-Min 95 % interval of the change, percentage points.
     pub fn ci95_pts(&self) -> [f64; 2] {
-        let (b, c) = (self.only_reference as f64 + 0.5, self.only_candidate as f64 + 0.5);
+        let (b, c) = (
+            self.only_reference as f64 + 0.5,
+            self.only_candidate as f64 + 0.5,
+        );
         let n = self.n() as f64 + 2.0;
         let d = (c - b) / n;
         let var = ((b + c) - (c - b).powi(2) / n) / (n * n);

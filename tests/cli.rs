@@ -326,7 +326,11 @@ fn reproduce_writes_tables_csv_figures_and_resumes() {
 /// One rule joins --scheme and --mode: either flag alone set to fp32 is the FP32 run.
 #[test]
 fn scheme_fp32_or_mode_fp32_alone_is_the_fp32_run() {
-    for args in [&["--scheme", "fp32"][..], &["--mode", "fp32"][..], &["--scheme", "fp32", "--mode", "fp32"][..]] {
+    for args in [
+        &["--scheme", "fp32"][..],
+        &["--mode", "fp32"][..],
+        &["--scheme", "fp32", "--mode", "fp32"][..],
+    ] {
         let mut a = vec!["eval", "--limit", "20", "--json", "-q"];
         a.extend_from_slice(args);
         let (rc, out, err) = strumlab(&a);
@@ -336,7 +340,9 @@ fn scheme_fp32_or_mode_fp32_alone_is_the_fp32_run() {
         assert_eq!(v["label"], "fp32", "{args:?}");
     }
     // Contradictions name both flags' values.
-    let (rc, _, err) = strumlab(&["eval", "--limit", "5", "--scheme", "fp32", "--mode", "integer"]);
+    let (rc, _, err) = strumlab(&[
+        "eval", "--limit", "5", "--scheme", "fp32", "--mode", "integer",
+    ]);
     assert_eq!(rc, 2);
     assert!(err.contains("fp32") && err.contains("integer"), "{err}");
     let (rc, _, err) = strumlab(&["eval", "--limit", "5", "--scheme", "dliq", "--mode", "fp32"]);
@@ -358,7 +364,11 @@ fn errors_once_no_driver_noise_export_creates_folder_kl_non_negative() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("XDG_RUNTIME_DIR"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("XDG_RUNTIME_DIR"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = std::env::temp_dir().join(format!("strumlab-export-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("a/b");
@@ -367,17 +377,24 @@ fn errors_once_no_driver_noise_export_creates_folder_kl_non_negative() {
     assert!(out.join("meta.json").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
     for scheme in ["fp32", "int8", "mip2q"] {
-        let (rc, out, err) = strumlab(&["eval", "--limit", "100", "--scheme", scheme, "--json", "-q"]);
+        let (rc, out, err) =
+            strumlab(&["eval", "--limit", "100", "--scheme", scheme, "--json", "-q"]);
         assert_eq!(rc, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert!(v["summary"]["kl_mean"].as_f64().unwrap() >= 0.0, "{scheme}: {}", v["summary"]["kl_mean"]);
+        assert!(
+            v["summary"]["kl_mean"].as_f64().unwrap() >= 0.0,
+            "{scheme}: {}",
+            v["summary"]["kl_mean"]
+        );
     }
 }
 
 /// eval reports the paired top-1 change against FP32 with a 95 % interval and McNemar's p.
 #[test]
 fn eval_reports_significance_of_the_top1_change() {
-    let (rc, out, err) = strumlab(&["eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "--json", "-q"]);
+    let (rc, out, err) = strumlab(&[
+        "eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "--json", "-q",
+    ]);
     assert_eq!(rc, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let s = &v["summary"];
@@ -390,14 +407,27 @@ fn eval_reports_significance_of_the_top1_change() {
     let disc = s["discordant"].as_array().unwrap();
     let (b, c) = (disc[0].as_f64().unwrap(), disc[1].as_f64().unwrap());
     assert!((d - 100.0 * (c - b) / 500.0).abs() < 1e-9);
-    let (rc, out, _) = strumlab(&["eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "-q"]);
+    let (rc, out, _) = strumlab(&[
+        "eval", "--scheme", "mip2q", "--low", "8", "--limit", "500", "-q",
+    ]);
     assert_eq!(rc, 0);
     assert!(out.contains("McNemar p ="), "{out}");
     // The layer table says which layers got the scheme, has units, and its MAC shares add up.
-    assert!(out.contains("1 of 3 weight layers get mip2q-b8-l8"), "{out}");
-    assert!(out.contains("MAC w0 %") && out.contains("out SQNR dB"), "{out}");
-    for line in out.lines().filter(|l| l.contains("mip2q-l8") || l.starts_with("Convolution") || l.starts_with("Times")) {
-        let v: Vec<f64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    assert!(
+        out.contains("1 of 3 weight layers get mip2q-b8-l8"),
+        "{out}"
+    );
+    assert!(
+        out.contains("MAC w0 %") && out.contains("out SQNR dB"),
+        "{out}"
+    );
+    for line in out.lines().filter(|l| {
+        l.contains("mip2q-l8") || l.starts_with("Convolution") || l.starts_with("Times")
+    }) {
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
         if v.len() >= 7 {
             let (w8, w4, w0) = (v[v.len() - 4], v[v.len() - 3], v[v.len() - 2]);
             assert!((w8 + w4 + w0 - 100.0).abs() < 0.15, "{line}");

@@ -73,12 +73,16 @@ fn operands(g: &ConvGeom, seed: u64) -> (Vec<i8>, Vec<i32>, Vec<i32>) {
             _ => rng.below(257) as i32 - 128,
         })
         .collect();
-    let bias = (0..g.oc).map(|_| rng.below(1 << 20) as i32 - (1 << 19)).collect();
+    let bias = (0..g.oc)
+        .map(|_| rng.below(1 << 20) as i32 - (1 << 19))
+        .collect();
     (x, w, bias)
 }
 
 fn filled(bias: &[i32], per: usize) -> Vec<i32> {
-    bias.iter().flat_map(|&b| std::iter::repeat_n(b, per)).collect()
+    bias.iter()
+        .flat_map(|&b| std::iter::repeat_n(b, per))
+        .collect()
 }
 
 proptest! {
@@ -149,9 +153,24 @@ fn whole_models_fast_equals_reference() {
         let mut shape = ds.shape.clone();
         shape[0] = 32;
         let calib = strumlab::model::Tensor::new(shape, ds.images[..32 * ds.per_image()].to_vec());
-        let sc = strumlab::cpu::engine::calibrate(&g, &calib, strumlab::quant::config::Calib::Max, 99.99).unwrap();
-        for (scheme, low) in [(Scheme::Int8, 0), (Scheme::Mip2q, 4), (Scheme::Mip2q, 8), (Scheme::Dliq, 8)] {
-            let cfg = QuantConfig { scheme, low, ..Default::default() };
+        let sc = strumlab::cpu::engine::calibrate(
+            &g,
+            &calib,
+            strumlab::quant::config::Calib::Max,
+            99.99,
+        )
+        .unwrap();
+        for (scheme, low) in [
+            (Scheme::Int8, 0),
+            (Scheme::Mip2q, 4),
+            (Scheme::Mip2q, 8),
+            (Scheme::Dliq, 8),
+        ] {
+            let cfg = QuantConfig {
+                scheme,
+                low,
+                ..Default::default()
+            };
             let q = quantize_graph(&g, &cfg).unwrap();
             let fast = Engine::new(&g, Mode::Integer, Some(&q), Some(&sc)).unwrap();
             assert_eq!(fast.kernels, Kernels::Fast);
@@ -182,7 +201,16 @@ fn eval_check_reference_reports_agreement() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("agree on every logit of all 300 images"));
     // Only integer mode on the CPU has two kernel sets: anything else is refused by name.
     let o = std::process::Command::new(bin)
-        .args(["eval", "--scheme", "fp32", "--mode", "fp32", "--limit", "5", "--check-reference"])
+        .args([
+            "eval",
+            "--scheme",
+            "fp32",
+            "--mode",
+            "fp32",
+            "--limit",
+            "5",
+            "--check-reference",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -226,14 +254,19 @@ fn whole_models_fp32_fast_close_to_reference() {
             strumlab::zoo::resolve(model, &strumlab::model::LoadOptions::default()).unwrap();
         let ds = strumlab::data::load(data, &card, false).unwrap();
         let fast = Engine::new(&g, Mode::Fp32, None, None).unwrap();
-        let refr = Engine::new(&g, Mode::Fp32, None, None).unwrap().with_kernels(Kernels::Reference);
+        let refr = Engine::new(&g, Mode::Fp32, None, None)
+            .unwrap()
+            .with_kernels(Kernels::Reference);
         for i in 0..100 {
             let a = &fast.run(ds.image(i), false).unwrap().0[0];
             let b = &refr.run(ds.image(i), false).unwrap().0[0];
             let scale = b.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
             for (p, q) in a.iter().zip(b) {
                 // 100 x the kernel tolerance: errors of ~10 layers compound
-                assert!((p - q).abs() <= 100.0 * gemm::FP32_REL_TOL * scale, "{model} image {i}: {p} vs {q}");
+                assert!(
+                    (p - q).abs() <= 100.0 * gemm::FP32_REL_TOL * scale,
+                    "{model} image {i}: {p} vs {q}"
+                );
             }
         }
     }
@@ -246,7 +279,19 @@ fn quantize1_equals_round_ties_even_then_clamp() {
     let want = |v: f32| v.round_ties_even().clamp(-127.0, 127.0) as i8;
     let mut vals: Vec<f32> = (-300..=300).map(|k| k as f32 * 0.5).collect();
     vals.extend((-200_000..=200_000).map(|k| k as f32 * 0.001_37));
-    vals.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e30, -1e30, 126.5, -126.5, 127.5, -127.5]);
+    vals.extend([
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        1e30,
+        -1e30,
+        126.5,
+        -126.5,
+        127.5,
+        -127.5,
+    ]);
     vals.extend([0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5].map(|v| v.next_up()));
     vals.extend([0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5].map(|v| v.next_down()));
     for v in vals {

@@ -1449,7 +1449,16 @@ fn weights_of_128_agree_with_cpu_on_mobilenetv2() {
     let bin = env!("CARGO_BIN_EXE_strumlab");
     for args in [
         vec!["--scheme", "dliq", "--low", "8"],
-        vec!["--scheme", "mip2q", "--low", "8", "--p2-min-exp", "1", "--p2-max-exp", "7"],
+        vec![
+            "--scheme",
+            "mip2q",
+            "--low",
+            "8",
+            "--p2-min-exp",
+            "1",
+            "--p2-max-exp",
+            "7",
+        ],
         vec!["--scheme", "mip2q", "--low", "8"],
     ] {
         let o = std::process::Command::new(bin)

@@ -11,7 +11,9 @@ use strumlab::quant::schemes::{Quantizer, Strum, WeightView};
 use strumlab::quant::{Geometry, QuantConfig, Scheme, lowp, quantize_graph};
 
 fn zoo(name: &str) -> strumlab::model::Graph {
-    strumlab::zoo::resolve(name, &LoadOptions::default()).unwrap().0
+    strumlab::zoo::resolve(name, &LoadOptions::default())
+        .unwrap()
+        .0
 }
 
 fn zoo_card(name: &str) -> (strumlab::model::Graph, strumlab::data::card::ModelCard) {
@@ -108,8 +110,16 @@ fn b16_on_mnist8_demotes_real_weights_not_padding() {
         assert!(conv2.geometry.inner == 8, "{axis:?}: {:?}", conv2.geometry);
         // 200 weights per channel = 12 full blocks + one of 8 real lanes (8 padding lanes
         // take that block's demotions): 96 of 200 demoted.
-        assert!((conv2.stats.demoted_pct - 48.0).abs() < 1e-9, "{}", conv2.stats.demoted_pct);
-        assert!(conv2.stats.bits_per_weight < 8.0, "{}", conv2.stats.bits_per_weight);
+        assert!(
+            (conv2.stats.demoted_pct - 48.0).abs() < 1e-9,
+            "{}",
+            conv2.stats.demoted_pct
+        );
+        assert!(
+            conv2.stats.bits_per_weight < 8.0,
+            "{}",
+            conv2.stats.bits_per_weight
+        );
         assert!(conv2.stats.sqnr_db < 30.0);
     }
     // The ONNX (ic, kh, kw) order is still there on request.
@@ -117,7 +127,10 @@ fn b16_on_mnist8_demotes_real_weights_not_padding() {
         block_axis: BlockAxis::Flat,
         ..strum(Scheme::Mip2q, 16, 8)
     };
-    assert_eq!(quantize_graph(&g, &flat).unwrap().layers[1].geometry.inner, 0);
+    assert_eq!(
+        quantize_graph(&g, &flat).unwrap().layers[1].geometry.inner,
+        0
+    );
 }
 
 #[test]
@@ -154,7 +167,12 @@ fn channel_shift_is_one_shift_per_channel() {
     };
     let q = quantize_graph(&g, &cfg).unwrap();
     let block = quantize_graph(&g, &strum(Scheme::Dliq, 8, 4)).unwrap();
-    for (l, b) in q.layers.iter().zip(&block.layers).filter(|(l, _)| l.encoded.low > 0) {
+    for (l, b) in q
+        .layers
+        .iter()
+        .zip(&block.layers)
+        .filter(|(l, _)| l.encoded.low > 0)
+    {
         let p = l.encoded.packed.as_ref().unwrap();
         let geom = p.geometry;
         let per_ch = geom.num_blocks() / l.shape[0];
@@ -211,7 +229,12 @@ fn demotion_from_the_ratio_rounds_once() {
     let q8 = quantize_graph(&g, &strum(Scheme::Dliq, 8, 8)).unwrap();
     assert_ne!(q.summary.sqnr_db, q8.summary.sqnr_db);
     for l in &q.layers {
-        assert_eq!(l.encoded.packed.as_ref().unwrap().decode(), l.encoded.q, "{}", l.name);
+        assert_eq!(
+            l.encoded.packed.as_ref().unwrap().decode(),
+            l.encoded.q,
+            "{}",
+            l.name
+        );
     }
 }
 
@@ -249,14 +272,24 @@ fn output_criterion_needs_images_and_weighs_by_input_energy() {
     let energy = strumlab::quant::input_energy(&g, &x).unwrap();
     assert_eq!(energy.len(), g.layers().len());
     let q = strumlab::quant::quantize_graph_with(&g, &cfg, Some(&energy)).unwrap();
-    let lows = |m: &strumlab::quant::ModelQuant| m.layers.iter().map(|l| l.encoded.low).collect::<Vec<_>>();
+    let lows = |m: &strumlab::quant::ModelQuant| {
+        m.layers.iter().map(|l| l.encoded.low).collect::<Vec<_>>()
+    };
     assert!(lows(&q).iter().any(|&l| l > 0));
     // With every input channel of equal energy the estimate is the weight SQNR itself.
-    let flat: strumlab::quant::InputEnergy =
-        energy.iter().map(|(k, v)| (*k, vec![1.0; v.len()])).collect();
+    let flat: strumlab::quant::InputEnergy = energy
+        .iter()
+        .map(|(k, v)| (*k, vec![1.0; v.len()]))
+        .collect();
     for db in [15.0, 20.0, 25.0, 30.0] {
-        let c = QuantConfig { min_sqnr_db: db, ..cfg.clone() };
-        let w = QuantConfig { dyn_criterion: DynCriterion::WeightSqnr, ..c.clone() };
+        let c = QuantConfig {
+            min_sqnr_db: db,
+            ..cfg.clone()
+        };
+        let w = QuantConfig {
+            dyn_criterion: DynCriterion::WeightSqnr,
+            ..c.clone()
+        };
         assert_eq!(
             lows(&strumlab::quant::quantize_graph_with(&g, &c, Some(&flat)).unwrap()),
             lows(&quantize_graph(&g, &w).unwrap()),

@@ -355,7 +355,10 @@ fn figures_are_written_as_png_and_svg() {
     assert_eq!(files.len(), 2);
     let svg = std::fs::read_to_string(dir.join("xy.svg")).unwrap();
     assert!(svg.contains("Accuracy check") && svg.contains("MIP2Q"));
-    assert!(svg.contains("L=8") && svg.contains("FP32 (98.9 %)"), "point labels and reference line");
+    assert!(
+        svg.contains("L=8") && svg.contains("FP32 (98.9 %)"),
+        "point labels and reference line"
+    );
     let png = image::open(dir.join("xy.png")).unwrap().to_rgb8();
     assert_eq!(png.dimensions(), strumlab::plot::SIZE);
     // Something other than the white background was drawn.

@@ -824,9 +824,8 @@ impl<'g> Engine<'g> {
                 let mut acc: Vec<i32> = filled(&plan.bias_q, dims.is_some(), per_out, out_n);
                 let fast = self.kernels == Kernels::Fast;
                 match &gm {
-                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH.with_borrow_mut(|s| {
-                        super::gemm::conv_i8(q, &plan.w_qf, gm, &mut acc, s)
-                    }),
+                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH
+                        .with_borrow_mut(|s| super::gemm::conv_i8(q, &plan.w_qf, gm, &mut acc, s)),
                     Some(gm) => kernels::conv2d(q, &plan.w_q, gm, &mut acc, |v| v as i32),
                     None if fast => SCRATCH.with_borrow_mut(|s| {
                         super::gemm::dense_i8(q, &plan.w_qf, ic, oc, &mut acc, s)
@@ -855,9 +854,8 @@ impl<'g> Engine<'g> {
                 // would magnify the fast GEMM's different summation order).
                 let fast = self.kernels == Kernels::Fast && self.mode == Mode::Fp32;
                 match &gm {
-                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH.with_borrow_mut(|s| {
-                        super::gemm::conv_f32(f, &plan.w_f, gm, &mut acc, s)
-                    }),
+                    Some(gm) if fast && super::gemm::takes(gm) => SCRATCH
+                        .with_borrow_mut(|s| super::gemm::conv_f32(f, &plan.w_f, gm, &mut acc, s)),
                     Some(gm) => kernels::conv2d(f, &plan.w_f, gm, &mut acc, |v| v),
                     None if fast => super::gemm::dense_f32(f, &plan.w_f, ic, oc, &mut acc),
                     None => kernels::dense(f, &plan.w_f, ic, oc, &mut acc, |v| v),

@@ -57,7 +57,11 @@ fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<
                 let row = &mut col[((i * g.kh + ky) * g.kw + kx) * p..][..p];
                 // output columns whose input column lies inside the image: [x0, x1)
                 let off = kx * g.dw;
-                let x0 = if off >= g.pl { 0 } else { (g.pl - off).div_ceil(g.sw) };
+                let x0 = if off >= g.pl {
+                    0
+                } else {
+                    (g.pl - off).div_ceil(g.sw)
+                };
                 let x1 = if g.w + g.pl <= off {
                     0
                 } else {
@@ -79,7 +83,10 @@ fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<
                             *d = v.into();
                         }
                     } else {
-                        for (d, &v) in dst[x0..x1].iter_mut().zip(src[first..].iter().step_by(g.sw)) {
+                        for (d, &v) in dst[x0..x1]
+                            .iter_mut()
+                            .zip(src[first..].iter().step_by(g.sw))
+                        {
                             *d = v.into();
                         }
                     }
@@ -213,8 +220,14 @@ pub fn conv_f32(x: &[f32], w: &[f32], g: &ConvGeom, acc: &mut [f32], s: &mut Scr
     let p = g.oh * g.ow;
     let k = g.icg * g.kh * g.kw;
     let ocg = g.oc / g.group;
-    let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0
-        && g.oh == g.h && g.ow == g.w;
+    let pointwise = g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.pt == 0
+        && g.pl == 0
+        && g.oh == g.h
+        && g.ow == g.w;
     for grp in 0..g.group {
         let b: &[f32] = if pointwise {
             &x[grp * g.icg * p..(grp + 1) * g.icg * p]

@@ -224,7 +224,9 @@ pub fn dequantize_acc(
     channels: usize,
     channel_last: bool,
 ) -> Vec<f32> {
-    per_channel_map(acc, m, per_channel, channels, channel_last, |a, k| a as f32 * k)
+    per_channel_map(acc, m, per_channel, channels, channel_last, |a, k| {
+        a as f32 * k
+    })
 }
 
 /// ReLU / Clip on INT8 values: exact, the scale is unchanged.

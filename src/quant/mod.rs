@@ -345,7 +345,13 @@ fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSu
             }
         }
     }
-    let per_param = |x: f64| if s.params > 0 { x / s.params as f64 } else { 0.0 };
+    let per_param = |x: f64| {
+        if s.params > 0 {
+            x / s.params as f64
+        } else {
+            0.0
+        }
+    };
     s.bits_per_weight = per_param(bits);
     s.bits_per_weight_ideal_mask = per_param(ideal);
     s.demoted_pct = 100.0 * per_param(demoted as f64);

@@ -167,7 +167,9 @@ impl Packed {
             return 0.0;
         }
         let (b, l) = (self.geometry.block, self.low);
-        let log2_choose: f64 = (0..l).map(|i| ((b - i) as f64 / (i + 1) as f64).log2()).sum();
+        let log2_choose: f64 = (0..l)
+            .map(|i| ((b - i) as f64 / (i + 1) as f64).log2())
+            .sum();
         self.geometry.num_blocks() as f64 * log2_choose
     }
 

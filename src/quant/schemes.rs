@@ -269,7 +269,8 @@ impl Quantizer for Mx {
                 .collect(),
             class: classes(&q, |_| !low),
             storage_bits: g.num_blocks() as u64 * (self.block as u64 * self.elem_bits as u64 + 8),
-            ideal_storage_bits: (g.num_blocks() as u64 * (self.block as u64 * self.elem_bits as u64 + 8))
+            ideal_storage_bits: (g.num_blocks() as u64
+                * (self.block as u64 * self.elem_bits as u64 + 8))
                 as f64,
             demoted: 0,
             q,

@@ -10,7 +10,9 @@
 //! 4. demotion from q8 or from w / s (`demote_from`);
 //! 5. optionally a least-squares refit of each channel's scale (`refit`).
 
-use super::config::{DemoteFrom, DliqShift, DliqShiftRule, P2Window, QuantConfig, Scheme, Selection};
+use super::config::{
+    DemoteFrom, DliqShift, DliqShiftRule, P2Window, QuantConfig, Scheme, Selection,
+};
 use super::lowp;
 use super::packed::{LowFormat, Packed};
 use super::schemes::{Encoded, Quantizer, WeightView, classes, dequant, per_channel_int};
@@ -63,7 +65,9 @@ impl Strum {
             }
             P2Window::Fixed => vec![(self.cfg.p2_min_exp, self.cfg.p2_max_exp)],
             P2Window::Anchored => {
-                vec![lowp::anchored_window(q8.iter().map(|v| v.abs()).max().unwrap_or(0))]
+                vec![lowp::anchored_window(
+                    q8.iter().map(|v| v.abs()).max().unwrap_or(0),
+                )]
             }
             P2Window::Auto => vec![(0, 6), (1, 7)],
         }
@@ -148,7 +152,9 @@ impl Strum {
         }
         match self.cfg.selection {
             Selection::Magnitude => {
-                let order = Self::rank(lanes, b, &|lane| lanes[lane].map_or(-1.0, |i| b.ratio[i].abs()));
+                let order = Self::rank(lanes, b, &|lane| {
+                    lanes[lane].map_or(-1.0, |i| b.ratio[i].abs())
+                });
                 let shift = match fixed_k {
                     Some(k) => k,
                     None if dliq_shift => {
@@ -168,7 +174,8 @@ impl Strum {
                 };
                 let mut best: Option<(f64, BlockChoice)> = None;
                 for k in ks {
-                    let err = |lane: usize| (src(lane) - self.demote(src(lane), win, k) as f32).abs();
+                    let err =
+                        |lane: usize| (src(lane) - self.demote(src(lane), win, k) as f32).abs();
                     let order = Self::rank(lanes, b, &err);
                     let total: f64 = order[..self.low].iter().map(|&l| err(l) as f64).sum();
                     if best.as_ref().is_none_or(|(t, _)| total < *t) {
@@ -224,7 +231,12 @@ impl Strum {
             // A block inside one channel takes that channel's shift; one spanning channels
             // (depthwise = channel) the largest of theirs.
             let fixed_k = chan_k.as_ref().map(|ks| {
-                lanes.iter().flatten().map(|&i| ks[i / per]).max().unwrap_or(0)
+                lanes
+                    .iter()
+                    .flatten()
+                    .map(|&i| ks[i / per])
+                    .max()
+                    .unwrap_or(0)
             });
             let c = self.choose(&lanes, b, win, fixed_k);
             let mut hi_lane = vec![true; g.block];
@@ -298,7 +310,11 @@ fn refit_scales(w: &[f32], c: &[i32], scales: &[f32], per: usize) -> Vec<f32> {
                 cc += (ci as f64).powi(2);
             }
             let fit = (wc / cc) as f32;
-            if cc > 0.0 && fit.is_finite() && fit > 0.0 { fit } else { s }
+            if cc > 0.0 && fit.is_finite() && fit > 0.0 {
+                fit
+            } else {
+                s
+            }
         })
         .collect()
 }
