@@ -22,6 +22,8 @@ pub enum Marker {
     Square,
     Triangle,
     Cross,
+    /// An unfilled circle.
+    Ring,
 }
 
 /// One line or scatter series.
@@ -38,6 +40,9 @@ pub struct Series {
     pub y_err: Vec<[f64; 2]>,
     /// Dashed line instead of solid.
     pub dashed: bool,
+    /// Put the point labels below the points instead of above (when two series share
+    /// positions).
+    pub labels_below: bool,
 }
 
 /// What a figure shows.
@@ -109,20 +114,10 @@ where
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(ok).collect();
     let stroke = col.stroke_width(2);
-    if s.line {
-        let a = if s.dashed {
-            ch.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, stroke))?
-        } else {
-            ch.draw_series(LineSeries::new(pts.clone(), stroke))?
-        };
-        let d = s.dashed;
-        a.label(s.name.as_str()).legend(move |(x, y)| {
-            if d {
-                PathElement::new(vec![(x, y), (x + 7, y)], stroke)
-            } else {
-                PathElement::new(vec![(x, y), (x + 18, y)], stroke)
-            }
-        });
+    if s.line && s.dashed {
+        ch.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, stroke))?;
+    } else if s.line {
+        ch.draw_series(LineSeries::new(pts.clone(), stroke))?;
     }
     for (p, e) in s.points.iter().zip(&s.y_err).filter(|(p, _)| ok(p)) {
         ch.draw_series(std::iter::once(ErrorBar::new_vertical(
@@ -135,52 +130,104 @@ where
         )))?;
     }
     if s.markers {
-        let label = (!s.line).then_some(s.name.as_str());
-        markers(ch, &pts, s.marker, col, label)?;
+        markers(ch, &pts, s.marker, col)?;
     }
     for (p, t) in s.points.iter().zip(&s.point_labels).filter(|(p, _)| ok(p)) {
         ch.draw_series(std::iter::once(
-            EmptyElement::at(*p) + Text::new(t.clone(), (7, -16), ("sans-serif", 11).into_font()),
+            EmptyElement::at(*p)
+                + Text::new(
+                    t.clone(),
+                    (7, if s.labels_below { 3 } else { -16 }),
+                    ("sans-serif", 11).into_font(),
+                ),
         ))?;
     }
     Ok(())
 }
 
-/// Markers of shape `m` at `pts`, with a legend entry when `label` is given.
+/// Markers of shape `m` at `pts` (the legend strip draws its own samples).
 fn markers<DB: DrawingBackend>(
     ch: &mut Xy<'_, DB>,
     pts: &[(f64, f64)],
     m: Marker,
     col: RGBColor,
-    label: Option<&str>,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
     DB::ErrorType: 'static,
 {
-    let fill = col.filled();
-    macro_rules! put {
-        ($elem:expr, $legend:expr) => {{
-            let a = ch.draw_series(pts.iter().map(|&p| EmptyElement::at(p) + $elem))?;
-            if let Some(l) = label {
-                a.label(l).legend($legend);
-            }
-        }};
-    }
+    let (fill, stroke) = (col.filled(), col.stroke_width(2));
+    let at = |p: &(f64, f64)| EmptyElement::at(*p);
     match m {
-        Marker::Circle => put!(Circle::new((0, 0), 4, fill), move |(x, y)| Circle::new(
-            (x + 9, y),
-            4,
-            fill
-        )),
-        Marker::Square => put!(Rectangle::new([(-4, -4), (4, 4)], fill), move |(x, y)| {
-            Rectangle::new([(x + 5, y - 4), (x + 13, y + 4)], fill)
-        }),
-        Marker::Triangle => put!(TriangleMarker::new((0, 0), 6, fill), move |(x, y)| {
-            TriangleMarker::new((x + 9, y), 6, fill)
-        }),
-        Marker::Cross => put!(Cross::new((0, 0), 5, col.stroke_width(2)), move |(x, y)| {
-            Cross::new((x + 9, y), 5, col.stroke_width(2))
-        }),
+        Marker::Circle => {
+            ch.draw_series(pts.iter().map(|p| at(p) + Circle::new((0, 0), 4, fill)))?
+        }
+        Marker::Square => ch.draw_series(
+            pts.iter()
+                .map(|p| at(p) + Rectangle::new([(-4, -4), (4, 4)], fill)),
+        )?,
+        Marker::Triangle => ch.draw_series(
+            pts.iter()
+                .map(|p| at(p) + TriangleMarker::new((0, 0), 6, fill)),
+        )?,
+        Marker::Cross => {
+            ch.draw_series(pts.iter().map(|p| at(p) + Cross::new((0, 0), 5, stroke)))?
+        }
+        Marker::Ring => {
+            ch.draw_series(pts.iter().map(|p| at(p) + Circle::new((0, 0), 5, stroke)))?
+        }
+    };
+    Ok(())
+}
+
+/// Width of the legend strip of x-y charts, pixels.
+const LEGEND_W: i32 = 175;
+
+/// The legend of an x-y chart, drawn in its own strip: reference lines, then each series with
+/// its line and / or marker.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    hlines: &[(String, f64)],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    let mut y = 70;
+    let grey = RGBColor(90, 90, 90);
+    for (name, _) in hlines {
+        area.draw(&PathElement::new(
+            vec![(8, y), (30, y)],
+            grey.stroke_width(1),
+        ))?;
+        area.draw(&Text::new(name.clone(), (38, y - 7), font.clone()))?;
+        y += 22;
+    }
+    for (i, s) in series.iter().enumerate() {
+        let col = PALETTE[i % PALETTE.len()];
+        if s.line {
+            let pts = if s.dashed {
+                vec![(8, y), (16, y)]
+            } else {
+                vec![(8, y), (30, y)]
+            };
+            area.draw(&PathElement::new(pts, col.stroke_width(2)))?;
+            if s.dashed {
+                area.draw(&PathElement::new(
+                    vec![(21, y), (30, y)],
+                    col.stroke_width(2),
+                ))?;
+            }
+        }
+        if s.markers {
+            let (c, f) = ((19, y), col.filled());
+            match s.marker {
+                Marker::Circle => area.draw(&Circle::new(c, 4, f))?,
+                Marker::Square => area.draw(&Rectangle::new([(15, y - 4), (23, y + 4)], f))?,
+                Marker::Triangle => area.draw(&TriangleMarker::new(c, 6, f))?,
+                Marker::Cross => area.draw(&Cross::new(c, 5, col.stroke_width(2)))?,
+                Marker::Ring => area.draw(&Circle::new(c, 5, col.stroke_width(2)))?,
+            }
+        }
+        area.draw(&Text::new(s.name.clone(), (38, y - 7), font.clone()))?;
+        y += 22;
     }
     Ok(())
 }
@@ -218,10 +265,10 @@ where
                     .chain(hlines.iter().map(|h| h.1)),
                 false,
             );
-            // Head room above the data for the legend (about 6 % of the height per entry), so
-            // that it covers no point.
-            let entries = series.len() + hlines.len();
-            let y1 = y1 + 0.065 * entries as f64 * (y1 - y0);
+            // The legend gets its own strip right of the plot, so it covers no data and the
+            // axis needs no head room (a percentage axis stays near 100).
+            let (root, side) = root.split_horizontally(SIZE.0 as i32 - LEGEND_W);
+            legend(&side, series, hlines).map_err(e)?;
             let mut ch = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 20))
                 .margin(12)
@@ -229,15 +276,28 @@ where
                 .y_label_area_size(65)
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(e)?;
+            // Whole-number x (layer indices) gets whole-number ticks.
+            let whole = series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .all(|p| p.0.fract() == 0.0);
+            let fmt_x = move |v: &f64| {
+                if whole {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            };
             ch.configure_mesh()
                 .x_desc(x_label.as_str())
                 .y_desc(y_label.as_str())
+                .x_label_formatter(&fmt_x)
                 .label_style(("sans-serif", 13))
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(e)?;
             let grey = RGBColor(90, 90, 90);
-            for (name, y) in hlines {
+            for (_, y) in hlines {
                 let y = *y;
                 ch.draw_series(DashedLineSeries::new(
                     vec![(x0, y), (x1, y)],
@@ -245,22 +305,11 @@ where
                     4,
                     grey.stroke_width(1),
                 ))
-                .map_err(e)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1))
-                });
+                .map_err(e)?;
             }
             for (i, s) in series.iter().enumerate() {
                 draw_series(&mut ch, s, PALETTE[i % PALETTE.len()]).map_err(e)?;
             }
-            ch.configure_series_labels()
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(e)?;
         }
         Chart::Bars {
             title,

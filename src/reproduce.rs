@@ -648,7 +648,7 @@ fn accuracy_figure(m: &str, images: usize, mr: &[&AccuracyRow], fig: &Path) -> R
         ("DLIQ B=8", "dliq", Some(8), Marker::Triangle),
         ("DLIQ B=16", "dliq", Some(16), Marker::Cross),
         ("MIP2Q B=8", "mip2q", Some(8), Marker::Circle),
-        ("MIP2Q B=16", "mip2q", Some(16), Marker::Cross),
+        ("MIP2Q B=16", "mip2q", Some(16), Marker::Ring),
     ] {
         let rows: Vec<&&AccuracyRow> = mr
             .iter()

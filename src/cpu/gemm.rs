@@ -57,16 +57,7 @@ fn im2col<T: Copy + Into<f32>>(x: &[T], g: &ConvGeom, grp: usize, col: &mut Vec<
                 let row = &mut col[((i * g.kh + ky) * g.kw + kx) * p..][..p];
                 // output columns whose input column lies inside the image: [x0, x1)
                 let off = kx * g.dw;
-                let x0 = if off >= g.pl {
-                    0
-                } else {
-                    (g.pl - off).div_ceil(g.sw)
-                };
-                let x1 = if g.w + g.pl <= off {
-                    0
-                } else {
-                    ((g.w + g.pl - off - 1) / g.sw + 1).min(g.ow)
-                };
+                let (x0, x1) = g.x_range(kx);
                 if x0 >= x1 {
                     continue;
                 }

@@ -31,7 +31,7 @@ pub struct ConvGeom {
 impl ConvGeom {
     /// Output columns `xo` whose input column `xo*sw + kx*dw - pl` lies inside the image.
     #[inline]
-    fn x_range(&self, kx: usize) -> (usize, usize) {
+    pub(crate) fn x_range(&self, kx: usize) -> (usize, usize) {
         let off = kx * self.dw;
         let lo = if off >= self.pl {
             0
