@@ -132,8 +132,10 @@ if not args.no_sweep:
         spec = os.path.join(d, "sweep.toml")
         open(spec, "w").write('name = "bench-sweep"\n[base]\nmodel = "fmnist-resnet"\nhw = ""\ndevice = "cpu"\nblock = 8\n'
                               '[matrix]\nscheme = ["mip2q", "dliq"]\nlow = [1, 2, 3, 4]\n')
+        # A fresh reference cache: the timed sweep includes its one FP32 pass and calibration.
+        env = dict(os.environ, STRUMLAB_CACHE=os.path.join(d, "cache"))
         t = time.perf_counter()
-        subprocess.run([args.bin, "sweep", spec, "--out", os.path.join(d, "out")], check=True, capture_output=True)
+        subprocess.run([args.bin, "sweep", spec, "--out", os.path.join(d, "out")], check=True, capture_output=True, env=env)
         ours_s = time.perf_counter() - t
         onnx_path, x = exported("fmnist-resnet", d, 64)
         p32 = peer(onnx_path, x, 4000)

@@ -799,6 +799,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 quiet: a.quiet,
                 verbose: a.verbose,
                 spec_path: origin,
+                reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
             };
             let r = crate::sweep::run_sweep(&spec, &opts)?;
             if a.json {
@@ -875,6 +876,8 @@ pub fn run(cli: Cli) -> Result<String> {
                 BenchDevice::Gpu => Some(crate::gpu::GpuContext::new()?),
                 BenchDevice::Auto => crate::gpu::GpuContext::new().ok(),
             };
+            let mut refs = crate::eval::RefCache::on_disk();
+            let cpu = crate::eval::Exec::Cpu;
             let r = match &ctx {
                 Some(ctx) => {
                     let exec = crate::eval::Exec::Gpu {
@@ -883,10 +886,10 @@ pub fn run(cli: Cli) -> Result<String> {
                         batch: 64,
                         check_cpu: a.check_cpu,
                     };
-                    match crate::eval::evaluate_on(&g, &a.model, &data, &cfg, &exec) {
+                    match crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &exec, &mut refs) {
                         Err(e) if a.device == BenchDevice::Auto => {
                             eprintln!("notice: {e}; running on the CPU");
-                            crate::eval::evaluate(&g, &a.model, &data, &cfg)?
+                            crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?
                         }
                         other => other?,
                     }
@@ -895,7 +898,7 @@ pub fn run(cli: Cli) -> Result<String> {
                     if a.device == BenchDevice::Auto {
                         eprintln!("notice: no usable GPU adapter; running on the CPU");
                     }
-                    crate::eval::evaluate(&g, &a.model, &data, &cfg)?
+                    crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?
                 }
             };
             if a.check_cpu {

@@ -163,6 +163,7 @@ pub fn run(o: &Options) -> Result<String> {
         quiet: o.quiet,
         verbose: o.verbose,
         spec_path: SPEC.into(),
+        reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
     };
     let summary = crate::sweep::run_sweep(&spec, &sopts)?;
     let runs = spec.expand(SPEC)?;

@@ -381,3 +381,66 @@ fn figures_are_written_as_png_and_svg() {
     assert!(dir.join("bars.png").is_file() && dir.join("bars.svg").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One FP32 pass and one calibration for a whole multi-configuration sweep; none when the
+/// same images are swept again with the reference cache on disk; and the same numbers as a
+/// run that computes its reference itself.
+#[test]
+fn sweep_computes_the_fp32_reference_once() {
+    let dir = tmp("fp32-once");
+    let text = "name = \"once\"\n[base]\nmodel = \"mnist-8\"\ndevice = \"cpu\"\n\
+                [matrix]\nscheme = [\"int8\", \"mip2q\", \"dliq\"]\nlow = [2, 4]\n";
+    let spec = SweepSpec::parse(text, "small").unwrap();
+    let opts = |out: &str| sweep::SweepOptions {
+        out: dir.join(out),
+        shard: None,
+        retry_failed: false,
+        device: None,
+        limit: Some(120),
+        quiet: true,
+        verbose: false,
+        spec_path: "small".into(),
+        reference_cache: Some(dir.join("refs")),
+    };
+    let first = sweep::run_sweep(&spec, &opts("a")).unwrap();
+    assert!(first.ran >= 3 && first.failed == 0, "{first:?}");
+    assert_eq!((first.fp32_passes, first.calib_passes), (1, 1));
+    let second = sweep::run_sweep(&spec, &opts("b")).unwrap();
+    assert_eq!(second.ran, first.ran);
+    assert_eq!((second.fp32_passes, second.calib_passes), (0, 0));
+    let key = |r: &RunRow| {
+        (
+            r.run_id.clone(),
+            r.top1_pct,
+            r.agreement_top1_pct,
+            r.kl_mean_nats.map(f64::to_bits),
+        )
+    };
+    let a: Vec<_> = rows(&sweep::rows_file(&dir.join("a"), None))
+        .iter()
+        .map(key)
+        .collect();
+    let b: Vec<_> = rows(&sweep::rows_file(&dir.join("b"), None))
+        .iter()
+        .map(key)
+        .collect();
+    assert_eq!(a, b);
+    // the same run evaluated on its own, reference computed inside
+    let (g, card) = strumlab::zoo::resolve("mnist-8", &Default::default()).unwrap();
+    let mut data = strumlab::data::load(&card.dataset, &card, false).unwrap();
+    data.truncate(120);
+    let run = &spec.expand("small").unwrap()[1];
+    let cfg = strumlab::eval::EvalConfig {
+        quant: run.quant.clone(),
+        mode: run.params.mode,
+        calib_images: run.params.calib_images,
+        act_calib: run.params.act_calib,
+        act_percentile: run.params.act_percentile,
+        quiet: true,
+        check_reference: false,
+    };
+    let alone = strumlab::eval::evaluate(&g, "mnist-8", &data, &cfg).unwrap();
+    let row = a.iter().find(|r| r.0 == run.id).unwrap();
+    assert_eq!(row.1, alone.summary.top1.map(|t| 100.0 * t));
+    assert_eq!(row.3, Some(alone.summary.kl_mean.to_bits()));
+}

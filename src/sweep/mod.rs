@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu::engine::Mode;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{Device, EvalConfig, EvalResult};
+use crate::eval::{Device, EvalConfig, EvalResult, Exec};
 use crate::hw::pe::Variant;
 use crate::model::{Graph, LoadOptions};
 use crate::quant::Scheme;
@@ -96,6 +96,9 @@ pub struct SweepOptions {
     pub verbose: bool,
     /// Path of the spec (recorded in the manifest).
     pub spec_path: String,
+    /// Where FP32 references and activation scales are kept between sweeps (`None`: in
+    /// memory only). The CLI passes `<asset cache>/fp32-reference`.
+    pub reference_cache: Option<PathBuf>,
 }
 
 /// What a sweep did.
@@ -108,6 +111,10 @@ pub struct SweepSummary {
     pub already_done: usize,
     pub ran: usize,
     pub failed: usize,
+    /// FP32 passes and activation calibrations this sweep computed (the rest came from
+    /// memory or from the reference cache on disk)
+    pub fp32_passes: usize,
+    pub calib_passes: usize,
     pub wall_s: f64,
 }
 
@@ -267,6 +274,9 @@ pub struct Cache {
         std::result::Result<(crate::hw::config::Arch, crate::hw::config::Tech), String>,
     >,
     gpu: Option<std::result::Result<crate::gpu::GpuContext, String>>,
+    /// FP32 references and activation scales (`eval::reference`): one FP32 pass per model
+    /// and images for the whole sweep.
+    pub refs: crate::eval::RefCache,
 }
 
 impl Cache {
@@ -410,22 +420,30 @@ fn execute_inner(
     };
     let graph = cache.graph(&p.model)?.0.clone();
     let r = if want_gpu {
-        let ctx = cache.gpu()?;
-        let exec = crate::eval::Exec::Gpu {
+        cache.gpu()?;
+        let Cache {
+            gpu: Some(Ok(ctx)),
+            refs,
+            ..
+        } = &mut *cache
+        else {
+            unreachable!("the GPU context opened above")
+        };
+        let exec = Exec::Gpu {
             ctx,
             stats_images: 256,
             batch: 64,
             check_cpu: false,
         };
-        match crate::eval::evaluate_on(&graph, &p.model, &data, &cfg, &exec) {
+        match crate::eval::evaluate_with(&graph, &p.model, &data, &cfg, &exec, refs) {
             // auto: a model the GPU engine cannot run falls back to the CPU.
             Err(Error::UnsupportedOp { .. } | Error::Gpu(_)) if device == Device::Auto => {
-                crate::eval::evaluate(&graph, &p.model, &data, &cfg)?
+                crate::eval::evaluate_with(&graph, &p.model, &data, &cfg, &Exec::Cpu, refs)?
             }
             other => other?,
         }
     } else {
-        crate::eval::evaluate(&graph, &p.model, &data, &cfg)?
+        crate::eval::evaluate_with(&graph, &p.model, &data, &cfg, &Exec::Cpu, &mut cache.refs)?
     };
     row.eval_s = t0.elapsed().as_secs_f64();
     row.dataset = r.dataset.clone();
@@ -539,7 +557,13 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
         .copied()
         .filter(|r| !done.contains(&r.id))
         .collect();
-    let mut cache = Cache::default();
+    let mut cache = Cache {
+        refs: opts
+            .reference_cache
+            .clone()
+            .map_or_else(crate::eval::RefCache::memory, crate::eval::RefCache::in_dir),
+        ..Default::default()
+    };
     if opts.device != Some(Device::Cpu) && todo.iter().any(|r| r.params.device != Device::Cpu) {
         // Open the adapter once, up front, so the manifest names it.
         let _ = cache.gpu();
@@ -632,6 +656,8 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
         already_done: mine.len() - todo.len(),
         ran: todo.len(),
         failed,
+        fp32_passes: cache.refs.fp32_passes,
+        calib_passes: cache.refs.calib_passes,
         wall_s: t0.elapsed().as_secs_f64(),
     })
 }

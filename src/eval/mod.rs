@@ -1,8 +1,12 @@
 //! Evaluation: FP32 vs quantized accuracy, agreement and divergence, plus the per-layer
 //! activity statistics the accelerator model consumes.
 
+pub mod reference;
+
 use rayon::prelude::*;
 use serde::Serialize;
+
+pub use reference::{CalibKey, Fp32Reference, RefCache};
 
 use crate::cpu::engine::{self, Engine, Mode};
 use crate::data::Dataset;
@@ -12,7 +16,7 @@ use crate::quant::config::Calib;
 use crate::quant::{ModelQuant, QuantConfig, Scheme, quantize_graph, sqnr_db};
 
 /// Version of the eval CSV layouts (docs/csv-schemas.md).
-pub const EVAL_CSV_SCHEMA: u32 = 3;
+pub const EVAL_CSV_SCHEMA: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct EvalConfig {
@@ -134,6 +138,10 @@ pub struct EvalResult {
     pub device: String,
     /// images behind the per-layer statistics (all of them on the CPU)
     pub layer_stats_images: usize,
+    /// images behind the per-layer output SQNR: a prefix of the images
+    /// (`reference::SQNR_IMAGES`, fewer where the model's FP32 layer outputs would exceed
+    /// `reference::SQNR_BUDGET_BYTES`)
+    pub sqnr_images: usize,
     pub summary: Summary,
     pub layers: Vec<LayerEval>,
     /// The quantized weights the run used (so that callers do not quantize again).
@@ -145,6 +153,7 @@ pub struct EvalResult {
 struct Acc {
     n: usize,
     n_stats: usize,
+    n_sqnr: usize,
     top1: usize,
     top5: usize,
     fp_top1: usize,
@@ -178,6 +187,7 @@ impl Acc {
     fn merge(mut self, o: Acc) -> Acc {
         self.n += o.n;
         self.n_stats += o.n_stats;
+        self.n_sqnr += o.n_sqnr;
         self.top1 += o.top1;
         self.top5 += o.top5;
         self.fp_top1 += o.fp_top1;
@@ -279,6 +289,20 @@ pub fn evaluate_on(
     cfg: &EvalConfig,
     exec: &Exec,
 ) -> Result<EvalResult> {
+    evaluate_with(graph, model, data, cfg, exec, &mut RefCache::memory())
+}
+
+/// [`evaluate_on`] taking the FP32 reference and the activation scales from `refs` (one
+/// FP32 pass per graph and images, one calibration per setting, however many
+/// configurations are evaluated).
+pub fn evaluate_with(
+    graph: &Graph,
+    model: &str,
+    data: &Dataset,
+    cfg: &EvalConfig,
+    exec: &Exec,
+    refs: &mut RefCache,
+) -> Result<EvalResult> {
     if data.is_empty() {
         return Err(Error::Data {
             path: data.name.clone(),
@@ -315,27 +339,20 @@ pub fn evaluate_on(
         }
         _ => {}
     }
-    let n = cfg.calib_images.clamp(1, data.len());
-    let mut shape = data.shape.clone();
-    shape[0] = n;
-    let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
-    let energy = (cfg.quant.l_policy == crate::quant::config::LPolicy::Dynamic
-        && cfg.quant.dyn_criterion == crate::quant::config::DynCriterion::OutputSqnr)
-        .then(|| crate::quant::input_energy(graph, &calib))
-        .transpose()?;
-    let q: ModelQuant = crate::quant::quantize_graph_with(graph, &cfg.quant, energy.as_ref())?;
+    let q = quantize_for(graph, data, cfg)?;
     let scales = if cfg.mode != Mode::Fp32 {
-        Some(engine::calibrate(
-            graph,
-            &calib,
-            cfg.act_calib,
-            cfg.act_percentile,
-        )?)
+        let key = CalibKey {
+            images: cfg.calib_images,
+            method: cfg.act_calib,
+            percentile: cfg.act_percentile,
+        };
+        Some(refs.scales(graph, data, key)?)
     } else {
         None
     };
-    let fp = Engine::new(graph, Mode::Fp32, None, None)?;
-    let qe = Engine::new(graph, cfg.mode, Some(&q), scales.as_ref())?;
+    let reference = refs.reference(graph, data, reference::SQNR_IMAGES, cfg.quiet)?;
+    let scales = scales.as_deref();
+    let qe = Engine::new(graph, cfg.mode, Some(&q), scales)?;
     if cfg.check_reference && (cfg.mode != Mode::Integer || !matches!(exec, Exec::Cpu)) {
         return Err(Error::InvalidArg {
             arg: "check-reference".into(),
@@ -346,7 +363,7 @@ pub fn evaluate_on(
     }
     let qr = cfg
         .check_reference
-        .then(|| Engine::new(graph, cfg.mode, Some(&q), scales.as_ref()))
+        .then(|| Engine::new(graph, cfg.mode, Some(&q), scales))
         .transpose()?
         .map(|e| e.with_kernels(crate::cpu::engine::Kernels::Reference));
     // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
@@ -414,7 +431,7 @@ pub fn evaluate_on(
                     };
                     a.gpu_mismatch += differs as usize;
                 }
-                let (fo, fobs) = fp.run(x, observe)?;
+                let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
                 let (qo, qobs) = match &gpu_logits {
                     Some(g) => {
                         let obs = if observe {
@@ -424,7 +441,6 @@ pub fn evaluate_on(
                         };
                         (vec![g[i].clone()], obs)
                     }
-                    None if cfg.mode == Mode::Fp32 => (fo.clone(), fobs.clone()),
                     None => qe.run(x, observe)?,
                 };
                 if let Some(r) = &qr {
@@ -433,7 +449,7 @@ pub fn evaluate_on(
                 }
                 a.n_stats += observe as usize;
                 progress.inc();
-                let (f, qv) = (&fo[0], &qo[0]);
+                let qv = &qo[0];
                 let ft = top_k(f, 5);
                 let qt = top_k(qv, 5);
                 a.n += 1;
@@ -453,16 +469,21 @@ pub fn evaluate_on(
                 }
                 a.agree += (ft[0] == qt[0]) as usize;
                 a.kl += kl(&probs(f, already_probs), &probs(qv, already_probs));
-                for (k, (fl, ql)) in fobs.iter().zip(&qobs).enumerate() {
+                for (k, ql) in qobs.iter().enumerate() {
                     a.act_elems[k] += ql.act_elems;
                     a.act_zeros[k] += ql.act_zeros;
                     for c in 0..3 {
                         a.dense[k][c] += ql.pairs_dense[c];
                         a.nz[k][c] += ql.pairs_nz[c];
                     }
-                    for (&p, &r) in fl.output.iter().zip(&ql.output) {
-                        a.sig[k] += (p as f64).powi(2);
-                        a.noise[k] += ((p - r) as f64).powi(2);
+                }
+                if let (Some(fl), false) = (fobs, qobs.is_empty()) {
+                    a.n_sqnr += 1;
+                    for (k, (p, ql)) in fl.iter().zip(&qobs).enumerate() {
+                        for (&p, &r) in p.iter().zip(&ql.output) {
+                            a.sig[k] += (p as f64).powi(2);
+                            a.noise[k] += ((p - r) as f64).powi(2);
+                        }
                     }
                 }
                 Ok(a)
@@ -557,10 +578,28 @@ pub fn evaluate_on(
         mode: cfg.mode.as_str(),
         device,
         layer_stats_images: acc.n_stats,
+        sqnr_images: acc.n_sqnr,
         summary,
         layers,
         quant: Some(q),
     })
+}
+
+/// Quantize `graph` for `cfg` (the output-SQNR dynamic criterion weighs by the input
+/// energy of the calibration images).
+fn quantize_for(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<ModelQuant> {
+    let energy = if cfg.quant.l_policy == crate::quant::config::LPolicy::Dynamic
+        && cfg.quant.dyn_criterion == crate::quant::config::DynCriterion::OutputSqnr
+    {
+        let n = cfg.calib_images.clamp(1, data.len());
+        let mut shape = data.shape.clone();
+        shape[0] = n;
+        let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+        Some(crate::quant::input_energy(graph, &calib)?)
+    } else {
+        None
+    };
+    crate::quant::quantize_graph_with(graph, &cfg.quant, energy.as_ref())
 }
 
 /// Throughput of the engine alone (no FP32 reference run, no statistics): best images/s
