@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod gpu;
 pub mod hw;
 pub mod model;

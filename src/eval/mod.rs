@@ -33,25 +33,7 @@ pub struct EvalConfig {
     pub check_reference: bool,
 }
 
-/// Which engine a command uses. `auto`: a GPU adapter when one opens and the run can use
-/// it (integer mode, supported ops), else the CPU engine with a one-line notice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Device {
-    Cpu,
-    Gpu,
-    Auto,
-}
-
-impl Device {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Gpu => "gpu",
-            Device::Auto => "auto",
-        }
-    }
-}
+pub use crate::exec::Device;
 
 /// Where the quantized run executes.
 pub enum Exec<'a> {

@@ -15,9 +15,10 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{GpuContext, conv_params};
 use crate::cpu::engine::{Engine, Mode};
-use crate::cpu::kernels::{ConvGeom, quantize1};
+use crate::cpu::kernels::ConvGeom;
 use crate::error::{Error, Result};
-use crate::model::{Graph, Op};
+use crate::exec::StepKind;
+use crate::model::Graph;
 use crate::quant::config::Calib;
 
 #[repr(C)]
@@ -177,11 +178,7 @@ fn layer_bufs(
         });
     }
     let w = cpu.float_weights(i).ok_or_else(missing)?;
-    let bias: &[f32] = match &n.op {
-        Op::Conv(c) => &c.bias,
-        Op::Dense(d) => &d.bias,
-        _ => return Err(missing()),
-    };
+    let bias = &cpu.plan().layer(i).ok_or_else(missing)?.bias_f;
     let in_elems: usize = cpu.graph.shape(&n.inputs[0]).iter().product();
     Ok(LayerBufs {
         w: ctx.storage(w, false),
@@ -267,143 +264,102 @@ impl<'a> GpuEngine<'a> {
             g.input.clone(),
             (new_buf(per(&g.input)), per(&g.input), float),
         );
-        for (i, n) in g.nodes.iter().enumerate() {
-            let so = cpu.scale(&n.output).unwrap_or(1.0);
+        for ps in &cpu.plan().steps {
+            let (i, n) = (ps.node, &g.nodes[ps.node]);
             let out_elems = per(&n.output);
-            let step = match &n.op {
-                Op::Conv(c) => {
-                    let geom = crate::cpu::engine::geom(
-                        g,
-                        &n.inputs[0],
-                        &n.output,
-                        c.kernel(),
-                        c.strides,
-                        c.dilations,
-                        c.pads,
-                        c.out_channels(),
-                        c.in_channels_per_group(),
-                        c.group,
-                    );
+            let step = match &ps.kind {
+                StepKind::Layer {
+                    geom: Some(geom), ..
+                } => {
                     let mut l = layer_bufs(ctx, cpu, i, out_elems, batch)?;
-                    if is_pointwise(&geom) {
+                    if is_pointwise(geom) {
                         l.wp = packed_weights(ctx, cpu, i, geom.oc, geom.icg);
                     }
                     layers.insert(i, l);
                     Step::Conv {
                         node: i,
-                        geom,
+                        geom: *geom,
                         per_image_out: out_elems,
                     }
                 }
-                Op::Dense(d) => {
-                    let (oc, ic) = (d.weight.shape[0], d.weight.shape[1]);
+                StepKind::Layer {
+                    geom: None, ic, oc, ..
+                } => {
                     let mut l = layer_bufs(ctx, cpu, i, out_elems, batch)?;
-                    l.wp = packed_weights(ctx, cpu, i, oc, ic);
+                    l.wp = packed_weights(ctx, cpu, i, *oc, *ic);
                     layers.insert(i, l);
                     Step::Dense {
                         node: i,
-                        ic,
-                        oc,
+                        ic: *ic,
+                        oc: *oc,
                         rows: out_elems / oc,
                     }
                 }
-                Op::Relu => Step::Clamp {
-                    lo: 0,
-                    hi: 127,
-                    flo: 0.0,
-                    fhi: f32::MAX,
+                StepKind::Clamp { lo, hi, flo, fhi } => Step::Clamp {
+                    lo: *lo as i32,
+                    hi: *hi as i32,
+                    flo: flo.max(f32::MIN),
+                    fhi: fhi.min(f32::MAX),
                     per_image: out_elems,
                 },
-                Op::Clip { min, max } => {
-                    let s = cpu.scale(&n.inputs[0]).unwrap_or(1.0);
-                    let lo = if min.is_finite() {
-                        quantize1(min / s) as i32
+                StepKind::MaxPool { geom } => Step::MaxPool { geom: *geom },
+                StepKind::Gap { planes, hw, k } => Step::Gap {
+                    planes_per_image: *planes,
+                    hw: *hw,
+                    k: *k,
+                },
+                StepKind::Binary {
+                    add: true,
+                    constant: None,
+                    a_shape,
+                    b_shape,
+                    sa,
+                    sb,
+                    so,
+                    ..
+                } if a_shape == b_shape => Step::Add {
+                    ra: sa / so,
+                    rb: sb / so,
+                    per_image: out_elems,
+                },
+                StepKind::Unary {
+                    op,
+                    alpha,
+                    beta,
+                    lut,
+                } => {
+                    let lut: Vec<i32> = if lut.is_empty() {
+                        vec![0]
                     } else {
-                        -127
-                    };
-                    let hi = if max.is_finite() {
-                        quantize1(max / s) as i32
-                    } else {
-                        127
-                    };
-                    Step::Clamp {
-                        lo,
-                        hi,
-                        flo: min.max(f32::MIN),
-                        fhi: max.min(f32::MAX),
-                        per_image: out_elems,
-                    }
-                }
-                Op::MaxPool(p) => {
-                    let c = g.shape(&n.inputs[0])[1];
-                    Step::MaxPool {
-                        geom: crate::cpu::engine::geom(
-                            g,
-                            &n.inputs[0],
-                            &n.output,
-                            p.kernel,
-                            p.strides,
-                            [1, 1],
-                            p.pads,
-                            c,
-                            1,
-                            c,
-                        ),
-                    }
-                }
-                Op::GlobalAveragePool => {
-                    let s = g.shape(&n.inputs[0]);
-                    let hw: usize = s[2..].iter().product();
-                    let si = cpu.scale(&n.inputs[0]).unwrap_or(1.0);
-                    Step::Gap {
-                        planes_per_image: s[1],
-                        hw,
-                        k: si / (hw as f32 * so),
-                    }
-                }
-                Op::Add { constant: None } if g.shape(&n.inputs[0]) == g.shape(&n.inputs[1]) => {
-                    let (sa, sb) = (
-                        cpu.scale(&n.inputs[0]).unwrap_or(1.0),
-                        cpu.scale(&n.inputs[1]).unwrap_or(1.0),
-                    );
-                    Step::Add {
-                        ra: sa / so,
-                        rb: sb / so,
-                        per_image: out_elems,
-                    }
-                }
-                Op::Sigmoid | Op::HardSwish | Op::HardSigmoid { .. } => {
-                    let (op, alpha, beta) = crate::cpu::engine::unary_op(&n.op);
-                    let lut: Vec<i32> = match cpu.scale(&n.inputs[0]) {
-                        Some(si) if !float => crate::cpu::kernels::activation_lut(
-                            |v| crate::cpu::kernels::unary1(v, op, alpha, beta),
-                            si,
-                            so,
-                        )
-                        .into_iter()
-                        .map(|v| v as i32)
-                        .collect(),
-                        _ => vec![0],
+                        lut.iter().map(|&v| v as i32).collect()
                     };
                     Step::Unary {
                         lut: ctx.storage(&lut, false),
-                        op,
-                        alpha,
-                        beta,
+                        op: *op,
+                        alpha: *alpha,
+                        beta: *beta,
                         per_image: out_elems,
                     }
                 }
-                Op::Mul { constant: None } => {
-                    let (sa, sb) = (g.shape(&n.inputs[0]), g.shape(&n.inputs[1]));
-                    let b_div = if sa == sb {
-                        1
-                    } else if sb.len() == 4
+                StepKind::Binary {
+                    add: false,
+                    constant: None,
+                    a_shape: sa,
+                    b_shape: sb,
+                    sa: ka,
+                    sb: kb,
+                    so,
+                    ..
+                } => {
+                    let per_channel = sb.len() == 4
                         && sa.len() == 4
                         && sb[1] == sa[1]
                         && sb[2] == 1
                         && sb[3] == 1
-                        && sb[0] == sa[0]
-                    {
+                        && sb[0] == sa[0];
+                    let b_div = if sa == sb {
+                        1
+                    } else if per_channel {
                         sa[2] * sa[3]
                     } else {
                         return Err(unsupported(
@@ -411,43 +367,25 @@ impl<'a> GpuEngine<'a> {
                             "Mul broadcasting other than per channel is not on the GPU yet",
                         ));
                     };
-                    let (ka, kb) = (
-                        cpu.scale(&n.inputs[0]).unwrap_or(1.0),
-                        cpu.scale(&n.inputs[1]).unwrap_or(1.0),
-                    );
                     Step::Mul {
                         k: ka * kb / so,
                         b_div,
                         per_image: out_elems,
                     }
                 }
-                Op::AveragePool(p) => {
-                    let c = g.shape(&n.inputs[0])[1];
-                    let geom = crate::cpu::engine::geom(
-                        g,
-                        &n.inputs[0],
-                        &n.output,
-                        p.kernel,
-                        p.strides,
-                        [1, 1],
-                        p.pads,
-                        c,
-                        1,
-                        c,
-                    );
-                    let m = match cpu.scale(&n.inputs[0]) {
-                        Some(si) if !float => {
-                            crate::cpu::kernels::avgpool_factors(si, so, geom.kh * geom.kw)
-                        }
-                        _ => vec![0.0],
-                    };
+                StepKind::AvgPool {
+                    geom,
+                    include_pad,
+                    m,
+                } => {
+                    let m = if m.is_empty() { vec![0.0] } else { m.clone() };
                     Step::AvgPool {
-                        geom,
-                        include_pad: p.count_include_pad,
+                        geom: *geom,
+                        include_pad: *include_pad,
                         m: ctx.storage(&m, false),
                     }
                 }
-                Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => {
+                StepKind::Copy => {
                     let v = values
                         .get(&n.inputs[0])
                         .cloned()
