@@ -194,8 +194,8 @@ pub struct BenchArgs {
     /// Timed passes; the best is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// cpu: the CPU engine; gpu: the WGSL engine (every mode); auto: gpu when an adapter
-    /// exists, else cpu (with a one-line notice).
+    /// cpu: the CPU engine; gpu: the WGSL engine on any adapter (every mode); auto: a
+    /// hardware GPU when one opens, else cpu (with a one-line notice).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
     /// Images per GPU batch.
@@ -264,8 +264,9 @@ pub struct EvalArgs {
     /// Percentile for --act-calib percentile.
     #[arg(long, default_value_t = 99.99)]
     pub act_percentile: f32,
-    /// cpu; gpu: the quantized run on the WGSL engine (fp32, fake-quant or integer); auto: gpu
-    /// when an adapter exists and the model runs there, else cpu with a one-line notice.
+    /// cpu; gpu: the quantized run on the WGSL engine on any adapter (fp32, fake-quant or
+    /// integer); auto: a hardware GPU when one opens and the model runs there, else cpu with
+    /// a one-line notice (software adapters such as lavapipe are slower than the CPU engine).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
     /// With the GPU: images (the first N) behind the per-layer activity statistics, which
@@ -591,21 +592,10 @@ pub fn run(cli: Cli) -> Result<String> {
                          "wall_s": cpu_s, "configs_per_min": per_min(cpu_s) },
                 "points": cpu_pts,
             });
-            let gpu = if a.device == BenchDevice::Cpu {
-                None
-            } else {
-                match crate::gpu::GpuContext::new() {
-                    Ok(mut c) => {
-                        c.dp4a &= !a.portable_kernels;
-                        Some(c)
-                    }
-                    Err(e) if a.device == BenchDevice::Auto => {
-                        eprintln!("notice: {e}; CPU only");
-                        None
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
+            let mut gpu = crate::gpu::GpuContext::for_device(a.device, false)?;
+            if let Some(c) = &mut gpu {
+                c.dp4a &= !a.portable_kernels;
+            }
             if let Some(ctx) = &gpu {
                 let (gpu_pts, gpu_s) =
                     crate::eval::bench_sweep(&g, &data, &configs, Some((ctx, a.batch)))?;
@@ -648,58 +638,49 @@ pub fn run(cli: Cli) -> Result<String> {
             cfg.scheme = scheme;
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let data = crate::data::load(&card.dataset, &card, false)?;
-            let mut device = a.device;
-            if device == BenchDevice::Auto {
-                device = if !crate::gpu::adapters().is_empty() {
-                    BenchDevice::Gpu
+            let (r, dev) =
+                if let Some(mut ctx) = crate::gpu::GpuContext::for_device(a.device, false)? {
+                    ctx.dp4a &= !a.portable_kernels;
+                    let name = format!(
+                        "{} ({:?}{})",
+                        ctx.info.name,
+                        ctx.info.backend,
+                        if ctx.dp4a {
+                            ", packed dot products"
+                        } else {
+                            ""
+                        }
+                    );
+                    let r = crate::eval::bench_gpu(
+                        &ctx,
+                        &g,
+                        &data,
+                        &cfg,
+                        mode,
+                        a.images.max(1),
+                        a.repeat.max(1),
+                        a.batch,
+                    )?;
+                    (r, name)
                 } else {
-                    eprintln!("notice: no GPU adapter: benchmarking the CPU engine");
-                    BenchDevice::Cpu
+                    let r = crate::eval::bench(
+                        &g,
+                        &data,
+                        &cfg,
+                        mode,
+                        a.kernels,
+                        a.images.max(1),
+                        a.repeat.max(1),
+                    )?;
+                    let k = match a.kernels {
+                        crate::cpu::engine::Kernels::Fast => "fast",
+                        crate::cpu::engine::Kernels::Reference => "reference",
+                    };
+                    (
+                        r,
+                        format!("cpu, {} threads, {k} kernels", rayon::current_num_threads()),
+                    )
                 };
-            }
-            let (r, dev) = if device == BenchDevice::Gpu {
-                let mut ctx = crate::gpu::GpuContext::new()?;
-                ctx.dp4a &= !a.portable_kernels;
-                let name = format!(
-                    "{} ({:?}{})",
-                    ctx.info.name,
-                    ctx.info.backend,
-                    if ctx.dp4a {
-                        ", packed dot products"
-                    } else {
-                        ""
-                    }
-                );
-                let r = crate::eval::bench_gpu(
-                    &ctx,
-                    &g,
-                    &data,
-                    &cfg,
-                    mode,
-                    a.images.max(1),
-                    a.repeat.max(1),
-                    a.batch,
-                )?;
-                (r, name)
-            } else {
-                let r = crate::eval::bench(
-                    &g,
-                    &data,
-                    &cfg,
-                    mode,
-                    a.kernels,
-                    a.images.max(1),
-                    a.repeat.max(1),
-                )?;
-                let k = match a.kernels {
-                    crate::cpu::engine::Kernels::Fast => "fast",
-                    crate::cpu::engine::Kernels::Reference => "reference",
-                };
-                (
-                    r,
-                    format!("cpu, {} threads, {k} kernels", rayon::current_num_threads()),
-                )
-            };
             let v = serde_json::json!({
                 "model": a.model, "mode": mode.as_str(), "config": cfg.label(), "images": a.images,
                 "device": dev, "images_per_s": r,
@@ -871,11 +852,7 @@ pub fn run(cli: Cli) -> Result<String> {
             if let Some(n) = a.limit {
                 data.truncate(n);
             }
-            let ctx = match a.device {
-                BenchDevice::Cpu => None,
-                BenchDevice::Gpu => Some(crate::gpu::GpuContext::new()?),
-                BenchDevice::Auto => crate::gpu::GpuContext::new().ok(),
-            };
+            let ctx = crate::gpu::GpuContext::for_device(a.device, a.quiet)?;
             let mut refs = crate::eval::RefCache::on_disk();
             let cpu = crate::eval::Exec::Cpu;
             let r = match &ctx {
@@ -894,12 +871,7 @@ pub fn run(cli: Cli) -> Result<String> {
                         other => other?,
                     }
                 }
-                None => {
-                    if a.device == BenchDevice::Auto {
-                        eprintln!("notice: no usable GPU adapter; running on the CPU");
-                    }
-                    crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?
-                }
+                None => crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?,
             };
             if a.check_cpu {
                 match r.summary.gpu_cpu_mismatches {

@@ -88,6 +88,19 @@ fn filled(bias: &[i32], per: usize) -> Vec<i32> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
+    /// The summed-area count of non-zero taps (`cpu::taps`, the activity statistics) equals
+    /// the reference pass over output positions.
+    #[test]
+    fn nonzero_taps_fast_equals_reference((g, seed) in geometry()) {
+        let (x, _, _) = operands(&g, seed);
+        let nz: Vec<bool> = x.iter().map(|&v| v != 0).collect();
+        prop_assert_eq!(
+            strumlab::cpu::taps::nonzero_taps(&nz, &g),
+            kernels::nonzero_taps(&nz, &g),
+            "{:?}", g
+        );
+    }
+
     #[test]
     fn conv_gemm_equals_reference((g, seed) in geometry()) {
         let (x, w, bias) = operands(&g, seed);

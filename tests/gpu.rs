@@ -1473,3 +1473,15 @@ fn weights_of_128_agree_with_cpu_on_mobilenetv2() {
         assert_eq!(v["summary"]["images"], 50, "{args:?}");
     }
 }
+
+/// One meaning of `--device`: cpu opens nothing, gpu takes any adapter, auto only a
+/// hardware one (lavapipe is slower than the CPU engine).
+#[test]
+fn device_auto_takes_hardware_adapters_only() {
+    use strumlab::exec::Device;
+    let Some(g) = gpu() else { return };
+    assert!(GpuContext::for_device(Device::Cpu, true).unwrap().is_none());
+    assert!(GpuContext::for_device(Device::Gpu, true).unwrap().is_some());
+    let auto = GpuContext::for_device(Device::Auto, true).unwrap();
+    assert_eq!(auto.is_some(), g.is_hardware(), "{}", g.info.name);
+}

@@ -153,6 +153,14 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<super::gemm::Scratch> = Default::default();
 }
 
+/// What a run records per weight layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Observe {
+    Nothing,
+    Activity,
+    WithOutputs,
+}
+
 enum V {
     F(Vec<f32>),
     Q(Vec<i8>, f32),
@@ -236,19 +244,39 @@ impl<'g> Engine<'g> {
         input: &[f32],
         observe: &mut dyn FnMut(&str, &[f32]),
     ) -> Result<Vec<Vec<f32>>> {
-        Ok(self.run_inner(input, false, Some(observe))?.0)
+        Ok(self.run_inner(input, Observe::Nothing, Some(observe))?.0)
     }
 
     /// Run one image (`input` in the model's layout, batch 1). Returns the FP32 graph
     /// outputs and, if `observe`, one [`LayerObs`] per weight layer.
     pub fn run(&self, input: &[f32], observe: bool) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
-        self.run_inner(input, observe, None)
+        let o = if observe {
+            Observe::WithOutputs
+        } else {
+            Observe::Nothing
+        };
+        self.run_inner(input, o, None)
+    }
+
+    /// [`Self::run`] observing the activity of every weight layer, with its output
+    /// (`LayerObs::output`) only if `outputs` (copying every layer output costs time).
+    pub fn run_activity(
+        &self,
+        input: &[f32],
+        outputs: bool,
+    ) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
+        let o = if outputs {
+            Observe::WithOutputs
+        } else {
+            Observe::Activity
+        };
+        self.run_inner(input, o, None)
     }
 
     fn run_inner(
         &self,
         input: &[f32],
-        observe: bool,
+        observe: Observe,
         mut values: Option<&mut dyn FnMut(&str, &[f32])>,
     ) -> Result<(Vec<Vec<f32>>, Vec<LayerObs>)> {
         let g = self.graph;
@@ -520,7 +548,13 @@ impl<'g> Engine<'g> {
         }
     }
 
-    fn layer(&self, step: &crate::exec::Step, x: &V, observe: bool, obs: &mut Vec<LayerObs>) -> V {
+    fn layer(
+        &self,
+        step: &crate::exec::Step,
+        x: &V,
+        observe: Observe,
+        obs: &mut Vec<LayerObs>,
+    ) -> V {
         let StepKind::Layer {
             geom,
             ic,
@@ -550,8 +584,13 @@ impl<'g> Engine<'g> {
             V::Q(q, _) => self.layer_int(plan, q, geom.as_ref(), ic, oc, out_n, &step.output),
             V::F(f) => self.layer_f32(plan, f, geom.as_ref(), ic, oc, out_n),
         };
-        if observe {
-            obs.push(observe_layer(plan, step.node, x, geom.as_ref(), ic, &out));
+        if observe != Observe::Nothing {
+            let fast = self.kernels == Kernels::Fast;
+            let mut o = observe_layer(plan, step.node, x, geom.as_ref(), ic, fast);
+            if observe == Observe::WithOutputs {
+                o.output = out.to_f32();
+            }
+            obs.push(o);
         }
         out
     }
@@ -629,7 +668,7 @@ fn observe_layer(
     x: &V,
     gm: Option<&kernels::ConvGeom>,
     ic: usize,
-    out: &V,
+    fast: bool,
 ) -> LayerObs {
     let nz: Vec<bool> = match x {
         V::Q(q, _) => q.iter().map(|&v| v != 0).collect(),
@@ -637,29 +676,22 @@ fn observe_layer(
     };
     let zeros = nz.iter().filter(|&&b| !b).count() as u64;
     let mut pairs_nz = [0u64; 3];
-    match gm {
-        Some(gm) => {
-            let taps = kernels::nonzero_taps(&nz, gm);
-            let ocg = gm.oc / gm.group;
-            let k = gm.kh * gm.kw;
-            for (wi, c) in plan.class.iter().enumerate() {
-                let o = wi / (gm.icg * k);
-                let rest = wi % (gm.icg * k);
-                let ci = (o / ocg) * gm.icg + rest / k;
-                pairs_nz[*c as usize] += taps[ci * k + rest % k];
-            }
-        }
+    let counts = match gm {
+        Some(gm) if fast => super::taps::nonzero_taps(&nz, gm),
+        Some(gm) => kernels::nonzero_taps(&nz, gm),
         None => {
-            let rows = nz.len() / ic;
             let mut col = vec![0u64; ic];
-            for r in 0..rows {
-                for k in 0..ic {
-                    col[k] += nz[r * ic + k] as u64;
+            for row in nz.chunks(ic) {
+                for (c, &b) in col.iter_mut().zip(row) {
+                    *c += b as u64;
                 }
             }
-            for (wi, c) in plan.class.iter().enumerate() {
-                pairs_nz[*c as usize] += col[wi % ic];
-            }
+            col
+        }
+    };
+    for (n, h) in counts.iter().zip(&plan.class_hist) {
+        for c in 0..3 {
+            pairs_nz[c] += n * h[c];
         }
     }
     LayerObs {
@@ -668,6 +700,6 @@ fn observe_layer(
         act_zeros: zeros,
         pairs_dense: plan.pairs_dense,
         pairs_nz,
-        output: out.to_f32(),
+        output: Vec::new(),
     }
 }

@@ -8,3 +8,4 @@ pub mod reference;
 pub mod engine;
 pub mod gemm;
 pub mod kernels;
+pub mod taps;

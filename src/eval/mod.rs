@@ -417,13 +417,14 @@ pub fn evaluate_with(
                 let (qo, qobs) = match &gpu_logits {
                     Some(g) => {
                         let obs = if observe {
-                            qe.run(x, true)?.1
+                            qe.run_activity(x, fobs.is_some())?.1
                         } else {
                             Vec::new()
                         };
                         (vec![g[i].clone()], obs)
                     }
-                    None => qe.run(x, observe)?,
+                    None if observe => qe.run_activity(x, fobs.is_some())?,
+                    None => qe.run(x, false)?,
                 };
                 if let Some(r) = &qr {
                     // the reference kernels on the same image: every logit must be equal

@@ -336,7 +336,9 @@ fn layer_consts(
     for c in &class {
         pairs_dense[*c as usize] += positions;
     }
+    let class_hist = class_histogram(layer, &class);
     let mut c = LayerConsts {
+        class_hist,
         w_f,
         w_q: Vec::new(),
         w_qf: Vec::new(),
@@ -355,6 +357,37 @@ fn layer_consts(
         })?;
     }
     Ok(c)
+}
+
+/// Weights per class and input tap (see `LayerConsts::class_hist`).
+fn class_histogram(layer: LayerRef, class: &[WClass]) -> Vec<[u64; 3]> {
+    let (per_tap, taps_of) = match layer {
+        LayerRef::Conv(c) => {
+            let [kh, kw] = c.kernel();
+            let (icg, k) = (c.in_channels_per_group(), kh * kw);
+            let ocg = c.out_channels() / c.group;
+            let f = move |wi: usize| {
+                let (o, rest) = (wi / (icg * k), wi % (icg * k));
+                (o / ocg) * icg * k + rest
+            };
+            (
+                c.group * icg * k,
+                Box::new(f) as Box<dyn Fn(usize) -> usize>,
+            )
+        }
+        LayerRef::Dense(d) => {
+            let ic = d.weight.shape[1];
+            (
+                ic,
+                Box::new(move |wi: usize| wi % ic) as Box<dyn Fn(usize) -> usize>,
+            )
+        }
+    };
+    let mut h = vec![[0u64; 3]; per_tap];
+    for (wi, c) in class.iter().enumerate() {
+        h[taps_of(wi)][*c as usize] += 1;
+    }
+    h
 }
 
 /// Integer-mode weights, INT32 bias and requantization factors of one layer.

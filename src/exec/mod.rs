@@ -76,6 +76,11 @@ pub struct LayerConsts {
     /// per output channel: factor applied to the weights for INT32 headroom (1: none)
     pub headroom: Vec<f32>,
     pub class: Vec<WClass>,
+    /// weights of each class (High, Low, Zero) per input tap: index `ci * KH * KW + tap`
+    /// (conv, `ci` over all input channels) or input feature (dense); with the per-image
+    /// count of non-zero activations per tap this gives the MACs by class whose activation
+    /// is non-zero
+    pub class_hist: Vec<[u64; 3]>,
     /// integer mode: INT32 bias on the accumulator scale
     pub bias_q: Vec<i32>,
     /// fp32 / fake-quant: the FP32 bias

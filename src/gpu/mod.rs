@@ -161,6 +161,34 @@ const WG: u32 = 64;
 
 impl GpuContext {
     /// Open the default adapter. No adapter is an error that says how to get one.
+    /// The GPU a run on `device` uses, by the one rule of `exec::Device`: `cpu` none;
+    /// `gpu` any adapter (an error when none opens); `auto` a hardware adapter if one opens,
+    /// else none, with a one-line notice on stderr unless `quiet`.
+    pub fn for_device(device: crate::exec::Device, quiet: bool) -> Result<Option<Self>> {
+        use crate::exec::Device;
+        match device {
+            Device::Cpu => Ok(None),
+            Device::Gpu => Self::new().map(Some),
+            Device::Auto => {
+                let why = match Self::new() {
+                    Ok(c) if c.is_hardware() => return Ok(Some(c)),
+                    Ok(c) => format!("only a software adapter ({})", c.info.name),
+                    Err(e) => e.to_string(),
+                };
+                if !quiet {
+                    eprintln!("notice: {why}; running on the CPU (--device gpu forces it)");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the adapter is a hardware GPU (not a software rasterizer such as lavapipe,
+    /// which is slower than the CPU engine: results/bench).
+    pub fn is_hardware(&self) -> bool {
+        self.info.device_type != wgpu::DeviceType::Cpu
+    }
+
     pub fn new() -> Result<Self> {
         let inst = instance();
         let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {

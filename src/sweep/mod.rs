@@ -414,9 +414,7 @@ fn execute_inner(
         Device::Gpu => true,
         // Software adapters (lavapipe) are slower than the CPU engine here (results/bench):
         // `auto` takes hardware GPUs only; `gpu` takes any adapter.
-        Device::Auto => cache
-            .gpu()
-            .is_ok_and(|c| c.info.device_type != wgpu::DeviceType::Cpu),
+        Device::Auto => cache.gpu().is_ok_and(|c| c.is_hardware()),
     };
     let graph = cache.graph(&p.model)?.0.clone();
     let r = if want_gpu {
