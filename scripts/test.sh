@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run calls exactly this): installs what the tests need when
 # it is missing (idempotent: unzip for the asset fetch, Mesa's software Vulkan driver so the
-# GPU tests run on a machine without a GPU, yosys for the synthesis check), fetches the
+# GPU tests run on a machine without a GPU, yosys for the synthesis check, chromium to
+# render the HTML report in a test), fetches the
 # registry-packaged assets, then runs every test. GPU tests must not skip: a missing adapter
 # fails them (STRUMLAB_REQUIRE_GPU=1); the adapters they run on are printed first.
 # With STRUMLAB_REQUIRE_ASSETS=1 a test that needs a missing asset fails instead of skipping.
@@ -12,6 +13,7 @@ need=""
 command -v unzip >/dev/null 2>&1 || need="$need unzip"
 command -v yosys >/dev/null 2>&1 || need="$need yosys"
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need="$need mesa-vulkan-drivers"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
@@ -21,7 +23,7 @@ if [ -n "$need" ]; then
     exit 1
   fi
 fi
-export STRUMLAB_REQUIRE_GPU=1
+export STRUMLAB_REQUIRE_GPU=1 STRUMLAB_REQUIRE_CHROMIUM=1
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="$(mktemp -d)"
   chmod 700 "$XDG_RUNTIME_DIR"

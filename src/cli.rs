@@ -39,7 +39,8 @@ pub enum Command {
     /// Measure images/s of the CPU or GPU engine (not a test; scripts/bench-engines.py runs both next to the peer).
     Bench(BenchArgs),
     /// FlexNN accelerator model: PE / PE-array / DPU area and power of the INT8 baseline and
-    /// of StruM (static and dynamic), per layer and per network, next to the paper's claims.
+    /// of StruM (static and dynamic) per network next to the paper's claims (`--layers`:
+    /// per layer too; `--out`: the per-layer CSV).
     Hw(HwArgs),
     /// List the GPU adapters wgpu can use (name, backend, driver, limits that matter).
     Devices(DevicesArgs),
@@ -171,6 +172,9 @@ pub struct HwArgs {
     /// The paper's claims to print next to ours.
     #[arg(long, default_value = "experiments/hw/strum-claims.toml")]
     pub claims: PathBuf,
+    /// Also print one line per layer (MACs, dataflow descriptor, utilization, PE energy).
+    #[arg(long)]
+    pub layers: bool,
     /// Per-layer CSV (schema: docs/csv-schemas.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -565,7 +569,11 @@ pub fn run(cli: Cli) -> Result<String> {
             if a.json {
                 to_json(&report::hw_json(&r, &claims, &a.model, a.variant))
             } else {
-                Ok(report::hw_table(&r, &claims, &a.model, a.variant))
+                let mut t = report::hw_table(&r, &claims, &a.model, a.variant);
+                if a.layers {
+                    t = format!("{t}\n{}", report::hw_layers_table(&r));
+                }
+                Ok(t)
             }
         }
         Command::Bench(a) if a.sweep.is_some() => {
@@ -848,6 +856,9 @@ pub fn run(cli: Cli) -> Result<String> {
             };
             let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
+            if let Some(w) = crate::data::label_mismatch(&spec, &card) {
+                eprintln!("{w}");
+            }
             let mut data = crate::data::load(&spec, &card, a.skip_bad_images)?;
             if let Some(n) = a.limit {
                 data.truncate(n);

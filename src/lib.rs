@@ -9,6 +9,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod gpu;
+pub mod html;
 pub mod hw;
 pub mod model;
 pub mod plot;

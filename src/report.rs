@@ -575,14 +575,52 @@ pub fn hw_csv(r: &crate::hw::HwReport, model: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// Where a reduction `v` (%, positive = saved) falls against the paper's band.
 fn band(v: f64, b: [f64; 2]) -> &'static str {
     if v >= b[0] - 1e-9 && v <= b[1] + 1e-9 {
-        "inside"
+        "inside the band"
     } else if v < b[0] {
-        "below"
+        "saves less"
     } else {
-        "above"
+        "saves more"
     }
+}
+
+/// A paper band of reductions `[lo, hi]` (%) as changes: `-34..-31`, or `-10` for one value.
+fn band_as_change(b: [f64; 2]) -> String {
+    if (b[1] - b[0]).abs() < 1e-9 {
+        format!("{:.0}", -b[0])
+    } else {
+        format!("{:.0}..{:.0}", -b[1], -b[0])
+    }
+}
+
+/// `hw --layers`: one line per weight layer: MACs, the mapper's descriptor, utilization
+/// and PE dynamic energy of the baseline and of static / dynamic StruM.
+pub fn hw_layers_table(r: &crate::hw::HwReport) -> String {
+    let mut s = format!(
+        "{:<28} {:>12} {:<44} {:>6} {:>12} {:>9} {:>9}\n",
+        "layer", "MACs/image", "descriptor", "util", "INT8 PE uJ", "static %", "dynamic %"
+    );
+    let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * (a - b) / b } else { 0.0 };
+    for l in &r.layers {
+        let d = l.descriptor;
+        let base = l.baseline.pe_dynamic();
+        s += &format!(
+            "{:<28} {:>12.0} {:<44} {:>6.2} {:>12.3} {:>9.2} {:>9.2}\n",
+            l.name,
+            l.macs,
+            format!(
+                "rows={:?} cols={:?} lanes={:?} {:?}-stationary",
+                d.rows, d.cols, d.lanes, d.stationary
+            ),
+            l.utilization,
+            base * 1e-6,
+            pct(l.strum_static.pe_dynamic(), base),
+            pct(l.strum_dynamic.pe_dynamic(), base),
+        );
+    }
+    s + "(static % / dynamic %: change of the layer's PE dynamic energy vs INT8; negative saves)\n"
 }
 
 pub fn hw_json(
@@ -626,13 +664,17 @@ pub fn hw_table(
         "{model} on {} ({}, multiplier law {}), {}; activity: {}\n{:.0} cycles/image = {:.1} us at the configured clock\n\n",
         r.arch, r.tech, r.multiplier_law, r.scheme, r.activity_source, r.cycles, r.time_us
     );
+    let vname = match v {
+        Variant::Static => "static",
+        Variant::Dynamic => "dynamic",
+    };
     s += &format!(
         "{:<34} {:>10} {:>10} {:>12}   {}\n",
-        "reduction vs INT8 baseline (%)",
+        "change vs INT8 baseline (%)",
         "static",
         "dynamic",
         "paper",
-        "selected variant vs paper band"
+        format!("{vname} (--variant) vs paper band")
     );
     let st = crate::hw::reductions(r, Variant::Static);
     let dy = crate::hw::reductions(r, Variant::Dynamic);
@@ -669,21 +711,20 @@ pub fn hw_table(
     ];
     for (n, a, b, x, band_) in rows {
         s += &format!(
-            "{:<34} {:>10.2} {:>10.2} {:>5.0}..{:<5.0}   {} ({:.2})\n",
+            "{:<34} {:>10.2} {:>10.2} {:>12}   {vname}: {:.2}, {}\n",
             n,
-            a,
-            b,
-            band_[0],
-            band_[1],
+            -a,
+            -b,
+            band_as_change(band_),
+            -x,
             band(x, band_),
-            x
         );
     }
     s += &format!(
-        "{:<34} {:>10.2} {:>10.2} {:>12}\n\n",
+        "{:<34} {:>10.2} {:>10.2} {:>12}\n(negative: StruM saves; CSV and JSON columns named *_reduction_pct carry the saving as a positive number)\n\n",
         "DPU power (bottom-up, no calib.)",
-        st.dpu_power_reduction_bottom_up_pct,
-        dy.dpu_power_reduction_bottom_up_pct,
+        -st.dpu_power_reduction_bottom_up_pct,
+        -dy.dpu_power_reduction_bottom_up_pct,
         "-"
     );
     s += &format!(

@@ -102,6 +102,15 @@ struct DataflowRow<'a> {
     energy_pj_per_image: f64,
 }
 
+/// A reduction (%, positive = saved) printed as a change: `-17.8`, and `0.0` for none.
+fn change(reduction: f64, digits: usize) -> String {
+    if reduction == 0.0 {
+        format!("{:.digits$}", 0.0)
+    } else {
+        format!("{:.digits$}", -reduction)
+    }
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "–".into())
@@ -166,6 +175,7 @@ pub fn run(o: &Options) -> Result<String> {
         reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
     };
     let summary = crate::sweep::run_sweep(&spec, &sopts)?;
+    let sweep_s = t0.elapsed().as_secs_f64();
     let runs = spec.expand(SPEC)?;
     let ids: HashMap<&str, usize> = runs.iter().map(|r| (r.id.as_str(), r.index)).collect();
     let mut rows: Vec<RunRow> =
@@ -368,34 +378,35 @@ pub fn run(o: &Options) -> Result<String> {
     );
     let _ = writeln!(
         md,
-        "| model | config | design | PE area µm² | PE-array power mW | PE power −% | PE area −% | DPU power −% | DPU area −% |"
+        "| model | config | design | PE area µm² | PE-array power mW | PE power change % | PE area change % | DPU power change % | DPU area change % |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for h in &hw_rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} |",
             h.model,
             h.config,
             h.design,
             h.pe_area_um2,
             h.pe_array_power_mw,
-            h.pe_power_reduction_pct,
-            h.pe_area_reduction_pct,
-            h.dpu_power_reduction_pct,
-            h.dpu_area_reduction_pct
+            change(h.pe_power_reduction_pct, 1),
+            change(h.pe_area_reduction_pct, 1),
+            change(h.dpu_power_reduction_pct, 1),
+            change(h.dpu_area_reduction_pct, 2)
         );
     }
+    // The paper's bands as changes: [31, 34] % saved -> "−34..−31".
     let r2 = |a: [f64; 2]| {
         if a[0] == a[1] {
-            format!("{}", a[0])
+            format!("about −{}", a[0])
         } else {
-            format!("{}–{}", a[0], a[1])
+            format!("−{}..−{}", a[1], a[0])
         }
     };
     let _ = writeln!(
         md,
-        "| paper | StruM | static (area), either (power) | | | {} | {} | {} | {} |\n\nPaper: {}.\n",
+        "| paper | StruM | static (area), either (power) | | | {} | {} | {} | {} |\n\nChange vs the INT8 baseline: negative = StruM saves (hw.csv carries the same as positive `*_reduction_pct`). Paper: {}.\n",
         r2(claims.pe_power_reduction_pct),
         r2(claims.pe_area_reduction_pct),
         r2(claims.dpu_power_reduction_pct),
@@ -615,10 +626,96 @@ pub fn run(o: &Options) -> Result<String> {
         wall
     );
     crate::report::write_atomic(&o.out.join("tables.md"), md.as_bytes())?;
+    let times = [sweep_s, wall - sweep_s, wall];
+    let page = html_report(&o.out, &md, &claims, &summary, times)?;
+    crate::report::write_atomic(&o.out.join("index.html"), page.as_bytes())?;
     Ok(format!(
-        "{md}\nwrote {}/{{tables.md, accuracy.csv, hw.csv, dataflow.csv, figures/}} in {wall:.0} s\n",
+        "{md}\nwrote {}/{{index.html, tables.md, accuracy.csv, hw.csv, dataflow.csv, figures/}} in {wall:.0} s\n",
         o.out.display()
     ))
+}
+
+/// The CPU's model name (Linux), for reports.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.into())
+}
+
+/// index.html: the tables, every figure of `out/figures/`, the claims, machine and times
+/// (`[sweep, tables and figures, total]`, s).
+fn html_report(
+    out: &Path,
+    md: &str,
+    claims: &crate::hw::Claims,
+    summary: &crate::sweep::SweepSummary,
+    times: [f64; 3],
+) -> Result<String> {
+    let dir = out.join("figures");
+    let mut figures: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| out_err(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png") && p.with_extension("svg").exists())
+        .filter_map(|p| {
+            p.file_stem()
+                .map(|s| format!("figures/{}", s.to_string_lossy()))
+        })
+        .collect();
+    figures.sort();
+    let band = |b: [f64; 2]| {
+        if b[0] == b[1] {
+            format!("about −{} %", b[0])
+        } else {
+            format!("−{}..−{} %", b[1], b[0])
+        }
+    };
+    let claims = vec![
+        format!("PE power: {}", band(claims.pe_power_reduction_pct)),
+        format!(
+            "PE area (static StruM): {}",
+            band(claims.pe_area_reduction_pct)
+        ),
+        format!("DPU power: {}", band(claims.dpu_power_reduction_pct)),
+        format!(
+            "DPU area (static StruM): {}",
+            band(claims.dpu_area_reduction_pct)
+        ),
+        format!(
+            "Top-1: less than {} point(s) below INT8 on ImageNet CNNs",
+            claims.top1_loss_max_pts
+        ),
+        format!("Source: {}", claims.source),
+    ];
+    let meta = vec![
+        (
+            "machine".into(),
+            format!("{}, {} threads", cpu_model(), rayon::current_num_threads()),
+        ),
+        ("commit".into(), crate::sweep::git_revision()),
+        ("generated (UTC)".into(), crate::sweep::utc_now()),
+        (
+            "sweep".into(),
+            format!(
+                "{} runs ({} run now, {} reused) in {:.1} s",
+                summary.runs_in_spec, summary.ran, summary.already_done, times[0]
+            ),
+        ),
+        ("tables and figures".into(), format!("{:.1} s", times[1])),
+        ("this reproduce".into(), format!("{:.1} s", times[2])),
+    ];
+    Ok(crate::html::render(&crate::html::Report {
+        title: "strumlab reproduction: StruM accuracy and FlexNN PE cost",
+        markdown: md,
+        figures,
+        claims,
+        meta,
+    }))
 }
 
 /// Wilson 95 % score interval of a proportion `p` (%) over `n` trials, in %.

@@ -434,3 +434,27 @@ fn eval_reports_significance_of_the_top1_change() {
         }
     }
 }
+
+/// A named dataset with other labels than the model's card runs, but says so.
+#[test]
+fn eval_warns_when_the_dataset_labels_do_not_match_the_model() {
+    let args = [
+        "eval",
+        "--model",
+        "fmnist-vgg",
+        "--limit",
+        "20",
+        "-q",
+        "--scheme",
+        "int8",
+    ];
+    let (code, _, err) = strumlab(&[&args[..], &["--data", "mnist-test"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: dataset 'mnist-test' has MNIST digits, but model 'fmnist-vgg'"),
+        "{err}"
+    );
+    let (code, _, err) = strumlab(&[&args[..], &["--data", "fashion-test"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}

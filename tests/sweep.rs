@@ -444,3 +444,35 @@ fn sweep_computes_the_fp32_reference_once() {
     assert_eq!(row.1, alone.summary.top1.map(|t| 100.0 * t));
     assert_eq!(row.3, Some(alone.summary.kl_mean.to_bits()));
 }
+
+/// `sweep -v` names every run by all of its non-default parameters: two runs that differ
+/// only in `quantize_first_last` print different labels.
+#[test]
+fn verbose_labels_tell_runs_apart() {
+    let dir = tmp("labels");
+    let spec = dir.join("s.toml");
+    std::fs::write(
+        &spec,
+        "name = \"labels\"\n[base]\nmodel = \"mnist-8\"\ndevice = \"cpu\"\nlimit = 20\nhw = \"\"\n\
+         scheme = \"mip2q\"\nblock = 4\nlow = 1\n[matrix]\nquantize_first_last = [false, true]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (code, _, err) = strumlab(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-v",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let labels: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("run "))
+        .map(|l| l.split("] ").nth(1).unwrap().split(": ").next().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 2, "{err}");
+    assert_ne!(labels[0], labels[1], "{err}");
+    assert!(labels[1].contains("quantize_first_last=true"), "{err}");
+}

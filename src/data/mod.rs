@@ -83,6 +83,28 @@ pub const NAMED: &[(&str, &str)] = &[
     ("photos", "cache:photos"),
 ];
 
+/// The label set of each named dataset (ImageNet photos and samples share theirs).
+const LABEL_SETS: &[(&str, &str)] = &[
+    ("mnist-test", "MNIST digits"),
+    ("fashion-test", "Fashion-MNIST classes"),
+    ("imagenet-samples", "ImageNet classes"),
+    ("photos", "ImageNet classes"),
+];
+
+/// A warning when `spec` is a named dataset whose labels are not the ones the model's card
+/// was made for (e.g. `--data mnist-test` on a Fashion-MNIST model: it runs, at chance).
+pub fn label_mismatch(spec: &str, card: &ModelCard) -> Option<String> {
+    let set = |n: &str| LABEL_SETS.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let (given, made) = (set(spec)?, set(&card.dataset)?);
+    (given != made).then(|| {
+        format!(
+            "warning: dataset '{spec}' has {given}, but model '{}' was made for '{}' ({made}); \
+             its accuracy will be meaningless",
+            card.name, card.dataset
+        )
+    })
+}
+
 /// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file
 /// sits beside it as `*labels-idx1*`, or a folder of photos ([`images`]).
 pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {

@@ -525,6 +525,8 @@ pub struct Claims {
     pub pe_area_reduction_pct: [f64; 2],
     pub dpu_area_reduction_pct: [f64; 2],
     pub dpu_power_reduction_pct: [f64; 2],
+    /// top-1 points StruM loses at most against INT8 (ImageNet CNNs)
+    pub top1_loss_max_pts: f64,
 }
 
 pub fn load_claims(path: &Path) -> Result<Claims> {

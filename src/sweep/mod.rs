@@ -627,12 +627,15 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
         need_header = false;
         progress.inc();
         if opts.verbose {
+            let extra = run.extra_params();
             eprintln!(
-                "run {} [{}] {} {}: {} in {:.2} s (eval {:.2} s, hw {:.3} s){}",
+                "run {} [{}] {} {}{}{}: {} in {:.2} s (eval {:.2} s, hw {:.3} s){}",
                 run.index,
                 run.id,
                 row.model,
                 row.config,
+                if extra.is_empty() { "" } else { " " },
+                extra,
                 row.status,
                 row.eval_s + row.hw_s,
                 row.eval_s,

@@ -84,6 +84,25 @@ pub struct Run {
     pub invalid: Option<String>,
 }
 
+impl Run {
+    /// The run's non-default parameters other than model, scheme, B and L (which its
+    /// configuration label shows), as `key=value` pairs: with the label, a name no other
+    /// run of the sweep has.
+    pub fn extra_params(&self) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.key).unwrap_or_default();
+        let shown = ["model", "scheme", "block", "low"];
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !shown.contains(&k.as_str()))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// The TOML file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
