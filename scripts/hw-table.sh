@@ -52,18 +52,22 @@ for f in sorted(glob.glob(f"{tmp}/*.json")):
     paper = j["paper"]
 json.dump({"paper": paper, "runs": rows}, open(f"{out}/summary.json", "w"), indent=1)
 def mark(x, band):
-    return f"**{x:.1f}**" if band[0] - 1e-9 <= x <= band[1] + 1e-9 else f"{x:.1f}"
+    # x is a reduction (positive = saved); printed as a change, negative = saving
+    c = f"{-x:.1f}" if x != 0 else "0.0"
+    return f"**{c}**" if band[0] - 1e-9 <= x <= band[1] + 1e-9 else c
 with open(f"{out}/summary.md", "w") as m:
-    m.write(f"Paper ({paper['source']}): PE power -{paper['pe_power_reduction_pct'][0]:.0f}..{paper['pe_power_reduction_pct'][1]:.0f} %, "
-            f"PE area -{paper['pe_area_reduction_pct'][0]:.0f}..{paper['pe_area_reduction_pct'][1]:.0f} % (static), "
-            f"DPU area -{paper['dpu_area_reduction_pct'][0]:.0f}..{paper['dpu_area_reduction_pct'][1]:.0f} % (static), DPU power about -10 %.\n"
+    band = lambda b: f"-{b[1]:.0f}..-{b[0]:.0f} %" if b[0] != b[1] else f"about -{b[0]:.0f} %"
+    m.write(f"Paper ({paper['source']}): PE power {band(paper['pe_power_reduction_pct'])}, "
+            f"PE area {band(paper['pe_area_reduction_pct'])} (static), "
+            f"DPU area {band(paper['dpu_area_reduction_pct'])} (static), DPU power {band(paper['dpu_power_reduction_pct'])}.\n"
+            "Every figure is a change against the INT8 baseline: negative = StruM saves (summary.json carries the same as positive reductions). "
             "Values inside the paper's band are in bold. DPU columns scale the PE figures by the calibrated PE-array shares "
             "(area 0.105, power 0.305); 'DPU power bottom-up' uses the mapped SRAM/DRAM energy instead, with no calibration.\n\n")
-    m.write("| model | arch | scheme | law | activity | variant | PE power % | PE area % | DPU power % | DPU area % | DPU power bottom-up % |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    m.write("| model | arch | scheme | law | activity | variant | PE power change % | PE area change % | DPU power change % | DPU area change % | DPU power bottom-up change % |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
     for r in rows:
         m.write(f"| {r['model']} | {r['arch']} | {r['scheme']} | {r['law']} | {r['activity']} | {r['variant']} | "
                 f"{mark(r['pe_power'], paper['pe_power_reduction_pct'])} | {mark(r['pe_area'], paper['pe_area_reduction_pct'])} | "
-                f"{mark(r['dpu_power'], [9.5, 10.5])} | {mark(r['dpu_area'], paper['dpu_area_reduction_pct'])} | {r['dpu_power_bottom_up']:.1f} |\n")
+                f"{mark(r['dpu_power'], [9.5, 10.5])} | {mark(r['dpu_area'], paper['dpu_area_reduction_pct'])} | {-r['dpu_power_bottom_up']:.1f} |\n")
     m.write("\nFlexNN dataflow comparison (baseline INT8 PE, measured activity, flexnn.toml, quadratic law): network energy per image, uJ\n\n")
     seen = set()
     for r in rows:

@@ -76,8 +76,10 @@ pub struct TrainArgs {
     /// experiments/models (which hold the committed zoo).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Hide the progress lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Print the result as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -110,6 +112,7 @@ pub struct SweepArgs {
     /// One line per finished run with its timing.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Print the sweep summary as one JSON document (runs done, failed, FP32 passes).
     #[arg(long)]
     pub json: bool,
 }
@@ -118,6 +121,7 @@ pub struct SweepArgs {
 pub struct MergeArgs {
     /// A sweep output directory (runs*.csv + manifest*.json).
     pub dir: PathBuf,
+    /// Print the merge summary as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -137,14 +141,17 @@ pub struct ReproduceArgs {
     /// Override every run's device.
     #[arg(long, value_enum)]
     pub device: Option<BenchDevice>,
+    /// Hide notices and the progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Print each run's timing.
     #[arg(long, short = 'v')]
     pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct DevicesArgs {
+    /// Print the adapters as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -178,6 +185,7 @@ pub struct HwArgs {
     /// Per-layer CSV (schema: docs/csv-schemas.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the figures, breakdown and per-layer mapping as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -217,6 +225,7 @@ pub struct BenchArgs {
     /// adapter) the GPU engine in the same run; prints configurations per minute and the ratio.
     #[arg(long)]
     pub sweep: Option<usize>,
+    /// Print the measurement as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -243,7 +252,8 @@ pub struct EvalArgs {
     /// Zoo name (see experiments/models/) or an ONNX file.
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
-    /// Dataset name (mnist-test, fashion-test) or an IDX image file; default: the model card's.
+    /// Dataset: mnist-test, fashion-test (vendored), imagenet-samples, photos (fetched), an
+    /// IDX image file, or a folder of JPEG/PNG images; default: the model card's.
     #[arg(long)]
     pub data: Option<String>,
     #[command(flatten)]

@@ -50,3 +50,18 @@ impl Error {
         }
     }
 }
+
+/// A TOML error on one line: `line L, column C: message` (the `toml` crate's own display
+/// spans several lines with a source excerpt).
+pub fn toml_reason(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}

@@ -586,6 +586,11 @@ fn band(v: f64, b: [f64; 2]) -> &'static str {
     }
 }
 
+/// A reduction as a change (`-x`), without printing `-0.00`.
+fn neg(x: f64) -> f64 {
+    if x == 0.0 { 0.0 } else { -x }
+}
+
 /// A paper band of reductions `[lo, hi]` (%) as changes: `-34..-31`, or `-10` for one value.
 fn band_as_change(b: [f64; 2]) -> String {
     if (b[1] - b[0]).abs() < 1e-9 {
@@ -713,18 +718,18 @@ pub fn hw_table(
         s += &format!(
             "{:<34} {:>10.2} {:>10.2} {:>12}   {vname}: {:.2}, {}\n",
             n,
-            -a,
-            -b,
+            neg(a),
+            neg(b),
             band_as_change(band_),
-            -x,
+            neg(x),
             band(x, band_),
         );
     }
     s += &format!(
         "{:<34} {:>10.2} {:>10.2} {:>12}\n(negative: StruM saves; CSV and JSON columns named *_reduction_pct carry the saving as a positive number)\n\n",
         "DPU power (bottom-up, no calib.)",
-        -st.dpu_power_reduction_bottom_up_pct,
-        -dy.dpu_power_reduction_bottom_up_pct,
+        neg(st.dpu_power_reduction_bottom_up_pct),
+        neg(dy.dpu_power_reduction_bottom_up_pct),
         "-"
     );
     s += &format!(

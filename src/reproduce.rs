@@ -254,7 +254,10 @@ pub fn run(o: &Options) -> Result<String> {
          A `*` marks a top-1 change against FP32 that is significant at 5 % (exact McNemar \
          test on the images the two runs classify differently; accuracy.csv has the change, \
          its 95 % interval and p). Unmarked quantized cells do not differ significantly from \
-         FP32.\n"
+         FP32. Bits/weight: storage of the whole model's weights under the default layer \
+         policy (first, last and depthwise layers stay INT8 at 8 bits), counting each block's \
+         B-bit precision mask and DLIQ's 3-bit shift; a layer's last block, padded to B, is \
+         counted whole (docs/packed-format.md).\n"
     );
     let fracs = [0.25, 0.5, 0.75, 1.0];
     for m in &models {

@@ -66,7 +66,7 @@ impl ModelCard {
         })?;
         let card: ModelCard = toml::from_str(&text).map_err(|e| Error::Data {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason: crate::error::toml_reason(&text, &e),
         })?;
         if card.mean.len() != card.channels
             || card.std.len() != card.channels

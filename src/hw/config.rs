@@ -155,7 +155,7 @@ pub(crate) fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })?;
     toml::from_str(&text).map_err(|e| Error::Data {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        reason: crate::error::toml_reason(&text, &e),
     })
 }
 

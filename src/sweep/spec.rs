@@ -208,7 +208,8 @@ impl SweepSpec {
 
     /// Parse and check every key (unknown keys are named in the error).
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        let spec: SweepSpec = toml::from_str(text).map_err(|e| cfg_err(origin, e.to_string()))?;
+        let spec: SweepSpec = toml::from_str(text)
+            .map_err(|e| cfg_err(origin, crate::error::toml_reason(text, &e)))?;
         let known = known_keys();
         let check = |section: &str, t: &toml::Table| -> Result<()> {
             for k in t.keys() {

@@ -96,7 +96,8 @@ impl Recipe {
             path: path.to_path_buf(),
             source,
         })?;
-        let r: Recipe = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let r: Recipe =
+            toml::from_str(&text).map_err(|e| err(crate::error::toml_reason(&text, &e)))?;
         r.validate().map_err(err)?;
         Ok(r)
     }

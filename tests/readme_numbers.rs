@@ -1,0 +1,235 @@
+//! The README's measured numbers come from committed results: the throughput table and the
+//! sweep benchmark (results/bench/engines.json), the accuracy excerpt with its significance
+//! marks (results/reproduce/accuracy.csv), the EfficientNet-Lite0 hardware table and the
+//! dataflow sentence (results/hw/summary.json). A regenerated result that moves a number
+//! fails here until the README says the new one.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+fn root(p: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(root("README.md")).unwrap()
+}
+
+fn json(p: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root(p)).unwrap()).unwrap()
+}
+
+/// Table rows of the README whose first cell is `first`, below the header line containing
+/// `header`, as cells.
+fn rows(md: &str, header: &str) -> Vec<Vec<String>> {
+    let start = md
+        .find(header)
+        .unwrap_or_else(|| panic!("README has no table '{header}'"));
+    md[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The number at the start of a cell: `20,990` -> 20990, `0.90x` -> 0.90, `-16.2 %` -> -16.2.
+fn num(cell: &str) -> f64 {
+    let s: String = cell
+        .replace(',', "")
+        .replace('−', "-")
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    s.parse()
+        .unwrap_or_else(|_| panic!("no number in README cell '{cell}'"))
+}
+
+/// `x` as printed with the cell's own number of decimals.
+fn close(cell: &str, x: f64, what: &str) {
+    let digits = cell
+        .replace(',', "")
+        .split_whitespace()
+        .next()
+        .and_then(|t| {
+            t.trim_end_matches(['x', '*'])
+                .split('.')
+                .nth(1)
+                .map(str::len)
+        })
+        .unwrap_or(0);
+    let tol = 0.5 * 10f64.powi(-(digits as i32)) + 1e-9;
+    assert!(
+        (num(cell) - x).abs() <= tol,
+        "README says {cell} for {what}; the results say {x}"
+    );
+}
+
+#[test]
+fn throughput_table_and_sweep_match_results_bench() {
+    let md = readme();
+    let b = json("results/bench/engines.json");
+    let engines = b["engines"].as_array().unwrap();
+    let find = |model: &str, mode: &str, scheme: &str, kernels: &str| {
+        engines
+            .iter()
+            .find(|e| {
+                e["model"] == model
+                    && e["mode"] == mode
+                    && e["scheme"] == scheme
+                    && e["kernels"] == kernels
+            })
+            .unwrap_or_else(|| panic!("engines.json has no {model} {mode} {scheme} {kernels}"))
+    };
+    let names = HashMap::from([("EfficientNet-Lite0", "effnet-lite0")]);
+    let table = rows(&md, "| model | ours fp32 | ours integer MIP2Q B8 L4 (fast)");
+    assert_eq!(table.len(), 5);
+    for r in &table {
+        let m = names.get(r[0].as_str()).copied().unwrap_or(&r[0]);
+        let fp = find(m, "fp32", "fp32", "fast");
+        let q = find(m, "integer", "mip2q-b8-l4", "fast");
+        let rf = find(m, "integer", "mip2q-b8-l4", "reference");
+        let f = |e: &Value, k: &str| e[k].as_f64().unwrap();
+        close(&r[1], f(fp, "strumlab_images_per_s"), "ours fp32");
+        close(&r[2], f(q, "strumlab_images_per_s"), "ours integer");
+        close(&r[3], f(rf, "strumlab_images_per_s"), "reference kernels");
+        close(
+            &r[4],
+            f(q, "onnxruntime_fp32_images_per_s"),
+            "onnxruntime FP32",
+        );
+        if let Some(x) = q["onnxruntime_int8_qdq_images_per_s"].as_f64() {
+            close(&r[5], x, "onnxruntime INT8");
+        }
+        close(&r[6], f(q, "ratio_strumlab_over_onnxruntime_fp32"), "ratio");
+    }
+    let s = &b["sweep"];
+    let said = format!(
+        "took {:.1} s, against {:.1} s for onnxruntime",
+        s["strumlab_sweep_s"].as_f64().unwrap(),
+        s["onnxruntime_fp32_80k_inferences_s"].as_f64().unwrap()
+    );
+    assert!(md.contains(&said), "README does not say '{said}'");
+    let ratio = format!(
+        "{:.1}x",
+        s["ratio_sweep_over_onnxruntime"].as_f64().unwrap()
+    );
+    assert!(
+        md.contains(&format!("same 80k images: {ratio}")),
+        "sweep ratio {ratio}"
+    );
+}
+
+#[test]
+fn accuracy_excerpt_matches_results_reproduce() {
+    let md = readme();
+    let mut rd = csv::Reader::from_path(root("results/reproduce/accuracy.csv")).unwrap();
+    let mut acc: HashMap<(String, String), csv::StringRecord> = HashMap::new();
+    let hdr = rd.headers().unwrap().clone();
+    let col = |n: &str| hdr.iter().position(|h| h == n).unwrap();
+    let (cm, cc, ct, ca, cp) = (
+        col("model"),
+        col("config"),
+        col("top1_pct"),
+        col("agreement_top1_pct"),
+        col("mcnemar_p"),
+    );
+    for r in rd.records() {
+        let r = r.unwrap();
+        acc.insert((r[cm].to_string(), r[cc].to_string()), r);
+    }
+    let configs = [
+        "fp32",
+        "int8",
+        "dliq-b8-l4",
+        "mip2q-b8-l4",
+        "dliq-b8-l8",
+        "mip2q-b8-l8",
+    ];
+    let table = rows(&md, "| model (images) | FP32 | INT8 | DLIQ B8 L4 |");
+    assert_eq!(table.len(), 7);
+    for r in &table {
+        let model = r[0]
+            .split(" (")
+            .next()
+            .unwrap()
+            .replace("EfficientNet-Lite", "effnet-lite");
+        for (cell, cfg) in r[1..].iter().zip(configs) {
+            let row = &acc[&(model.clone(), cfg.to_string())];
+            let what = format!("{model} {cfg}");
+            close(cell, row[ct].parse().unwrap(), &format!("{what} top-1"));
+            if let Some(a) = cell.split('(').nth(1) {
+                close(a, row[ca].parse().unwrap(), &format!("{what} agreement"));
+            }
+            let significant = row[cp].parse::<f64>().is_ok_and(|p| p < 0.05);
+            assert_eq!(cell.contains('*'), significant, "{what}: the * mark");
+        }
+    }
+}
+
+#[test]
+fn hardware_table_and_dataflow_sentence_match_results_hw() {
+    let md = readme();
+    let h = json("results/hw/summary.json");
+    let run = |arch: &str, variant: &str| {
+        h["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["model"] == "effnet-lite0"
+                    && r["arch"] == arch
+                    && r["scheme"] == "mip2q-b8-l4"
+                    && r["law"] == "quadratic"
+                    && r["activity"] == "measured"
+                    && r["variant"] == variant
+            })
+            .unwrap_or_else(|| panic!("no effnet-lite0 {arch} {variant} run"))
+            .clone()
+    };
+    let table = rows(&md, "| EfficientNet-Lite0 | PE power | PE area |");
+    let want = [
+        ("static MIP2Q, default RFs", run("flexnn-16x16x8", "static")),
+        (
+            "static MIP2Q, minimal RFs",
+            run("flexnn-16x16x8-small-rf", "static"),
+        ),
+        ("dynamic MIP2Q", run("flexnn-16x16x8", "dynamic")),
+    ];
+    for (label, r) in &want {
+        let row = table
+            .iter()
+            .find(|c| c[0] == *label)
+            .unwrap_or_else(|| panic!("README hardware table has no '{label}' row"));
+        for (cell, key) in row[1..]
+            .iter()
+            .zip(["pe_power", "pe_area", "dpu_power", "dpu_area"])
+        {
+            // the README writes changes (negative = saving); the results carry reductions
+            close(cell, -r[key].as_f64().unwrap(), &format!("{label} {key}"));
+        }
+    }
+    let d = &want[0].1["dataflows_uj"];
+    let flex = d["flexible (mapper)"].as_f64().unwrap();
+    let more = |k: &str| 100.0 * (d[k].as_f64().unwrap() / flex - 1.0);
+    let fixed = ["weight-stationary", "output-stationary", "input-stationary"].map(more);
+    let (lo, hi) = (
+        fixed.iter().cloned().fold(f64::MAX, f64::min),
+        fixed.iter().cloned().fold(f64::MIN, f64::max),
+    );
+    let said = format!(
+        "dataflows use {lo:.1}-{hi:.1} %\nmore energy than the flexible mapper's mapping, and row-stationary {:.1} % more",
+        more("row-stationary")
+    );
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat(&md).contains(&flat(&said)),
+        "README does not say '{said}'"
+    );
+}
