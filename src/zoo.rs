@@ -29,7 +29,8 @@ pub fn names() -> Vec<String> {
 }
 
 /// Resolve `spec` (zoo name or ONNX path) to a loaded graph and its card. A path whose
-/// file stem matches a zoo name uses that card; any other path gets a plain card.
+/// file stem matches a zoo name uses that card (with a notice on stderr); any other path
+/// gets a plain card: no dataset, pixels 0..255 unnormalised.
 pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
     let root = repo_root();
     let stem = Path::new(spec)
@@ -40,6 +41,14 @@ pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
     let is_path = spec.ends_with(".onnx") || Path::new(spec).exists();
     if card_path.is_file() {
         let card = ModelCard::load(&card_path)?;
+        if is_path {
+            eprintln!(
+                "notice: {spec} is named like zoo model '{stem}': it takes that card's dataset \
+                 ('{}') and preprocessing ({})",
+                card.dataset,
+                card_path.display()
+            );
+        }
         let file = if is_path {
             PathBuf::from(spec)
         } else if card.cached {

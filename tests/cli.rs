@@ -458,3 +458,62 @@ fn eval_warns_when_the_dataset_labels_do_not_match_the_model() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// A model file without a card: `eval` without `--data` says to give one; a file named like
+/// a zoo model says it takes that model's card.
+#[test]
+fn model_files_without_a_card_ask_for_data_and_named_ones_say_whose_card() {
+    let dir = std::env::temp_dir().join(format!("strumlab-cardless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = data("mnist-8.onnx");
+    let plain = dir.join("my-net.onnx");
+    let named = dir.join("mnist-8.onnx");
+    std::fs::copy(&src, &plain).unwrap();
+    std::fs::copy(&src, &named).unwrap();
+    let (code, _, err) = strumlab(&["eval", "--model", plain.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("model 'my-net' has no card naming its dataset: give --data"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let args = [
+        "eval",
+        "--model",
+        named.to_str().unwrap(),
+        "--limit",
+        "10",
+        "-q",
+    ];
+    let (code, _, err) = strumlab(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("is named like zoo model 'mnist-8'"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `hw` prints changes (negative = saving) against the paper's bands as changes, names the
+/// variant in its verdict, never a `10..10` band, and per-layer lines with `--layers`.
+#[test]
+fn hw_prints_changes_the_variant_and_layers() {
+    let (code, out, err) = strumlab(&["hw", "--model", "mnist-8", "--scheme", "mip2q", "--layers"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("change vs INT8 baseline (%)"), "{out}");
+    assert!(
+        out.contains("-34..-31") && out.contains("-26..-23"),
+        "{out}"
+    );
+    assert!(!out.contains("10..10") && !out.contains("-0.00"), "{out}");
+    let pe = out.lines().find(|l| l.starts_with("PE power")).unwrap();
+    assert!(pe.contains("static: -"), "{pe}");
+    let static_change: f64 = pe.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(static_change < 0.0, "{pe}");
+    assert!(
+        out.lines().any(|l| l.starts_with("Convolution28 ")),
+        "{out}"
+    );
+    let (_, plain, _) = strumlab(&["hw", "--model", "mnist-8", "--scheme", "mip2q"]);
+    assert!(
+        !plain.lines().any(|l| l.starts_with("Convolution28 ")),
+        "{plain}"
+    );
+}

@@ -108,6 +108,18 @@ pub fn label_mismatch(spec: &str, card: &ModelCard) -> Option<String> {
 /// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file
 /// sits beside it as `*labels-idx1*`, or a folder of photos ([`images`]).
 pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
+    if spec.is_empty() {
+        return Err(Error::InvalidArg {
+            arg: "data".into(),
+            reason: format!(
+                "model '{}' has no card naming its dataset: give --data ({}, an IDX file or an image folder); \
+                 without a card its pixels go in as 0..255, unnormalised (a card in {} sets the preprocessing)",
+                card.name,
+                NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                crate::zoo::CARDS_DIR
+            ),
+        });
+    }
     let path = match NAMED.iter().find(|(n, _)| *n == spec) {
         Some((_, p)) => match p.strip_prefix("cache:") {
             Some(rel) => {
