@@ -571,8 +571,9 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Hw(a) => {
             let cfg = a.quant.to_config()?;
             let (g, _) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
-            let claims = crate::hw::load_claims(&a.claims)?;
-            let r = crate::hw::run(&a.arch, a.multiplier_law, &g, &cfg, a.stats.as_deref())?;
+            let claims = crate::hw::load_claims(&crate::data::repo_path(&a.claims))?;
+            let arch = crate::data::repo_path(&a.arch);
+            let r = crate::hw::run(&arch, a.multiplier_law, &g, &cfg, a.stats.as_deref())?;
             if let Some(out) = &a.out {
                 report::write_atomic(out, &report::hw_csv(&r, &a.model)?)?;
             }
@@ -801,6 +802,15 @@ pub fn run(cli: Cli) -> Result<String> {
                 reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
             };
             let r = crate::sweep::run_sweep(&spec, &opts)?;
+            if r.ran > 0 && r.failed == r.ran {
+                return Err(Error::Data {
+                    path: r.rows_file.clone(),
+                    reason: format!(
+                        "all {} runs failed; each row's `error` column says why",
+                        r.ran
+                    ),
+                });
+            }
             if a.json {
                 to_json(&serde_json::to_value(&r).unwrap_or_default())
             } else {

@@ -51,7 +51,7 @@ impl Error {
     }
 }
 
-/// A TOML error on one line: `line L, column C: message` (the `toml` crate's own display
+/// A TOML error on one line: `line L, column C (`the line`): message` (the `toml` crate's own display
 /// spans several lines with a source excerpt).
 pub fn toml_reason(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', "; ");
@@ -59,8 +59,17 @@ pub fn toml_reason(text: &str, e: &toml::de::Error) -> String {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {col}: {msg}")
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before.len() - start + 1;
+            let src: String = text[start..]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(120)
+                .collect();
+            format!("line {line}, column {col} (`{src}`): {msg}")
         }
         None => msg,
     }

@@ -13,10 +13,25 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // The library's messages already name their cause (an I/O error's text is part
             // of "cannot read PATH: ..."), so the chain is not printed again.
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// An error message as one line of bounded length: a message quoting a huge tensor shape
+/// or a corrupt file's bytes is cut, saying how much was left out.
+fn one_line(msg: &str) -> String {
+    const MAX: usize = 2000;
+    let flat = msg.replace('\n', "; ");
+    if flat.len() <= MAX {
+        return flat;
+    }
+    let mut cut = MAX;
+    while !flat.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} ... ({} more bytes)", &flat[..cut], flat.len() - cut)
 }
 
 /// Vulkan and GL drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on a machine

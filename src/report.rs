@@ -14,8 +14,13 @@ use crate::quant::{LayerQuant, ModelQuant};
 /// Version of the `quantize` CSV layout (docs/csv-schemas.md).
 pub const QUANT_CSV_SCHEMA: u32 = 2;
 
-/// Write `bytes` to `path` atomically (temp file in the same directory, then rename).
+/// Write `bytes` to `path` atomically: a new temp file (unique name, created exclusively) in
+/// the same directory, fsynced, renamed over `path`, then the directory fsynced. `path`
+/// must be a regular file or not exist: a symlink, FIFO, device or folder there is refused
+/// (renaming over it would replace it).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let err = |reason: String| Error::Output {
         path: path.display().to_string(),
         reason,
@@ -27,16 +32,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if !dir.is_dir() {
         return Err(err(format!("directory {} does not exist", dir.display())));
     }
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_file() {
+            return Err(err(
+                "exists and is not a regular file (a link, folder, FIFO or device); \
+                 give a new path or remove it"
+                    .into(),
+            ));
+        }
+    }
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}-{}",
         path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // the rename itself reaches the disk with the directory
+        std::fs::File::open(dir).and_then(|d| d.sync_all())
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);

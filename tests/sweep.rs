@@ -429,7 +429,9 @@ fn sweep_computes_the_fp32_reference_once() {
     let (g, card) = strumlab::zoo::resolve("mnist-8", &Default::default()).unwrap();
     let mut data = strumlab::data::load(&card.dataset, &card, false).unwrap();
     data.truncate(120);
-    let run = &spec.expand("small").unwrap()[1];
+    // `--limit` is part of a run's id
+    let run = &spec.with_limit(Some(120)).expand("small").unwrap()[1];
+    assert_eq!(run.params.limit, 120);
     let cfg = strumlab::eval::EvalConfig {
         quant: run.quant.clone(),
         mode: run.params.mode,

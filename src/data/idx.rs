@@ -12,7 +12,12 @@ pub struct IdxU8 {
     pub data: Vec<u8>,
 }
 
-/// Read an IDX file of `u8` elements (`.gz` is decompressed).
+/// Largest decompressed IDX file (1 GiB; the 60k Fashion-MNIST training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Read an IDX file of `u8` elements (`.gz` is decompressed). The header is read first and
+/// the payload read up to the size its dims declare (at most [`MAX_IDX_BYTES`]), so a small
+/// gzip bomb cannot take gigabytes.
 pub fn read_idx_u8(path: &Path) -> Result<IdxU8> {
     let err = |reason: String| Error::Data {
         path: path.display().to_string(),
@@ -22,49 +27,66 @@ pub fn read_idx_u8(path: &Path) -> Result<IdxU8> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| err(format!("corrupt gzip stream ({e})")))?;
-        out
+    let mut stream: Box<dyn Read> = if raw.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(raw.as_slice()))
     } else {
-        raw
+        Box::new(raw.as_slice())
     };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    let gz = |e: std::io::Error| err(format!("corrupt gzip stream ({e})"));
+    let mut head = [0u8; 4];
+    let got = read_up_to(&mut stream, &mut head).map_err(gz)?;
+    if got < 4 || head[0] != 0 || head[1] != 0 {
         return Err(err("not an IDX file (bad magic)".into()));
     }
-    if bytes[2] != 0x08 {
+    if head[2] != 0x08 {
         return Err(err(format!(
             "IDX element type 0x{:02x} is not unsigned byte",
-            bytes[2]
+            head[2]
         )));
     }
-    let rank = bytes[3] as usize;
-    let header = 4 + 4 * rank;
-    if rank == 0 || bytes.len() < header {
+    let rank = head[3] as usize;
+    let mut dims_raw = vec![0u8; 4 * rank];
+    if rank == 0 || read_up_to(&mut stream, &mut dims_raw).map_err(gz)? < 4 * rank {
         return Err(err("truncated IDX header".into()));
     }
-    let dims: Vec<usize> = (0..rank)
-        .map(|k| {
-            u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize
-        })
+    let dims: Vec<usize> = dims_raw
+        .chunks(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
     let n = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| err("IDX dims overflow".into()))?;
-    if bytes.len() != header + n {
+        .filter(|&n| n as u64 <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            err(format!(
+                "dims {dims:?} declare more than {MAX_IDX_BYTES} bytes, larger than any IDX dataset we read"
+            ))
+        })?;
+    let mut data = Vec::with_capacity(n);
+    (&mut stream)
+        .take(n as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(gz)?;
+    if data.len() != n {
         return Err(err(format!(
-            "IDX payload has {} bytes, {} expected from dims {dims:?}",
-            bytes.len() - header,
-            n
+            "IDX payload has {}{} bytes, {n} expected from dims {dims:?}",
+            if data.len() > n { "more than " } else { "" },
+            data.len().min(n + 1) - (data.len() > n) as usize
         )));
     }
-    Ok(IdxU8 {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(IdxU8 { dims, data })
+}
+
+/// Fill `buf` as far as the stream goes; the bytes read.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    Ok(got)
 }
 
 /// An image/label pair of IDX files as `[N, 1, H, W]` pixel values 0..255 and labels.

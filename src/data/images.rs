@@ -132,13 +132,28 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
     Ok(out)
 }
 
+/// Largest image side and decoded size accepted (a 16k x 16k RGB photo is 768 MiB).
+const MAX_SIDE: u32 = 16384;
+const MAX_DECODED_BYTES: u64 = 1 << 30;
+
 /// Decode and preprocess one image into `[C, H, W]`.
 pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
     let err = |reason: String| Error::Data {
         path: path.display().to_string(),
         reason,
     };
-    let img = image::open(path)
+    // Bound the decoded size from the header before decoding: a small file may declare
+    // 20000 x 20000 pixels.
+    let mut reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| err(format!("cannot read image ({e})")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let img = reader
+        .decode()
         .map_err(|e| err(format!("cannot decode image ({e})")))?
         .to_rgb8();
     let [th, tw] = card.size;
@@ -209,6 +224,21 @@ pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> 
         });
     }
     let labelled = files.iter().all(|(_, l)| l.is_some());
+    let some = files.iter().filter(|(_, l)| l.is_some()).count();
+    if !labelled && some > 0 {
+        let (missing, _) = files
+            .iter()
+            .find(|(_, l)| l.is_none())
+            .expect("one unlabelled");
+        return Err(Error::Data {
+            path: dir.display().to_string(),
+            reason: format!(
+                "{some} of {} images have labels, {} has none; label every image or none",
+                files.len(),
+                missing.display()
+            ),
+        });
+    }
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for (p, l) in &files {

@@ -56,6 +56,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A path given relative to the repository (the default hardware files, say): as given
+/// when it exists from the current folder, else under [`repo_root`].
+pub fn repo_path(p: &Path) -> PathBuf {
+    if p.is_absolute() || p.exists() {
+        p.to_path_buf()
+    } else {
+        repo_root().join(p)
+    }
+}
+
 /// The asset cache filled by scripts/fetch-assets.sh: `$STRUMLAB_CACHE`, else
 /// `$XDG_CACHE_HOME/strumlab`, else `~/.cache/strumlab`.
 pub fn cache_dir() -> PathBuf {

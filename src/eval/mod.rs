@@ -351,10 +351,7 @@ pub fn evaluate_with(
     // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
     // model) are ignored: the run then reports agreement only.
     let classes = graph.shape(&graph.outputs[0]).iter().product::<usize>();
-    let labels = data
-        .labels
-        .as_ref()
-        .filter(|l| l.iter().all(|&y| (y as usize) < classes));
+    let labels = usable_labels(data, classes, cfg.quiet)?;
     let already_probs = graph
         .nodes
         .iter()
@@ -565,6 +562,38 @@ pub fn evaluate_with(
         summary,
         layers,
         quant: Some(q),
+    })
+}
+
+/// The dataset's labels if they index the model's `classes`. Labels of another label set
+/// altogether (every one out of range, e.g. ImageNet labels on a 2-class model) leave the
+/// run unlabelled, with a notice; some in range and some not is an error naming the first.
+fn usable_labels<'d>(data: &'d Dataset, classes: usize, quiet: bool) -> Result<Option<&'d [u32]>> {
+    let Some(l) = data.labels.as_deref() else {
+        return Ok(None);
+    };
+    let out: Vec<usize> = (0..l.len()).filter(|&i| l[i] as usize >= classes).collect();
+    if out.is_empty() {
+        return Ok(Some(l));
+    }
+    if out.len() == l.len() {
+        if !quiet {
+            eprintln!(
+                "notice: {}: no label is one of the model's {classes} classes; reporting agreement only",
+                data.name
+            );
+        }
+        return Ok(None);
+    }
+    Err(Error::Data {
+        path: data.name.clone(),
+        reason: format!(
+            "label {} of image {} is not one of the model's {classes} classes ({} of {} labels are out of range)",
+            l[out[0]],
+            out[0],
+            out.len(),
+            l.len()
+        ),
     })
 }
 

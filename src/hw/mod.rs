@@ -52,10 +52,56 @@ pub fn read_stats(path: &Path, label: &str) -> Result<HashMap<String, Activity>>
         path: path.display().to_string(),
         reason,
     };
+    // A stats file is a few KB per model; refuse what is not a regular file of sane size
+    // (`/dev/zero` would otherwise be read as one endless record).
+    const MAX_BYTES: u64 = 64 << 20;
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(err("not a regular file".into())),
+        Ok(m) if m.len() > MAX_BYTES => {
+            return Err(err(format!(
+                "{} bytes: larger than any eval CSV ({MAX_BYTES} bytes at most)",
+                m.len()
+            )));
+        }
+        _ => {}
+    }
     let mut r = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
     let mut out = HashMap::new();
-    for row in r.deserialize::<StatsRow>() {
+    for (line, row) in r.deserialize::<StatsRow>().enumerate() {
         let row = row.map_err(|e| err(format!("not an eval CSV ({e})")))?;
+        let cols = [
+            ("act_zero_frac", row.act_zero_frac),
+            ("weight_zero_frac", row.weight_zero_frac),
+            ("macs_w_high_per_image", row.macs_w_high_per_image),
+            ("macs_w_low_per_image", row.macs_w_low_per_image),
+            ("macs_w_zero_per_image", row.macs_w_zero_per_image),
+            (
+                "macs_nz_act_w_high_per_image",
+                row.macs_nz_act_w_high_per_image,
+            ),
+            (
+                "macs_nz_act_w_low_per_image",
+                row.macs_nz_act_w_low_per_image,
+            ),
+            (
+                "macs_nz_act_w_zero_per_image",
+                row.macs_nz_act_w_zero_per_image,
+            ),
+        ];
+        if let Some((c, v)) = cols.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(err(format!(
+                "row {} (layer '{}'): {c} is {v}; activity must be finite and >= 0",
+                line + 2,
+                row.layer
+            )));
+        }
+        if row.act_zero_frac > 1.0 || row.weight_zero_frac > 1.0 {
+            return Err(err(format!(
+                "row {} (layer '{}'): a zero fraction above 1",
+                line + 2,
+                row.layer
+            )));
+        }
         if row.config != label {
             return Err(err(format!(
                 "measured with '{}', but the scheme is '{label}'",

@@ -214,5 +214,6 @@ pub fn build(sd: &BTreeMap<String, Tensor>, res: usize, name: &str) -> Result<Gr
         vec![1, n],
     );
     b.g.outputs = vec![out];
+    b.g.check_finite()?;
     Ok(b.g)
 }

@@ -214,7 +214,56 @@ impl<'a> LayerRef<'a> {
     }
 }
 
+/// The first non-finite value of `v`, as (index, value).
+fn first_non_finite(v: &[f32]) -> Option<(usize, f32)> {
+    v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i]))
+}
+
 impl Graph {
+    /// Refuse NaN and infinite weights, biases, constants and attributes, naming the node
+    /// and tensor (Clip bounds may be infinite: no bound; never NaN).
+    pub fn check_finite(&self) -> crate::Result<()> {
+        for n in &self.nodes {
+            let bad = |what: &str, at: Option<(usize, f32)>| match at {
+                Some((i, v)) => Err(crate::Error::node(
+                    &n.name,
+                    n.op.name(),
+                    format!("{what} holds {v} at index {i}; weights and constants must be finite"),
+                )),
+                None => Ok(()),
+            };
+            match &n.op {
+                Op::Conv(c) => {
+                    bad("weight", first_non_finite(&c.weight.data))?;
+                    bad("bias", first_non_finite(&c.bias))?;
+                }
+                Op::Dense(d) => {
+                    bad("weight", first_non_finite(&d.weight.data))?;
+                    bad("bias", first_non_finite(&d.bias))?;
+                }
+                Op::Affine { scale, shift } => {
+                    bad("BatchNormalization scale", first_non_finite(scale))?;
+                    bad("BatchNormalization shift", first_non_finite(shift))?;
+                }
+                Op::Add { constant: Some(t) } | Op::Mul { constant: Some(t) } => {
+                    bad("constant operand", first_non_finite(&t.data))?;
+                }
+                Op::Clip { min, max } if min.is_nan() || max.is_nan() => {
+                    bad("min/max", Some((0, f32::NAN)))?;
+                }
+                Op::HardSigmoid { alpha, beta } => {
+                    bad("alpha/beta", first_non_finite(&[*alpha, *beta]))?;
+                }
+                Op::Pad {
+                    mode: PadMode::Constant(v),
+                    ..
+                } => bad("constant value", first_non_finite(&[*v]))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Shape of a value at batch size 1.
     pub fn shape(&self, value: &str) -> &[usize] {
         self.shapes.get(value).map(|v| v.as_slice()).unwrap_or(&[])

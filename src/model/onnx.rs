@@ -59,7 +59,9 @@ pub fn load_onnx_bytes(bytes: &[u8], label: &str, opts: &LoadOptions) -> Result<
             "opset {opset} is outside the supported range {OPSET_MIN}..={OPSET_MAX}"
         )));
     }
-    Loader::new(graph, opset, opts)?.run(graph)
+    let g = Loader::new(graph, opset, opts)?.run(graph)?;
+    g.check_finite()?;
+    Ok(g)
 }
 
 /// Read one `TensorProto` file (the `.pb` files of ONNX test vectors) as FP32.
@@ -1128,6 +1130,17 @@ impl Loader {
             p.push(v.to_f32());
         }
         let eps = a.float("epsilon", 1e-5);
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(e(format!(
+                "epsilon {eps} is not a finite non-negative number"
+            )));
+        }
+        if let Some(i) = (0..c).find(|&i| !(p[3][i] + eps > 0.0)) {
+            return Err(e(format!(
+                "variance + epsilon of channel {i} is {} (must be > 0)",
+                p[3][i] + eps
+            )));
+        }
         let scale: Vec<f32> = (0..c).map(|i| p[0][i] / (p[3][i] + eps).sqrt()).collect();
         let shift: Vec<f32> = (0..c).map(|i| p[1][i] - p[2][i] * scale[i]).collect();
         if let Some(i) = self.foldable_producer(&x) {

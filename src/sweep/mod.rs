@@ -533,16 +533,23 @@ pub struct ManifestRun {
 /// appended and flushed before the next starts.
 pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> {
     let t0 = Instant::now();
+    let spec = &spec.with_limit(opts.limit);
     let runs = spec.expand(&opts.spec_path)?;
     let mine: Vec<&Run> = runs
         .iter()
         .filter(|r| opts.shard.is_none_or(|s| s.owns(r.index)))
         .collect();
     std::fs::create_dir_all(opts.out.join("layers")).map_err(|e| out_err(&opts.out, e))?;
+    let _lock = lock_out(&opts.out, opts.shard)?;
     let rows_path = rows_file(&opts.out, opts.shard);
     let mut existing = read_rows(&rows_path, true)?;
-    if opts.retry_failed && existing.iter().any(|r| r.status != "ok") {
-        existing.retain(|r| r.status == "ok");
+    check_resume(&mut existing, &runs, opts, &rows_path)?;
+    let stale = |r: &RunRow| {
+        (opts.retry_failed && r.status != "ok")
+            || (r.status == "ok" && !layers_file(&opts.out, &r.run_id).is_file())
+    };
+    if existing.iter().any(stale) {
+        existing.retain(|r| !stale(r));
         let mut bytes = Vec::new();
         for (i, r) in existing.iter().enumerate() {
             bytes.extend(row_bytes(r, i == 0));
@@ -661,6 +668,75 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
         calib_passes: cache.refs.calib_passes,
         wall_s: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Hold an advisory lock on the output folder (per shard) for the life of the returned file:
+/// a second sweep into the same folder and shard refuses, naming the holder's pid.
+fn lock_out(out: &Path, shard: Option<Shard>) -> Result<std::fs::File> {
+    let path = out.join(format!(
+        ".lock{}",
+        shard.map(|s| s.suffix()).unwrap_or_default()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| out_err(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            use std::io::Seek;
+            f.set_len(0).map_err(|e| out_err(&path, e))?;
+            f.rewind().map_err(|e| out_err(&path, e))?;
+            writeln!(f, "{}", std::process::id()).map_err(|e| out_err(&path, e))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(Error::Output {
+                path: out.display().to_string(),
+                reason: format!(
+                    "another sweep (pid {}) is writing here; wait for it, or give another --out or --shard",
+                    holder.trim()
+                ),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(out_err(&path, e)),
+    }
+}
+
+/// Rows a resumed sweep finds: a run twice is an error (the file was written by two
+/// sweeps at once); rows of runs this spec does not have are kept and named once (an
+/// earlier spec, or `reproduce` with fewer models, wrote them).
+fn check_resume(
+    existing: &mut [RunRow],
+    runs: &[Run],
+    opts: &SweepOptions,
+    rows: &Path,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    if let Some(d) = existing.iter().find(|r| !seen.insert(r.run_id.clone())) {
+        return Err(Error::Data {
+            path: rows.display().to_string(),
+            reason: format!(
+                "run {} has two rows (two sweeps wrote this file at once?); keep one of them, or start a new --out",
+                d.run_id
+            ),
+        });
+    }
+    let ids: HashSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let foreign = existing
+        .iter()
+        .filter(|r| !ids.contains(r.run_id.as_str()))
+        .count();
+    if foreign > 0 && !opts.quiet {
+        eprintln!(
+            "notice: {}: {foreign} rows of runs this spec does not have are kept as they are",
+            rows.display()
+        );
+    }
+    Ok(())
 }
 
 /// What `merge` found.

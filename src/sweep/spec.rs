@@ -198,6 +198,18 @@ fn cfg_err(path: &str, reason: String) -> Error {
 }
 
 impl SweepSpec {
+    /// The spec with every run's image limit set to `limit` (`--limit`): the limit is part
+    /// of each run's id, so rows of a limited run are never taken for full ones.
+    pub fn with_limit(&self, limit: Option<usize>) -> SweepSpec {
+        let mut s = self.clone();
+        if let Some(n) = limit {
+            s.matrix.remove("limit");
+            s.base
+                .insert("limit".into(), toml::Value::Integer(n as i64));
+        }
+        s
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
             path: path.to_path_buf(),
@@ -257,7 +269,70 @@ impl SweepSpec {
         }
         // Type errors in the base surface now, not as a failed row per run.
         split(&spec.base, origin)?;
+        spec.combinations()
+            .map_err(|n| cfg_err(origin, format!("the matrix has {n} combinations; at most {MAX_RUNS} runs per spec (split it into several specs or shards of specs)")))?;
+        spec.check_excludes(origin)?;
         Ok(spec)
+    }
+
+    /// The number of matrix combinations (runs before exclusion and deduplication), or
+    /// `Err(description)` past [`MAX_RUNS`] (checked: the product of the list lengths can
+    /// overflow).
+    fn combinations(&self) -> std::result::Result<usize, String> {
+        let mut n: u128 = 1;
+        let mut over = false;
+        for v in self.matrix.values() {
+            let len = v.as_array().map_or(1, |a| a.len()) as u128;
+            n = n.saturating_mul(len);
+            over |= n > MAX_RUNS as u128;
+        }
+        if over {
+            Err(if n == u128::MAX {
+                "more than 2^128".into()
+            } else {
+                n.to_string()
+            })
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Every value an `exclude` rule names must be one the matrix (or the base) can take,
+    /// so that a typo (`MIP2Q`, `8.0` for an integer key) is an error, not a rule that
+    /// silently excludes nothing.
+    fn check_excludes(&self, origin: &str) -> Result<()> {
+        for (i, rule) in self.exclude.iter().enumerate() {
+            for (k, v) in rule {
+                let wanted: Vec<&toml::Value> = match v {
+                    toml::Value::Array(a) => a.iter().collect(),
+                    one => vec![one],
+                };
+                let possible: Vec<&toml::Value> = match (self.matrix.get(k), self.base.get(k)) {
+                    (Some(toml::Value::Array(a)), _) => a.iter().collect(),
+                    (_, Some(b)) => vec![b],
+                    _ => Vec::new(),
+                };
+                if let Some(w) = wanted.iter().find(|w| !possible.contains(w)) {
+                    return Err(cfg_err(
+                        origin,
+                        format!(
+                            "exclude #{}: {k} = {w} is not a value of the matrix or base ({}); the rule would exclude nothing",
+                            i + 1,
+                            if possible.is_empty() {
+                                "the key is in neither".to_string()
+                            } else {
+                                possible
+                                    .iter()
+                                    .map(|p| p.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The runs, in order, with duplicates (after normalization) removed. Parameter values
@@ -467,6 +542,10 @@ pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
     m.insert("scheme".into(), scheme);
     serde_json::to_string(&m).expect("serializes")
 }
+
+/// Most runs one spec may expand to: far above any sweep we know of (the reproduction has
+/// 90), far below what would exhaust memory holding the runs (a run is ~1 KB).
+pub const MAX_RUNS: usize = 1_000_000;
 
 /// 64-bit FNV-1a (stable across platforms and Rust versions, unlike `DefaultHasher`).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
