@@ -74,3 +74,13 @@ pub fn toml_reason(text: &str, e: &toml::de::Error) -> String {
         None => msg,
     }
 }
+
+/// Another library's error message on one line (some span lines: serde's, image's).
+pub fn flat(e: impl std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

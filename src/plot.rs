@@ -182,6 +182,21 @@ where
 /// Width of the legend strip of x-y charts, pixels.
 const LEGEND_W: i32 = 175;
 
+/// The legend of a bar chart, in its own strip: a filled square per group.
+fn bar_legend<'a, DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    names: impl Iterator<Item = &'a str>,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    for (i, name) in names.enumerate() {
+        let y = 40 + 22 * i as i32;
+        let col = PALETTE[i % PALETTE.len()];
+        area.draw(&Rectangle::new([(12, y - 6), (26, y + 6)], col.filled()))?;
+        area.draw(&Text::new(name.to_string(), (38, y - 7), font.clone()))?;
+    }
+    Ok(())
+}
+
 /// The legend of an x-y chart, drawn in its own strip: reference lines, then each series with
 /// its line and / or marker.
 fn legend<DB: DrawingBackend>(
@@ -328,11 +343,17 @@ where
             } else {
                 span(vals, true)
             };
-            // Head room for the legend (about 6.5 % of the height per entry).
-            let y1 = y1 + (0.08 + 0.065 * groups.len() as f64) * (y1 - y0);
+            // The legend gets its own strip right of the plot (as for x-y charts), so it
+            // covers no bar; a little margin above and below.
+            let pad = 0.04 * (y1 - y0);
+            let (y0, y1) = (if y0 < 0.0 { y0 - pad } else { y0 }, y1 + pad);
+            // The title spans the whole figure, legend strip included.
+            let root = root.titled(title, ("sans-serif", 20)).map_err(e)?;
+            let (root, side) = root.split_horizontally(SIZE.0 as i32 - LEGEND_W);
+            bar_legend(&side, groups.iter().map(|g| g.0.as_str())).map_err(e)?;
+            let whole = y1 - y0 >= 10.0;
             let cats = categories.clone();
             let mut ch = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 20))
                 .margin(12)
                 .x_label_area_size(45)
                 .y_label_area_size(70)
@@ -350,6 +371,13 @@ where
                     }
                 })
                 .y_desc(y_label.as_str())
+                .y_label_formatter(&|v: &f64| {
+                    if whole {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.2}")
+                    }
+                })
                 .label_style(("sans-serif", 13))
                 .draw()
                 .map_err(e)?;
@@ -372,20 +400,9 @@ where
                         Rectangle::new([(l, b), (r, t)], col.filled())
                     })
                     .collect();
-                ch.draw_series(rects)
-                    .map_err(e)?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], col.filled())
-                    });
+                let _ = name;
+                ch.draw_series(rects).map_err(e)?;
             }
-            ch.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(e)?;
         }
     }
     root.present().map_err(e)?;

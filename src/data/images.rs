@@ -146,7 +146,7 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
     // 20000 x 20000 pixels.
     let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|e| err(format!("cannot read image ({e})")))?;
+        .map_err(|e| err(format!("cannot read image ({})", crate::error::flat(e))))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -154,7 +154,7 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
     reader.limits(limits);
     let img = reader
         .decode()
-        .map_err(|e| err(format!("cannot decode image ({e})")))?
+        .map_err(|e| err(format!("cannot decode image ({})", crate::error::flat(e))))?
         .to_rgb8();
     let [th, tw] = card.size;
     let img = match card.resize_shorter {

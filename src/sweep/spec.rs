@@ -438,10 +438,13 @@ fn split(t: &toml::Table, origin: &str) -> Result<(RunParams, QuantConfig)> {
     }
     let p: RunParams = toml::Value::Table(run)
         .try_into()
-        .map_err(|e| cfg_err(origin, format!("run parameter: {e}")))?;
-    let q: QuantConfig = toml::Value::Table(quant)
-        .try_into()
-        .map_err(|e| cfg_err(origin, format!("quantization parameter: {e}")))?;
+        .map_err(|e| cfg_err(origin, format!("run parameter: {}", crate::error::flat(e))))?;
+    let q: QuantConfig = toml::Value::Table(quant).try_into().map_err(|e| {
+        cfg_err(
+            origin,
+            format!("quantization parameter: {}", crate::error::flat(e)),
+        )
+    })?;
     Ok((p, q))
 }
 
