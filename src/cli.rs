@@ -252,6 +252,10 @@ pub struct EvalArgs {
     /// Zoo name (see experiments/models/) or an ONNX file.
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
+    /// Input shape at batch 1, comma separated (e.g. 1,3,48,192), for a file whose input has
+    /// symbolic dimensions other than the batch (a symbolic batch is taken as 1).
+    #[arg(long, value_parser = parse_shape)]
+    pub input_shape: Option<ShapeArg>,
     /// Dataset: mnist-test, fashion-test (vendored), imagenet-samples, photos (fetched), an
     /// IDX image file, or a folder of JPEG/PNG images; default: the model card's.
     #[arg(long)]
@@ -874,7 +878,10 @@ pub fn run(cli: Cli) -> Result<String> {
                 quiet: a.quiet,
                 check_reference: a.check_reference,
             };
-            let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+            let opts = LoadOptions {
+                input_shape: a.input_shape.as_ref().map(|s| s.0.clone()),
+            };
+            let (g, card) = crate::zoo::resolve(&a.model, &opts)?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
             if let Some(w) = crate::data::label_mismatch(&spec, &card) {
                 eprintln!("{w}");

@@ -231,13 +231,15 @@ fn imagenet_style_folders_synsets_and_labels_files() {
     .unwrap();
     let ds = data::load(dir.join("b").to_str().unwrap(), &card, false).unwrap();
     assert_eq!(ds.labels, Some(vec![281, 207]));
-    // a labels file that misses an image: the folder counts as unlabelled
+    // a labels file that misses an image: an error naming it (it used to make the whole
+    // folder silently unlabelled)
     std::fs::write(dir.join("b/labels.txt"), "cat.png 281\n").unwrap();
-    assert_eq!(
-        data::load(dir.join("b").to_str().unwrap(), &card, false)
-            .unwrap()
-            .labels,
-        None
+    let e = data::load(dir.join("b").to_str().unwrap(), &card, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 of 2 images have labels") && e.contains("dog.png"),
+        "{e}"
     );
     std::fs::write(dir.join("b/labels.txt"), "cat.png\n").unwrap();
     assert!(
