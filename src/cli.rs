@@ -886,7 +886,7 @@ pub fn run(cli: Cli) -> Result<String> {
             if let Some(w) = crate::data::label_mismatch(&spec, &card) {
                 eprintln!("{w}");
             }
-            let mut data = crate::data::load(&spec, &card, a.skip_bad_images)?;
+            let mut data = crate::data::load_limited(&spec, &card, a.skip_bad_images, a.limit)?;
             if let Some(n) = a.limit {
                 data.truncate(n);
             }

@@ -309,6 +309,15 @@ fn image_folders_bound_sizes_and_refuse_partial_labels() {
             &[&args[..], &[part.to_str().unwrap()]].concat(),
             "label 5000 of image 2 is not one of the model's 1000 classes",
         );
+        // `--limit` decodes only the first images: a corrupt last one is never read
+        let lazy = dir.join("lazy");
+        std::fs::create_dir_all(&lazy).unwrap();
+        write_png(&lazy.join("a.png"), 16, 16);
+        std::fs::write(lazy.join("z.png"), b"not a png").unwrap();
+        let (code, _, err) =
+            strumlab(&[&args[..], &[lazy.to_str().unwrap(), "--limit", "1"]].concat());
+        assert_eq!(code, 0, "{err}");
+        fails_with(&[&args[..], &[lazy.to_str().unwrap()]].concat(), "z.png");
     } else {
         eprintln!("EfficientNet-Lite0 not fetched: image-folder checks skipped");
         assert!(std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none());

@@ -209,7 +209,13 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
 
 /// Load every image of a folder. Unreadable images are fatal unless `skip_bad`, in which
 /// case each is reported on stderr with its path.
-pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
+pub fn load_folder(
+    dir: &Path,
+    name: &str,
+    card: &ModelCard,
+    skip_bad: bool,
+    limit: Option<usize>,
+) -> Result<Dataset> {
     if card.channels != 3 {
         return Err(Error::Data {
             path: dir.display().to_string(),
@@ -241,7 +247,8 @@ pub fn load_folder(dir: &Path, name: &str, card: &ModelCard, skip_bad: bool) -> 
     }
     let mut images = Vec::new();
     let mut labels = Vec::new();
-    for (p, l) in &files {
+    // only the first `limit` images (in path order) are decoded
+    for (p, l) in files.iter().take(limit.unwrap_or(usize::MAX)) {
         match preprocess(p, card) {
             Ok(v) => {
                 images.extend(v);

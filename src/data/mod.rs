@@ -118,6 +118,16 @@ pub fn label_mismatch(spec: &str, card: &ModelCard) -> Option<String> {
 /// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file
 /// sits beside it as `*labels-idx1*`, or a folder of photos ([`images`]).
 pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
+    load_limited(spec, card, skip_bad, None)
+}
+
+/// [`load`] keeping the first `limit` images; an image folder decodes only those.
+pub fn load_limited(
+    spec: &str,
+    card: &ModelCard,
+    skip_bad: bool,
+    limit: Option<usize>,
+) -> Result<Dataset> {
     if spec.is_empty() {
         return Err(Error::InvalidArg {
             arg: "data".into(),
@@ -149,7 +159,7 @@ pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
         None => PathBuf::from(spec),
     };
     if path.is_dir() {
-        return images::load_folder(&path, spec, card, skip_bad);
+        return images::load_folder(&path, spec, card, skip_bad, limit);
     }
     let fname = path
         .file_name()
