@@ -355,3 +355,84 @@ fn idx_gzip_bombs_are_bounded() {
         .to_string();
     assert!(e.contains("payload has more than 3920 bytes"), "{e}");
 }
+
+/// A model whose input has symbolic height and width: every command that runs it says to
+/// pass `--input-shape`, and `eval --input-shape` runs it (a symbolic batch is 1).
+#[test]
+fn symbolic_spatial_dims_take_input_shape() {
+    use prost::Message;
+    use strumlab::model::onnx_proto::*;
+    let dir = tmp("symbolic");
+    let dims = |names: &[(&str, i64)]| TensorShapeProto {
+        dim: names
+            .iter()
+            .map(|(p, v)| Dimension {
+                dim_value: (*v > 0).then_some(*v),
+                dim_param: (!p.is_empty()).then(|| p.to_string()),
+            })
+            .collect(),
+    };
+    let vi = |name: &str, s: TensorShapeProto| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: Some(1),
+                shape: Some(s),
+            }),
+        }),
+    };
+    let w: Vec<f32> = (0..10).map(|i| 0.01 * (i as f32 + 1.0)).collect();
+    let bytes = ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        producer_name: Some("strumlab-tests".into()),
+        graph: Some(GraphProto {
+            node: vec![
+                node("GlobalAveragePool", "gap", &["x"], &["p"], vec![]),
+                node("Flatten", "flat", &["p"], &["f"], vec![]),
+                node(
+                    "Gemm",
+                    "fc",
+                    &["f", "w"],
+                    &["y"],
+                    vec![common::int("transB", 1)],
+                ),
+            ],
+            name: Some("sym".into()),
+            initializer: vec![f32_tensor("w", &[10, 1], &w)],
+            input: vec![vi("x", dims(&[("N", 0), ("", 1), ("H", 0), ("W", 0)]))],
+            output: vec![vi("y", dims(&[]))],
+        }),
+    }
+    .encode_to_vec();
+    let p = dir.join("sym.onnx");
+    std::fs::write(&p, bytes).unwrap();
+    let m = p.to_str().unwrap();
+    fails_with(
+        &["inspect", m],
+        "dimension 2 is symbolic; pass --input-shape",
+    );
+    fails_with(
+        &["eval", "--model", m, "--data", "mnist-test", "-q"],
+        "pass --input-shape",
+    );
+    let (code, out, err) = strumlab(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        "mnist-test",
+        "--limit",
+        "10",
+        "--input-shape",
+        "1,1,28,28",
+        "--scheme",
+        "int8",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10 images"), "{out}");
+}
