@@ -2,7 +2,8 @@
 # The test command (README; .ci/run calls exactly this): installs what the tests need when
 # it is missing (idempotent: unzip for the asset fetch, Mesa's software Vulkan driver so the
 # GPU tests run on a machine without a GPU, yosys for the synthesis check, chromium to
-# render the HTML report in a test), fetches the
+# render the HTML report in a test; slurm-wlm and munge are installed by slurm-check.sh),
+# fetches the
 # registry-packaged assets, then runs every test. GPU tests must not skip: a missing adapter
 # fails them (STRUMLAB_REQUIRE_GPU=1); the adapters they run on are printed first.
 # With STRUMLAB_REQUIRE_ASSETS=1 a test that needs a missing asset fails instead of skipping.
@@ -37,3 +38,13 @@ cargo build --locked --features train -q
 echo "GPU adapters the GPU tests will use (wgpu):"
 cargo run --locked --features train -q -- devices
 cargo test --locked --features train
+# The cluster path for real: a single-node Slurm runs scripts/sweep-slurm.sh as an array
+# job and the merged shards must equal the unsharded sweep. Status 3 means the daemons could
+# not start on this machine: said loudly, not failed.
+rc=0
+bash scripts/slurm-check.sh "$PWD/target/debug/strumlab" || rc=$?
+if [ "$rc" = 3 ]; then
+  echo "WARNING: slurm-check could not start Slurm here; the cluster path was not checked" >&2
+elif [ "$rc" != 0 ]; then
+  exit "$rc"
+fi
