@@ -32,14 +32,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if !dir.is_dir() {
         return Err(err(format!("directory {} does not exist", dir.display())));
     }
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if !m.file_type().is_file() {
-            return Err(err(
-                "exists and is not a regular file (a link, folder, FIFO or device); \
-                 give a new path or remove it"
-                    .into(),
-            ));
-        }
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.file_type().is_file()
+    {
+        return Err(err(
+            "exists and is not a regular file (a link, folder, FIFO or device); \
+             give a new path or remove it"
+                .into(),
+        ));
     }
     let tmp = dir.join(format!(
         ".{}.tmp{}-{}",
@@ -694,12 +694,8 @@ pub fn hw_table(
         Variant::Dynamic => "dynamic",
     };
     s += &format!(
-        "{:<34} {:>10} {:>10} {:>12}   {}\n",
-        "change vs INT8 baseline (%)",
-        "static",
-        "dynamic",
-        "paper",
-        format!("{vname} (--variant) vs paper band")
+        "{:<34} {:>10} {:>10} {:>12}   {vname} (--variant) vs paper band\n",
+        "change vs INT8 baseline (%)", "static", "dynamic", "paper",
     );
     let st = crate::hw::reductions(r, Variant::Static);
     let dy = crate::hw::reductions(r, Variant::Dynamic);

@@ -698,11 +698,11 @@ fn complete_models(
         .collect()
 }
 
-/// Rows of `models` in an earlier dataflow.csv: (model, layer, MACs, dataflow, pJ).
-fn earlier_dataflow(
-    path: &Path,
-    models: &[String],
-) -> Result<Vec<(String, String, f64, String, f64)>> {
+/// One dataflow.csv row: (model, layer, MACs, dataflow, pJ).
+type DataflowCells = (String, String, f64, String, f64);
+
+/// Rows of `models` in an earlier dataflow.csv.
+fn earlier_dataflow(path: &Path, models: &[String]) -> Result<Vec<DataflowCells>> {
     #[derive(serde::Deserialize)]
     struct Row {
         model: String,
