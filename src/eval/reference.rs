@@ -31,6 +31,47 @@ pub const SQNR_BUDGET_BYTES: usize = 256 << 20;
 
 const MAGIC: &[u8; 16] = b"strumlab-fp32ref";
 
+/// Default size cap of the on-disk reference cache (`STRUMLAB_REFERENCE_CACHE_MB` sets
+/// another); past it the least recently written files are removed.
+pub const CACHE_CAP_BYTES: u64 = 2 << 30;
+
+fn cache_cap_bytes() -> u64 {
+    std::env::var("STRUMLAB_REFERENCE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(CACHE_CAP_BYTES, |mb| mb << 20)
+}
+
+/// Remove the oldest files of `dir` (by modification time) until it holds at most `cap`
+/// bytes, never `keep` (the file just written). Errors are ignored: it is a cache.
+fn evict(dir: &Path, keep: &Path, cap: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let name = e.file_name();
+            let ours = name.to_string_lossy();
+            if !m.is_file() || ours.starts_with('.') {
+                return None;
+            }
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, p) in files {
+        if total <= cap {
+            break;
+        }
+        if p != keep && std::fs::remove_file(&p).is_ok() {
+            total -= len;
+        }
+    }
+}
+
 /// 64-bit FNV-1a over 8-byte words (a cache key, not a digest).
 #[derive(Clone, Copy)]
 struct Fnv(u64);
@@ -280,7 +321,9 @@ impl RefCache {
             .and_then(|_| crate::report::write_atomic(&path, bytes).map_err(|e| e.to_string()));
         if let Err(e) = r {
             self.warn(&path, e);
+            return;
         }
+        evict(&dir, &path, cache_cap_bytes());
     }
 
     /// The FP32 reference of `graph` on `data`: from memory, from disk, or one FP32 pass.
@@ -384,6 +427,32 @@ mod tests {
         assert!(Fp32Reference::from_bytes(&b, 43).is_none());
         assert!(Fp32Reference::from_bytes(&b[..b.len() - 1], 42).is_none());
         assert!(Fp32Reference::from_bytes(&b[..20], 42).is_none());
+    }
+
+    #[test]
+    fn eviction_keeps_the_cache_under_its_cap_and_the_newest_file() {
+        let dir = std::env::temp_dir().join(format!("strumlab-evict-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut paths = Vec::new();
+        for i in 0..5 {
+            let p = dir.join(format!("{i}.bin"));
+            std::fs::write(&p, vec![0u8; 1000]).unwrap();
+            // distinct modification times, oldest first
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+            paths.push(p);
+        }
+        evict(&dir, &paths[0], 2500);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        // the kept file stays although oldest; the oldest others go until 2,000 <= 2,500
+        assert_eq!(left, [true, false, false, false, true]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
