@@ -28,6 +28,28 @@ pub fn names() -> Vec<String> {
     v
 }
 
+/// Load an ONNX file; when its input has symbolic dimensions and no `--input-shape` was
+/// given, the card's channels and size give them (batch 1; NHWC when the card says so).
+fn load_with_card_shape(file: &Path, opts: &LoadOptions, card: &ModelCard) -> Result<Graph> {
+    match load_onnx(file, opts) {
+        Err(Error::InvalidModel(m)) if opts.input_shape.is_none() && m.contains("is symbolic") => {
+            let [h, w] = card.size;
+            let shape = if card.nhwc {
+                vec![1, h, w, card.channels]
+            } else {
+                vec![1, card.channels, h, w]
+            };
+            load_onnx(
+                file,
+                &LoadOptions {
+                    input_shape: Some(shape),
+                },
+            )
+        }
+        other => other,
+    }
+}
+
 /// Resolve `spec` (zoo name or ONNX path) to a loaded graph and its card. A path whose
 /// file stem matches a zoo name uses that card (with a notice on stderr); any other path
 /// gets a plain card: no dataset, pixels 0..255 unnormalised.
@@ -66,7 +88,7 @@ pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
             });
         }
         let g = match card.format {
-            ModelFormat::Onnx => load_onnx(&file, opts)?,
+            ModelFormat::Onnx => load_with_card_shape(&file, opts, &card)?,
             ModelFormat::EfficientnetLitePth => {
                 let sd = crate::model::pth::read_state_dict(&file)?;
                 crate::model::efficientnet::build(&sd, card.size[0], &card.name)?

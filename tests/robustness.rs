@@ -436,3 +436,43 @@ fn symbolic_spatial_dims_take_input_shape() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10 images"), "{out}");
 }
+
+/// A real model with a symbolic input and Constant-node weights (the PP-OCR text-direction
+/// classifier): its card's size gives the input shape, so inspect, quantize and eval run it
+/// without flags; `--input-shape` still overrides.
+#[test]
+fn ppocr_classifier_runs_from_its_card() {
+    let have = strumlab::data::cache_dir().join("ppocr-cls.onnx").is_file();
+    if !have {
+        assert!(
+            std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(),
+            "STRUMLAB_REQUIRE_ASSETS is set but ppocr-cls.onnx is not fetched"
+        );
+        eprintln!("skipping: ppocr-cls.onnx not fetched (scripts/fetch-assets.sh)");
+        return;
+    }
+    let (code, out, err) = strumlab(&["inspect", "ppocr-cls"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("54 weight layers"), "{out}");
+    let (code, out, err) = strumlab(&["quantize", "ppocr-cls", "--scheme", "mip2q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("mip2q-b8-l4"), "{out}");
+    let (code, out, err) = strumlab(&[
+        "eval",
+        "--model",
+        "ppocr-cls",
+        "--scheme",
+        "int8",
+        "--limit",
+        "4",
+        "-q",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["images"], 4);
+    assert!(v["summary"]["agreement_top1"].as_f64().is_some());
+    let (code, out, err) = strumlab(&["inspect", "ppocr-cls", "--input-shape", "1,3,48,96"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[1, 2]"), "{out}");
+}
