@@ -132,15 +132,63 @@ where
     if s.markers {
         markers(ch, &pts, s.marker, col)?;
     }
-    for (p, t) in s.points.iter().zip(&s.point_labels).filter(|(p, _)| ok(p)) {
-        ch.draw_series(std::iter::once(
-            EmptyElement::at(*p)
-                + Text::new(
-                    t.clone(),
-                    (7, if s.labels_below { 3 } else { -16 }),
-                    ("sans-serif", 11).into_font(),
-                ),
-        ))?;
+    Ok(())
+}
+
+/// The point labels of every series, placed after all series are drawn so that no two
+/// overlap each other or a marker: each takes the first of a few offsets (its preferred side
+/// first) whose box is free, in pixel space.
+fn draw_labels<DB: DrawingBackend>(
+    ch: &mut Xy<'_, DB>,
+    series: &[Series],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB::ErrorType: 'static,
+{
+    const ABOVE: [(i32, i32); 6] = [(7, -16), (7, 3), (7, -28), (7, 15), (7, -40), (7, 27)];
+    // every marker is taken space too (a 12 px box around the point)
+    let mut placed: Vec<(i32, i32, i32, i32)> = series
+        .iter()
+        .filter(|s| s.markers)
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .map(|p| {
+            let (x, y) = ch.backend_coord(p);
+            (x - 6, y - 6, 12, 12)
+        })
+        .collect();
+    let free = |r: (i32, i32, i32, i32), placed: &[(i32, i32, i32, i32)]| {
+        placed
+            .iter()
+            .all(|q| r.0 + r.2 <= q.0 || q.0 + q.2 <= r.0 || r.1 + r.3 <= q.1 || q.1 + q.3 <= r.1)
+    };
+    for s in series {
+        let order: Vec<(i32, i32)> = if s.labels_below {
+            let mut o = ABOVE.to_vec();
+            o.swap(0, 1);
+            o
+        } else {
+            ABOVE.to_vec()
+        };
+        for (p, t) in s.points.iter().zip(&s.point_labels) {
+            if !(p.0.is_finite() && p.1.is_finite()) || t.is_empty() {
+                continue;
+            }
+            let (px, py) = ch.backend_coord(p);
+            // DejaVu Sans at 11 px: about 6.5 px per character, 12 px high
+            // plus 3 px of clearance
+            let w = (6.5 * t.chars().count() as f64).ceil() as i32 + 3;
+            let rect = |(dx, dy): (i32, i32)| (px + dx - 1, py + dy - 1, w, 14);
+            let off = order
+                .iter()
+                .copied()
+                .find(|&o| free(rect(o), &placed))
+                .unwrap_or(order[0]);
+            placed.push(rect(off));
+            ch.draw_series(std::iter::once(
+                EmptyElement::at(*p) + Text::new(t.clone(), off, ("sans-serif", 11).into_font()),
+            ))?;
+        }
     }
     Ok(())
 }
@@ -205,7 +253,7 @@ fn legend<DB: DrawingBackend>(
     hlines: &[(String, f64)],
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let font = ("sans-serif", 13).into_font();
-    let mut y = 70;
+    let mut y = 40;
     let grey = RGBColor(90, 90, 90);
     for (name, _) in hlines {
         area.draw(&PathElement::new(
@@ -282,10 +330,12 @@ where
             );
             // The legend gets its own strip right of the plot, so it covers no data and the
             // axis needs no head room (a percentage axis stays near 100).
+            // The title spans the whole figure, legend strip included.
+            let root = root.titled(title, ("sans-serif", 20)).map_err(e)?;
             let (root, side) = root.split_horizontally(SIZE.0 as i32 - LEGEND_W);
             legend(&side, series, hlines).map_err(e)?;
+            let whole_y = y1 - y0 >= 10.0;
             let mut ch = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 20))
                 .margin(12)
                 .x_label_area_size(45)
                 .y_label_area_size(65)
@@ -307,6 +357,13 @@ where
                 .x_desc(x_label.as_str())
                 .y_desc(y_label.as_str())
                 .x_label_formatter(&fmt_x)
+                .y_label_formatter(&|v: &f64| {
+                    if whole_y {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.1}")
+                    }
+                })
                 .label_style(("sans-serif", 13))
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
@@ -322,9 +379,12 @@ where
                 ))
                 .map_err(e)?;
             }
-            for (i, s) in series.iter().enumerate() {
+            // Last series first: the lines (Pareto front) go under the markers, and the
+            // first series (INT8) stays visible inside a ring at the same position.
+            for (i, s) in series.iter().enumerate().rev() {
                 draw_series(&mut ch, s, PALETTE[i % PALETTE.len()]).map_err(e)?;
             }
+            draw_labels(&mut ch, series).map_err(e)?;
         }
         Chart::Bars {
             title,
