@@ -4,19 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::data;
-
-fn strumlab(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
+use common::{data, strumlab};
 
 #[test]
 fn quantize_json_reports_every_layer() {

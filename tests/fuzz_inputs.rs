@@ -8,33 +8,7 @@ mod common;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use common::{Rng, data};
-
-fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
-    let mut b = base.to_vec();
-    if b.is_empty() {
-        return b;
-    }
-    match rng.below(4) {
-        0 => b.truncate(rng.below(base.len())),
-        1 => {
-            for _ in 0..1 + rng.below(8) {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
-            }
-        }
-        2 => {
-            let i = rng.below(b.len());
-            b.drain(i..(i + 1 + rng.below(16)).min(b.len()));
-        }
-        _ => {
-            let (i, j) = (rng.below(b.len()), rng.below(b.len()));
-            let chunk: Vec<u8> = b[j..(j + 1 + rng.below(64)).min(b.len())].to_vec();
-            b.splice(i..i, chunk);
-        }
-    }
-    b
-}
+use common::{Rng, data, mutate, tmp};
 
 /// Run `f` on `cases` mutations of `base`; every error must be one line.
 fn fuzz<T>(name: &str, base: &[u8], cases: usize, f: impl Fn(&[u8]) -> strumlab::Result<T>) {
@@ -57,13 +31,6 @@ fn fuzz<T>(name: &str, base: &[u8], cases: usize, f: impl Fn(&[u8]) -> strumlab:
     }
     eprintln!("{name}: {ok} read, {err} refused");
     assert_eq!(ok + err, cases);
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("strumlab-fuzz-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
 }
 
 fn at(dir: &Path, file: &str, bytes: &[u8]) -> PathBuf {

@@ -9,43 +9,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Rng, data};
+use common::{Rng, data, mutate};
 use strumlab::cpu::reference;
 use strumlab::model::{LoadOptions, Tensor, load_onnx_bytes};
 
 const CASES: usize = 3000;
 /// Hang detector, not a speed assertion: the whole loop takes a few seconds here.
 const WATCHDOG: Duration = Duration::from_secs(300);
-
-fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
-    let mut b = base.to_vec();
-    match rng.below(5) {
-        0 => b.truncate(rng.below(base.len())),
-        1 => {
-            for _ in 0..1 + rng.below(8) {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
-            }
-        }
-        2 => {
-            let i = rng.below(b.len());
-            b[i] ^= 1 << rng.below(8);
-        }
-        3 => {
-            let i = rng.below(b.len());
-            let n = 1 + rng.below(16);
-            b.drain(i..(i + n).min(b.len()));
-        }
-        _ => {
-            let i = rng.below(b.len());
-            let j = rng.below(b.len());
-            let n = 1 + rng.below(64);
-            let chunk: Vec<u8> = b[j..(j + n).min(b.len())].to_vec();
-            b.splice(i..i, chunk);
-        }
-    }
-    b
-}
 
 #[test]
 fn mutated_models_never_panic() {

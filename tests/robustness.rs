@@ -9,27 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{f32_tensor, float, model, node};
+use common::{f32_tensor, float, model, node, strumlab, tmp};
 use strumlab::sweep::SweepSpec;
-
-fn tmp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("strumlab-robust-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn strumlab(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
 
 /// exit 2 and one `error:` line containing `needle`
 fn fails_with(args: &[&str], needle: &str) {

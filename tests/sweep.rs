@@ -1,11 +1,14 @@
 //! Sweeps: spec checking and expansion, sharding, the runner's rows (accuracy and hardware
 //! columns), resume after SIGKILL, merge, and the figures.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::strumlab;
 use strumlab::sweep::{self, RunRow, Shard, SweepSpec};
 
 fn tmp(name: &str) -> PathBuf {
@@ -13,18 +16,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     p
-}
-
-fn strumlab(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_strumlab"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 fn rows(path: &Path) -> Vec<RunRow> {

@@ -1,19 +1,21 @@
 //! Evaluation: FP32 vs quantized accuracy, agreement and divergence, plus the per-layer
 //! activity statistics the accelerator model consumes.
 
+pub mod bench;
 pub mod reference;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+pub use bench::{SweepPoint, bench, bench_gpu, bench_sweep};
 pub use reference::{CalibKey, Fp32Reference, RefCache};
 
-use crate::cpu::engine::{self, Engine, Mode};
+use crate::cpu::engine::{Engine, Mode};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Graph, Op, Tensor};
 use crate::quant::config::Calib;
-use crate::quant::{ModelQuant, QuantConfig, Scheme, quantize_graph, sqnr_db};
+use crate::quant::{ModelQuant, QuantConfig, Scheme, sqnr_db};
 
 /// Version of the eval CSV layouts (docs/csv-schemas.md).
 pub const EVAL_CSV_SCHEMA: u32 = 4;
@@ -612,194 +614,4 @@ fn quantize_for(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<Model
         None
     };
     crate::quant::quantize_graph_with(graph, &cfg.quant, energy.as_ref())
-}
-
-/// Throughput of the engine alone (no FP32 reference run, no statistics): best images/s
-/// over `repeat` passes of `images` images, in parallel over images. Calibration (for
-/// quantized modes) uses the first 64 images and is not timed.
-pub fn bench(
-    graph: &Graph,
-    data: &Dataset,
-    quant: &QuantConfig,
-    mode: Mode,
-    kernels: crate::cpu::engine::Kernels,
-    images: usize,
-    repeat: usize,
-) -> Result<f64> {
-    let q = quantize_graph(graph, quant)?;
-    let scales = if mode != Mode::Fp32 {
-        let n = 64.min(data.len());
-        let mut shape = data.shape.clone();
-        shape[0] = n;
-        Some(engine::calibrate(
-            graph,
-            &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
-            Calib::Max,
-            100.0,
-        )?)
-    } else {
-        None
-    };
-    let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?.with_kernels(kernels);
-    e.run(data.image(0), false)?; // warm-up
-    let mut best = 0f64;
-    for _ in 0..repeat {
-        let t = std::time::Instant::now();
-        (0..images)
-            .into_par_iter()
-            .try_for_each(|i| e.run(data.image(i % data.len()), false).map(|_| ()))?;
-        best = best.max(images as f64 / t.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
-/// Throughput of the GPU engine (any numerics mode): best images/s over `repeat` passes of
-/// `images` images in batches of `batch`, input upload and logit readback included.
-#[allow(clippy::too_many_arguments)]
-pub fn bench_gpu(
-    ctx: &crate::gpu::GpuContext,
-    graph: &Graph,
-    data: &Dataset,
-    quant: &QuantConfig,
-    mode: Mode,
-    images: usize,
-    repeat: usize,
-    batch: usize,
-) -> Result<f64> {
-    let q = quantize_graph(graph, quant)?;
-    let n = 64.min(data.len());
-    let mut shape = data.shape.clone();
-    shape[0] = n;
-    let scales = engine::calibrate(
-        graph,
-        &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
-        Calib::Max,
-        100.0,
-    )?;
-    let cpu = Engine::new(
-        graph,
-        mode,
-        Some(&q),
-        (mode != Mode::Fp32).then_some(&scales),
-    )?;
-    let ge = crate::gpu::engine::GpuEngine::new(ctx, &cpu, batch)?;
-    let per = data.per_image();
-    // A batch of images cycling through the dataset.
-    let pool: Vec<f32> = (0..ge.batch)
-        .flat_map(|i| data.image(i % data.len()).to_vec())
-        .collect();
-    ge.run(&pool[..per])?; // warm-up: pipelines compiled
-    let mut best = 0f64;
-    for _ in 0..repeat {
-        let t = std::time::Instant::now();
-        let mut done = 0;
-        while done < images {
-            let m = ge.batch.min(images - done);
-            ge.run(&pool[..m * per])?;
-            done += m;
-        }
-        best = best.max(images as f64 / t.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
-/// One configuration of [`bench_sweep`]: its label and top-1 hits on the images.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SweepPoint {
-    pub config: String,
-    pub top1_hits: u64,
-    pub images: usize,
-}
-
-/// Accuracy-only sweep throughput: for each configuration, quantize, calibrate (64 images,
-/// max), build the integer engine and count top-1 hits over every image of `data`. On the
-/// CPU engine: rayon over images. On the GPU: one engine for the sweep, weights
-/// re-quantized on the device per configuration (`strum_quantize`), the dataset uploaded
-/// once, batches submitted back to back and reduced on the GPU (`topk_count`), so only four
-/// counts per configuration come back. Returns the points and
-/// the wall time in seconds (quantization and calibration included: a sweep pays them).
-pub fn bench_sweep(
-    graph: &Graph,
-    data: &Dataset,
-    configs: &[QuantConfig],
-    gpu: Option<(&crate::gpu::GpuContext, usize)>,
-) -> Result<(Vec<SweepPoint>, f64)> {
-    let labels: Vec<i32> = match &data.labels {
-        Some(l) => l.iter().map(|&y| y as i32).collect(),
-        None => {
-            return Err(Error::Data {
-                path: data.name.clone(),
-                reason: "the sweep benchmark needs labels".into(),
-            });
-        }
-    };
-    if configs.is_empty() {
-        return Ok((Vec::new(), 0.0));
-    }
-    let t0 = std::time::Instant::now();
-    let n = 64.min(data.len());
-    let mut shape = data.shape.clone();
-    shape[0] = n;
-    let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
-    let scales = engine::calibrate(graph, &calib, Calib::Max, 100.0)?;
-    let mut out = Vec::new();
-    // GPU: one engine for the whole sweep; each configuration re-quantizes the resident
-    // weights on the GPU (`strum_quantize`) instead of uploading them.
-    let q0 = quantize_graph(graph, &configs[0])?;
-    let e0 = Engine::new(graph, Mode::Integer, Some(&q0), Some(&scales))?;
-    let mut ge = match gpu {
-        Some((ctx, batch)) => {
-            let mut ge = crate::gpu::engine::GpuEngine::new(ctx, &e0, batch)?;
-            ge.enable_requantize(configs[0].weight_calib, configs[0].percentile);
-            // The dataset is uploaded once for the whole sweep when it fits.
-            let resident = ge.upload(&data.images, &labels).ok();
-            Some((ge, resident))
-        }
-        None => None,
-    };
-    for cfg in configs {
-        let hits: u64 = match &mut ge {
-            None => {
-                let q = quantize_graph(graph, cfg)?;
-                let e = Engine::new(graph, Mode::Integer, Some(&q), Some(&scales))?;
-                (0..data.len())
-                    .into_par_iter()
-                    .map(|i| -> Result<u64> {
-                        let o = e.run(data.image(i), false)?.0;
-                        Ok((top_k(&o[0], 1)[0] as i32 == labels[i]) as u64)
-                    })
-                    .try_reduce(|| 0, |a, b| Ok(a + b))?
-            }
-            Some((ge, resident)) => {
-                ge.requantize(cfg)?;
-                match resident {
-                    Some(r) => ge.count_resident(r)?[0] as u64,
-                    // Too large to keep on the GPU: batch by batch.
-                    None => {
-                        let per = data.per_image();
-                        let none = vec![-1i32; ge.batch];
-                        let mut h = 0u64;
-                        let mut done = 0;
-                        while done < data.len() {
-                            let m = ge.batch.min(data.len() - done);
-                            let (_, c) = ge.run_topk(
-                                &data.images[done * per..(done + m) * per],
-                                &labels[done..done + m],
-                                &none[..m],
-                            )?;
-                            h += c[0] as u64;
-                            done += m;
-                        }
-                        h
-                    }
-                }
-            }
-        };
-        out.push(SweepPoint {
-            config: cfg.label(),
-            top1_hits: hits,
-            images: data.len(),
-        });
-    }
-    Ok((out, t0.elapsed().as_secs_f64()))
 }

@@ -150,3 +150,56 @@ impl Rng {
         ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
     }
 }
+
+/// A fresh empty temporary folder for one test: `strumlab-<name>-<pid>`.
+pub fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("strumlab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// Run the `strumlab` binary: (exit code, stdout, stderr).
+pub fn strumlab(args: &[&str]) -> (i32, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+/// One random mutation of `base` (fuzzing): truncation, overwritten bytes, a flipped bit, a
+/// deleted run, or an inserted copy of another part.
+pub fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    match rng.below(5) {
+        0 => b.truncate(rng.below(base.len())),
+        1 => {
+            for _ in 0..1 + rng.below(8) {
+                let i = rng.below(b.len());
+                b[i] = rng.next() as u8;
+            }
+        }
+        2 => {
+            let i = rng.below(b.len());
+            b[i] ^= 1 << rng.below(8);
+        }
+        3 => {
+            let i = rng.below(b.len());
+            let n = 1 + rng.below(16);
+            b.drain(i..(i + n).min(b.len()));
+        }
+        _ => {
+            let i = rng.below(b.len());
+            let j = rng.below(b.len());
+            let n = 1 + rng.below(64);
+            let chunk: Vec<u8> = b[j..(j + n).min(b.len())].to_vec();
+            b.splice(i..i, chunk);
+        }
+    }
+    b
+}

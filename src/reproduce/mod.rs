@@ -12,10 +12,17 @@ use crate::error::{Error, Result};
 use crate::eval::Device;
 use crate::hw::pe::{PeKind, Variant};
 use crate::model::LoadOptions;
-use crate::plot::{Chart, Series};
+use crate::plot::Chart;
 use crate::quant::config::DliqShift;
 use crate::quant::{QuantConfig, Scheme, quantize_graph};
 use crate::sweep::{RunRow, SweepOptions, SweepSpec};
+
+mod figures;
+mod page;
+
+use figures::{accuracy_figure, sqnr_figure};
+pub use page::cpu_model;
+use page::html_report;
 
 /// Version of the reproduction CSV layouts (accuracy.csv, hw.csv, dataflow.csv).
 pub const REPRODUCE_CSV_SCHEMA: u32 = 2;
@@ -56,7 +63,7 @@ fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
 }
 
 #[derive(serde::Serialize)]
-struct AccuracyRow<'a> {
+pub(crate) struct AccuracyRow<'a> {
     schema_version: u32,
     model: &'a str,
     dataset: &'a str,
@@ -729,243 +736,4 @@ fn earlier_dataflow(path: &Path, models: &[String]) -> Result<Vec<DataflowCells>
         }
     }
     Ok(out)
-}
-
-/// The CPU's model name (Linux), for reports.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.into())
-}
-
-/// index.html: the tables, every figure of `out/figures/`, the claims, machine and times
-/// (`[sweep, tables and figures, total]`, s).
-fn html_report(
-    out: &Path,
-    md: &str,
-    claims: &crate::hw::Claims,
-    summary: &crate::sweep::SweepSummary,
-    times: [f64; 3],
-) -> Result<String> {
-    let dir = out.join("figures");
-    let mut figures: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| out_err(&dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "png") && p.with_extension("svg").exists())
-        .filter_map(|p| {
-            p.file_stem()
-                .map(|s| format!("figures/{}", s.to_string_lossy()))
-        })
-        .collect();
-    figures.sort();
-    let band = |b: [f64; 2]| {
-        if b[0] == b[1] {
-            format!("about −{} %", b[0])
-        } else {
-            format!("−{}..−{} %", b[1], b[0])
-        }
-    };
-    let claims = vec![
-        format!("PE power: {}", band(claims.pe_power_reduction_pct)),
-        format!(
-            "PE area (static StruM): {}",
-            band(claims.pe_area_reduction_pct)
-        ),
-        format!("DPU power: {}", band(claims.dpu_power_reduction_pct)),
-        format!(
-            "DPU area (static StruM): {}",
-            band(claims.dpu_area_reduction_pct)
-        ),
-        format!(
-            "Top-1: less than {} point(s) below INT8 on ImageNet CNNs",
-            claims.top1_loss_max_pts
-        ),
-        format!("Source: {}", claims.source),
-    ];
-    let meta = vec![
-        (
-            "machine".into(),
-            format!("{}, {} threads", cpu_model(), rayon::current_num_threads()),
-        ),
-        ("commit".into(), crate::sweep::git_revision()),
-        ("generated (UTC)".into(), crate::sweep::utc_now()),
-        (
-            "sweep".into(),
-            format!(
-                "{} runs ({} run now, {} reused) in {:.1} s",
-                summary.runs_in_spec, summary.ran, summary.already_done, times[0]
-            ),
-        ),
-        ("tables and figures".into(), format!("{:.1} s", times[1])),
-        ("this reproduce".into(), format!("{:.1} s", times[2])),
-    ];
-    Ok(crate::html::render(&crate::html::Report {
-        title: "strumlab reproduction: StruM accuracy and FlexNN PE cost",
-        markdown: md,
-        figures,
-        claims,
-        meta,
-    }))
-}
-
-/// Wilson 95 % score interval of a proportion `p` (%) over `n` trials, in %.
-fn wilson95(p_pct: f64, n: usize) -> [f64; 2] {
-    let (z, n) = (1.959_963_984_540_054f64, n.max(1) as f64);
-    let p = p_pct / 100.0;
-    let den = 1.0 + z * z / n;
-    let mid = (p + z * z / (2.0 * n)) / den;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
-    [100.0 * (mid - half), 100.0 * (mid + half)]
-}
-
-/// Top-1 (or agreement) against bits/weight: one marker shape per scheme, each point tagged
-/// with its L, Wilson 95 % intervals, FP32 as a dashed reference line, the Pareto front.
-fn accuracy_figure(m: &str, images: usize, mr: &[&AccuracyRow], fig: &Path) -> Result<()> {
-    use crate::plot::Marker;
-    let labelled = mr.iter().all(|r| r.top1_pct.is_some()) && images >= 1000;
-    let y = |r: &AccuracyRow| {
-        if labelled {
-            r.top1_pct
-        } else {
-            r.agreement_top1_pct
-        }
-    };
-    let mut series = Vec::new();
-    for (name, s, b, marker) in [
-        ("INT8", "int8", None, Marker::Square),
-        ("DLIQ B=8", "dliq", Some(8), Marker::Triangle),
-        ("DLIQ B=16", "dliq", Some(16), Marker::Cross),
-        ("MIP2Q B=8", "mip2q", Some(8), Marker::Circle),
-        ("MIP2Q B=16", "mip2q", Some(16), Marker::Ring),
-    ] {
-        let rows: Vec<&&AccuracyRow> = mr
-            .iter()
-            .filter(|r| r.scheme == s && (b.is_none() || r.block == b))
-            .filter(|r| r.bits_per_weight.is_some() && y(r).is_some())
-            .collect();
-        // A spec may leave a column out for a model (the zoo runs B = 8 only): no legend
-        // entry without points.
-        if rows.is_empty() {
-            continue;
-        }
-        series.push(Series {
-            name: name.into(),
-            points: rows
-                .iter()
-                .map(|r| (r.bits_per_weight.unwrap(), y(r).unwrap()))
-                .collect(),
-            markers: true,
-            marker,
-            point_labels: rows
-                .iter()
-                .map(|r| r.low.map(|l| format!("L={l}")).unwrap_or_default())
-                .collect(),
-            y_err: rows
-                .iter()
-                .map(|r| wilson95(y(r).unwrap(), r.images))
-                .collect(),
-            ..Default::default()
-        });
-    }
-    let mut all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    let mut front: Vec<(f64, f64)> = Vec::new();
-    for p in all {
-        if front.last().is_none_or(|l| p.1 > l.1) {
-            front.push(p);
-        }
-    }
-    series.push(Series {
-        name: "Pareto front".into(),
-        points: front,
-        line: true,
-        dashed: true,
-        ..Default::default()
-    });
-    let fp32 = mr.iter().find(|r| r.scheme == "fp32").and_then(|r| y(r));
-    let hlines = fp32
-        .filter(|_| labelled)
-        .map(|v| vec![(format!("FP32 ({v:.2} %)"), v)])
-        .unwrap_or_default();
-    crate::plot::save(
-        &Chart::Xy {
-            title: format!("{m}: accuracy vs weight storage ({images} images; bars: Wilson 95 %)"),
-            x_label: "bits per weight (incl. block metadata)".into(),
-            y_label: if labelled {
-                "top-1 accuracy, %".into()
-            } else {
-                "top-1 agreement with FP32, %".into()
-            },
-            series,
-            hlines,
-        },
-        &fig.join(format!("accuracy-vs-bits-{m}")),
-    )?;
-    Ok(())
-}
-
-/// Weight SQNR of every layer with every layer quantized (the default policy keeps the first
-/// and last layers INT8; here they are quantized to show what StruM does to them): grouped
-/// bars with layer names for small networks, markers by layer index for large ones.
-fn sqnr_figure(m: &str, fig: &Path) -> Result<()> {
-    let (g, _) = crate::zoo::resolve(m, &LoadOptions::default())?;
-    let schemes = [
-        ("INT8", Scheme::Int8),
-        ("DLIQ B=8 L=4", Scheme::Dliq),
-        ("MIP2Q B=8 L=4", Scheme::Mip2q),
-    ];
-    let mut per: Vec<(String, Vec<f64>)> = Vec::new();
-    let mut names = Vec::new();
-    for (name, scheme) in schemes {
-        let cfg = QuantConfig {
-            scheme,
-            quantize_first_last: true,
-            ..Default::default()
-        };
-        let q = quantize_graph(&g, &cfg)?;
-        names = q.layers.iter().map(|l| l.name.clone()).collect();
-        per.push((
-            name.into(),
-            q.layers.iter().map(|l| l.stats.sqnr_db.min(80.0)).collect(),
-        ));
-    }
-    let title = format!("{m}: weight SQNR per layer, every layer quantized");
-    let chart = if names.len() <= 16 {
-        let short = |n: &String| n.chars().take(12).collect::<String>();
-        Chart::Bars {
-            title,
-            y_label: "weight SQNR, dB".into(),
-            categories: names.iter().map(short).collect(),
-            groups: per,
-            stacked: false,
-        }
-    } else {
-        use crate::plot::Marker;
-        let shapes = [Marker::Square, Marker::Triangle, Marker::Circle];
-        Chart::Xy {
-            title,
-            x_label: format!("weight layer, in execution order (0 = {})", names[0]),
-            y_label: "weight SQNR, dB".into(),
-            series: per
-                .into_iter()
-                .zip(shapes)
-                .map(|((name, v), marker)| Series {
-                    name,
-                    points: v.iter().enumerate().map(|(i, &d)| (i as f64, d)).collect(),
-                    markers: true,
-                    marker,
-                    ..Default::default()
-                })
-                .collect(),
-            hlines: Vec::new(),
-        }
-    };
-    crate::plot::save(&chart, &fig.join(format!("layer-sqnr-{m}")))?;
-    Ok(())
 }
