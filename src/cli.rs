@@ -53,6 +53,9 @@ pub enum Command {
     /// Regenerate every table and figure of results/reproduce from the embedded default data
     /// (and the fetched assets when present).
     Reproduce(ReproduceArgs),
+    /// Search per-layer StruM settings (scheme and L per layer) that save the most FlexNN
+    /// energy within a top-1 budget; reports on held-out images (docs/search.md).
+    Search(SearchArgs),
     /// Train the Fashion-MNIST reference zoo with burn, export ONNX + model cards (needs the
     /// `train` cargo feature: cargo run --release --features train -- train).
     Train(TrainArgs),
@@ -150,6 +153,68 @@ pub struct ReproduceArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Zoo name or ONNX file.
+    #[arg(long, default_value = "fmnist-resnet")]
+    pub model: String,
+    /// Labelled dataset; default: the model card's.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Largest top-1 drop against FP32 allowed, points (on the held-out images).
+    #[arg(long, default_value_t = 0.5)]
+    pub max_drop: f64,
+    /// StruM schemes a layer may take (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "mip2q,dliq")]
+    pub schemes: Vec<Scheme>,
+    /// Candidate L values per layer (comma separated); default: B/4, B/2, 3B/4, B.
+    #[arg(long, value_delimiter = ',')]
+    pub lows: Vec<usize>,
+    /// What to minimise (on the dynamic StruM PE, which runs a different L per layer).
+    #[arg(long, value_enum, default_value = "pe-power")]
+    pub objective: crate::search::Objective,
+    /// Use only the first N images of the dataset.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Fraction of the images (the first ones) the search tunes on; the rest is held out
+    /// and reported.
+    #[arg(long, default_value_t = 0.5)]
+    pub search_frac: f64,
+    /// Images (the first of the search part) behind the single-layer sensitivities.
+    #[arg(long, default_value_t = 1000)]
+    pub sens_images: usize,
+    /// Single steps tried beyond the bisection's point on the greedy walk.
+    #[arg(long, default_value_t = 8)]
+    pub refine: usize,
+    /// On the search part a configuration must keep its drop plus this many standard errors
+    /// of the paired top-1 difference within the budget (0: the plain drop).
+    #[arg(long, default_value_t = 1.0)]
+    pub margin_se: f64,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    /// Images (the first of the search part) used to calibrate activation scales.
+    #[arg(long, default_value_t = 64)]
+    pub calib_images: usize,
+    /// Activation clipping: max, percentile or mse (per tensor).
+    #[arg(long, value_enum, default_value = "max")]
+    pub act_calib: Calib,
+    /// Percentile for --act-calib percentile.
+    #[arg(long, default_value_t = 99.99)]
+    pub act_percentile: f32,
+    /// Architecture file of the FlexNN model.
+    #[arg(long, default_value = "experiments/hw/flexnn.toml")]
+    pub arch: PathBuf,
+    /// Output folder [default: results/search/<model>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct DevicesArgs {
     /// Print the adapters as one JSON document.
     #[arg(long)]
@@ -173,9 +238,15 @@ pub struct HwArgs {
     /// Override the architecture's multiplier cost law (cost of an a x b multiplier).
     #[arg(long, value_enum)]
     pub multiplier_law: Option<crate::hw::config::MultiplierLaw>,
-    /// Which StruM PE the headline figures describe.
-    #[arg(long, value_enum, default_value = "static")]
-    pub variant: crate::hw::pe::Variant,
+    /// What the headline PE area and power include: datapath (multipliers or shifters,
+    /// adder tree, accumulator, steering, control), rf (plus register files) or full (plus
+    /// the find-first logic) [default: the architecture's, full]; all three are printed.
+    #[arg(long, value_enum)]
+    pub pe_boundary: Option<crate::hw::config::Boundary>,
+    /// Which StruM PE the headline figures describe [default: static; dynamic for a
+    /// --layer-config, which only the dynamic PE runs].
+    #[arg(long, value_enum)]
+    pub variant: Option<crate::hw::pe::Variant>,
     /// The paper's claims to print next to ours.
     #[arg(long, default_value = "experiments/hw/strum-claims.toml")]
     pub claims: PathBuf,
@@ -188,6 +259,16 @@ pub struct HwArgs {
     /// Print the figures, breakdown and per-layer mapping as one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Also solve the paper's four bands for the PE they imply (multiplier shares, shifter
+    /// ratios, PE-array shares; docs/hardware.md).
+    #[arg(long)]
+    pub solve: bool,
+    /// Priors of --solve.
+    #[arg(long, default_value = "experiments/hw/solve-priors.toml")]
+    pub solve_priors: PathBuf,
+    /// With --solve: write its figures (solve-power, solve-area; PNG and SVG) into this folder.
+    #[arg(long)]
+    pub figures: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -428,6 +509,10 @@ pub struct QuantArgs {
     /// MX element width in bits: 8 or 4 (scheme mx).
     #[arg(long, default_value_t = 8)]
     pub mx_elem_bits: u32,
+    /// Per-layer settings (scheme and L per layer, e.g. written by `strumlab search`); the
+    /// file's block replaces --block, layers it does not name follow --scheme.
+    #[arg(long)]
+    pub layer_config: Option<PathBuf>,
 }
 
 impl QuantArgs {
@@ -468,6 +553,11 @@ impl QuantArgs {
             nm_n: self.nm.0,
             nm_m: self.nm.1,
             mx_elem_bits: self.mx_elem_bits,
+            layers: Default::default(),
+        };
+        let c = match &self.layer_config {
+            Some(p) => crate::quant::config::LayerConfigFile::load(p)?.apply(&c),
+            None => c,
         };
         c.validate()?;
         Ok(c)
@@ -577,14 +667,60 @@ pub fn run(cli: Cli) -> Result<String> {
             let (g, _) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
             let claims = crate::hw::load_claims(&crate::data::repo_path(&a.claims))?;
             let arch = crate::data::repo_path(&a.arch);
-            let r = crate::hw::run(&arch, a.multiplier_law, &g, &cfg, a.stats.as_deref())?;
+            use crate::hw::pe::Variant;
+            let variant = match (a.variant, cfg.layers.is_empty()) {
+                (Some(Variant::Static), false) => {
+                    return Err(Error::InvalidArg {
+                        arg: "variant".into(),
+                        reason: "a per-layer configuration runs on the dynamic PE only (a static PE has one lane split); use --variant dynamic".into(),
+                    });
+                }
+                (Some(v), _) => v,
+                (None, true) => Variant::Static,
+                (None, false) => Variant::Dynamic,
+            };
+            let r = crate::hw::run(
+                &arch,
+                a.multiplier_law,
+                a.pe_boundary,
+                &g,
+                &cfg,
+                a.stats.as_deref(),
+            )?;
             if let Some(out) = &a.out {
                 report::write_atomic(out, &report::hw_csv(&r, &a.model)?)?;
             }
-            if a.json {
-                to_json(&report::hw_json(&r, &claims, &a.model, a.variant))
+            let solved = if a.solve {
+                let priors =
+                    crate::hw::solve::load_priors(&crate::data::repo_path(&a.solve_priors))?;
+                let (_, tech) = crate::hw::config::load(&arch)?;
+                let sol = crate::hw::solve::solve(&claims, &priors);
+                let pts = crate::hw::solve::model_points(&r, &tech);
+                if let Some(dir) = &a.figures {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    for (name, chart) in crate::hw::solve::figures(&sol, &priors, &pts) {
+                        crate::plot::save(&chart, &dir.join(name))?;
+                    }
+                }
+                Some((sol, pts))
             } else {
-                let mut t = report::hw_table(&r, &claims, &a.model, a.variant);
+                None
+            };
+            if a.json {
+                let mut j = report::hw_json(&r, &claims, &a.model, variant);
+                if let Some((sol, pts)) = &solved {
+                    j["solve"] = serde_json::to_value(sol).expect("serializes");
+                    j["solve"]["model_points"] = serde_json::to_value(pts).expect("serializes");
+                }
+                to_json(&j)
+            } else {
+                let mut t = report::hw_table(&r, &claims, &a.model, variant);
+                if let Some((sol, pts)) = &solved {
+                    t += &report::solve_table(sol, pts);
+                }
                 if a.layers {
                     t = format!("{t}\n{}", report::hw_layers_table(&r));
                 }
@@ -846,6 +982,7 @@ pub fn run(cli: Cli) -> Result<String> {
             }
         }
         Command::Train(a) => train(&a),
+        Command::Search(a) => search(&a),
         Command::Reproduce(a) => {
             let opts = crate::reproduce::Options {
                 out: a.out.clone(),
@@ -957,6 +1094,50 @@ pub fn run(cli: Cli) -> Result<String> {
             }
         }
     }
+}
+
+fn search(a: &SearchArgs) -> Result<String> {
+    let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
+    let mut data = crate::data::load_limited(&spec, &card, false, a.limit)?;
+    if let Some(n) = a.limit {
+        data.truncate(n);
+    }
+    let opts = crate::search::Options {
+        model: a.model.clone(),
+        max_drop_pts: a.max_drop,
+        schemes: a.schemes.clone(),
+        lows: a.lows.clone(),
+        objective: a.objective,
+        search_frac: a.search_frac,
+        sens_images: a.sens_images,
+        refine: a.refine,
+        margin_se: a.margin_se,
+        base: a.quant.to_config()?,
+        calib_images: a.calib_images,
+        act_calib: a.act_calib,
+        act_percentile: a.act_percentile,
+        quiet: a.quiet,
+    };
+    let arch = crate::data::repo_path(&a.arch);
+    let o = crate::search::run(&g, &data, &arch, &opts)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::search::default_out(&a.model));
+    let files = crate::search::output::write(&out, &o)?;
+    if a.json {
+        return to_json(&crate::search::output::json(&o));
+    }
+    Ok(format!(
+        "{}\nwrote {}\n",
+        crate::search::output::table(&o),
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 #[cfg(feature = "train")]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod gpu;
+pub mod hash;
 pub mod html;
 pub mod hw;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod reproduce;
+pub mod search;
 pub mod stats;
 pub mod sweep;
 #[cfg(feature = "train")]

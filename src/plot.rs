@@ -346,11 +346,14 @@ where
                 .iter()
                 .flat_map(|s| s.points.iter())
                 .all(|p| p.0.fract() == 0.0);
+            // Enough decimals that neighbouring ticks differ (a span under 2 needs two).
+            let decimals = |span: f64| if span < 2.0 { 2 } else { 1 };
+            let (dx, dy) = (decimals(x1 - x0), decimals(y1 - y0));
             let fmt_x = move |v: &f64| {
                 if whole {
                     format!("{v:.0}")
                 } else {
-                    format!("{v:.1}")
+                    format!("{v:.dx$}")
                 }
             };
             ch.configure_mesh()
@@ -361,7 +364,7 @@ where
                     if whole_y {
                         format!("{v:.0}")
                     } else {
-                        format!("{v:.1}")
+                        format!("{v:.dy$}")
                     }
                 })
                 .label_style(("sans-serif", 13))

@@ -540,10 +540,10 @@ struct HwRow<'a> {
     utilization_frac: f64,
     cycles: f64,
     baseline_pe_pj: f64,
-    static_pe_pj: f64,
+    static_pe_pj: Option<f64>,
     dynamic_pe_pj: f64,
     baseline_sram_pj: f64,
-    static_sram_pj: f64,
+    static_sram_pj: Option<f64>,
     baseline_dram_pj: f64,
     weight_stationary_pj: f64,
     output_stationary_pj: f64,
@@ -576,10 +576,10 @@ pub fn hw_csv(r: &crate::hw::HwReport, model: &str) -> Result<Vec<u8>> {
             utilization_frac: l.utilization,
             cycles: l.baseline.cycles,
             baseline_pe_pj: l.baseline.pe_dynamic(),
-            static_pe_pj: l.strum_static.pe_dynamic(),
+            static_pe_pj: l.strum_static.as_ref().map(|e| e.pe_dynamic()),
             dynamic_pe_pj: l.strum_dynamic.pe_dynamic(),
             baseline_sram_pj: l.baseline.sram_pj,
-            static_sram_pj: l.strum_static.sram_pj,
+            static_sram_pj: l.strum_static.as_ref().map(|e| e.sram_pj),
             baseline_dram_pj: l.baseline.dram_pj,
             weight_stationary_pj: l.fixed_dataflow_pj[0].1,
             output_stationary_pj: l.fixed_dataflow_pj[1].1,
@@ -632,7 +632,7 @@ pub fn hw_layers_table(r: &crate::hw::HwReport) -> String {
         let d = l.descriptor;
         let base = l.baseline.pe_dynamic();
         s += &format!(
-            "{:<28} {:>12.0} {:<44} {:>6.2} {:>12.3} {:>9.2} {:>9.2}\n",
+            "{:<28} {:>12.0} {:<44} {:>6.2} {:>12.3} {:>9} {:>9.2}\n",
             l.name,
             l.macs,
             format!(
@@ -641,7 +641,10 @@ pub fn hw_layers_table(r: &crate::hw::HwReport) -> String {
             ),
             l.utilization,
             base * 1e-6,
-            pct(l.strum_static.pe_dynamic(), base),
+            l.strum_static.as_ref().map_or("n/a".into(), |e| format!(
+                "{:.2}",
+                pct(e.pe_dynamic(), base)
+            )),
             pct(l.strum_dynamic.pe_dynamic(), base),
         );
     }
@@ -654,11 +657,15 @@ pub fn hw_json(
     model: &str,
     v: crate::hw::pe::Variant,
 ) -> serde_json::Value {
-    let red = crate::hw::reductions(r, v);
-    let both = [
+    // The CLI refuses the static variant of a per-layer configuration before this.
+    let red = crate::hw::reductions(r, v).expect("the chosen variant exists");
+    let both: Vec<_> = [
         crate::hw::reductions(r, crate::hw::pe::Variant::Static),
         crate::hw::reductions(r, crate::hw::pe::Variant::Dynamic),
-    ];
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     serde_json::json!({
         "model": model, "arch": r.arch, "tech": r.tech, "scheme": r.scheme, "multiplier_law": r.multiplier_law,
         "activity_source": r.activity_source, "variant": v,
@@ -674,6 +681,12 @@ pub fn hw_json(
         "designs": {"baseline": r.baseline, "strum_static": r.strum_static, "strum_dynamic": r.strum_dynamic},
         "cycles_per_image": r.cycles, "time_us_per_image": r.time_us, "map_ms": r.map_ms,
         "dataflow_totals_pj": r.dataflow_totals_pj,
+        "dataflow_on_chip_pj": r.dataflow_on_chip_pj,
+        "pe_boundary": r.pe_boundary,
+        "boundaries": r.boundaries,
+        "dram_bytes_per_image": r.dram_bytes_per_image,
+        "compulsory_dram_bytes_per_image": r.compulsory_dram_bytes_per_image,
+        "system_energy_reduction_pct": red.system_energy_reduction_pct,
         "layers": r.layers,
     })
 }
@@ -697,9 +710,15 @@ pub fn hw_table(
         "{:<34} {:>10} {:>10} {:>12}   {vname} (--variant) vs paper band\n",
         "change vs INT8 baseline (%)", "static", "dynamic", "paper",
     );
-    let st = crate::hw::reductions(r, Variant::Static);
-    let dy = crate::hw::reductions(r, Variant::Dynamic);
-    let sel = crate::hw::reductions(r, v);
+    let dy = crate::hw::reductions(r, Variant::Dynamic).expect("always");
+    // A per-layer configuration has no static design: its column shows n/a.
+    let st_opt = crate::hw::reductions(r, Variant::Static);
+    let st = st_opt.clone().unwrap_or_else(|| dy.clone());
+    let sel = crate::hw::reductions(r, v).expect("the chosen variant exists");
+    let cell = |x: f64| match st_opt {
+        Some(_) => format!("{:.2}", neg(x)),
+        None => "n/a".into(),
+    };
     let rows: [(&str, f64, f64, f64, [f64; 2]); 4] = [
         (
             "PE power",
@@ -732,9 +751,9 @@ pub fn hw_table(
     ];
     for (n, a, b, x, band_) in rows {
         s += &format!(
-            "{:<34} {:>10.2} {:>10.2} {:>12}   {vname}: {:.2}, {}\n",
+            "{:<34} {:>10} {:>10.2} {:>12}   {vname}: {:.2}, {}\n",
             n,
-            neg(a),
+            cell(a),
             neg(b),
             band_as_change(band_),
             neg(x),
@@ -742,35 +761,123 @@ pub fn hw_table(
         );
     }
     s += &format!(
-        "{:<34} {:>10.2} {:>10.2} {:>12}\n(negative: StruM saves; CSV and JSON columns named *_reduction_pct carry the saving as a positive number)\n\n",
-        "DPU power (bottom-up, no calib.)",
-        neg(st.dpu_power_reduction_bottom_up_pct),
+        "{:<34} {:>10} {:>10.2} {:>12}\n(negative: StruM saves; CSV and JSON columns named *_reduction_pct carry the saving as a positive number)\n\n",
+        "DPU power (bottom-up, on chip)",
+        cell(st.dpu_power_reduction_bottom_up_pct),
         neg(dy.dpu_power_reduction_bottom_up_pct),
         "-"
     );
+    let b = r.pe_area[0]
+        .as_ref()
+        .expect("the baseline always has an area");
     s += &format!(
-        "PE area (um2): baseline {:.0} (multipliers {:.0}, adder tree {:.0}, RFs {:.0}, sparsity {:.0}, control {:.0}); static StruM {:.0} (8x8 lanes {:.0}, cheap lanes {:.0}, steering {:.0})\n",
-        r.pe_area[0].total_um2,
-        r.pe_area[0].multipliers_um2,
-        r.pe_area[0].adder_tree_um2,
-        r.pe_area[0].register_files_um2,
-        r.pe_area[0].sparsity_logic_um2,
-        r.pe_area[0].control_um2,
-        r.pe_area[1].total_um2,
-        r.pe_area[1].multipliers_um2,
-        r.pe_area[1].cheap_lanes_um2,
-        r.pe_area[1].steering_um2
+        "PE area (um2): baseline {:.0} (multipliers {:.0}, adder tree {:.0}, RFs {:.0}, sparsity {:.0}, control {:.0})",
+        b.total_um2,
+        b.multipliers_um2,
+        b.adder_tree_um2,
+        b.register_files_um2,
+        b.sparsity_logic_um2,
+        b.control_um2,
     );
+    for (name, a) in [("static", &r.pe_area[1]), ("dynamic", &r.pe_area[2])] {
+        if let Some(a) = a {
+            s += &format!(
+                "; {name} StruM {:.0} (8x8 lanes {:.0}, cheap lanes {:.0}, steering {:.0})",
+                a.total_um2, a.multipliers_um2, a.cheap_lanes_um2, a.steering_um2
+            );
+        }
+    }
+    s += "\n";
     s += &format!(
         "mapped {} layers x {} descriptors in {:.1} ms\n",
         r.layers.len(),
         crate::hw::mapper::space().len(),
         r.map_ms
     );
-    s += "network energy per image by dataflow (baseline PE), uJ:";
-    for (n, e) in &r.dataflow_totals_pj {
-        s += &format!("  {n} {:.2}", e * 1e-6);
+    s += &hw_boundaries(r);
+    s += &format!(
+        "DRAM per image (baseline PE): {:.3} MB; compulsory (each weight, input and output once) {:.3} MB; DRAM energy {:.2} uJ, outside the DPU figures\n",
+        r.dram_bytes_per_image / 1e6,
+        r.compulsory_dram_bytes_per_image / 1e6,
+        r.baseline.dram_energy_pj * 1e-6
+    );
+    s += "network energy per image by dataflow (baseline PE), uJ, on chip / with DRAM:";
+    for ((n, c), (_, e)) in r.dataflow_on_chip_pj.iter().zip(&r.dataflow_totals_pj) {
+        s += &format!("  {n} {:.2} / {:.2}", c * 1e-6, e * 1e-6);
     }
     s += "\n";
     s
+}
+
+/// PE power and area changes under every PE boundary (`--pe-boundary` picks the headline).
+fn hw_boundaries(r: &crate::hw::HwReport) -> String {
+    let mut s = format!(
+        "PE boundary (headline: {}): change vs INT8 %      static power   static area   dynamic power   dynamic area\n",
+        r.pe_boundary.as_str()
+    );
+    for b in &r.boundaries {
+        let (sp, sa) = match &b.strum_static {
+            Some(c) => (
+                format!("{:.2}", neg(c.pe_power_reduction_pct)),
+                format!("{:.2}", neg(c.pe_area_reduction_pct)),
+            ),
+            None => ("n/a".into(), "n/a".into()),
+        };
+        s += &format!(
+            "  {:<44} {:>12} {:>13} {:>15.2} {:>14.2}\n",
+            format!(
+                "{} (baseline PE {:.0} um2)",
+                b.boundary.as_str(),
+                b.baseline_pe_area_um2
+            ),
+            sp,
+            sa,
+            neg(b.strum_dynamic.pe_power_reduction_pct),
+            neg(b.strum_dynamic.pe_area_reduction_pct)
+        );
+    }
+    s
+}
+
+/// `hw --solve`: whether the bands can hold inside the priors, the feasible ranges, the
+/// nearest prior point, and where this model's PE sits.
+pub fn solve_table(s: &crate::hw::solve::Solution, pts: &[crate::hw::solve::ModelPoint]) -> String {
+    let mut t = format!(
+        "\nsolve (the paper's bands as constraints, priors from experiments/hw/solve-priors.toml): feasible = {}\n",
+        s.feasible
+    );
+    let fmt = |r: &std::collections::BTreeMap<String, [f64; 2]>| {
+        crate::hw::solve::UNKNOWNS
+            .iter()
+            .filter_map(|k| r.get(*k).map(|v| format!("{k} {:.2}..{:.2}", v[0], v[1])))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if s.feasible {
+        t += &format!("  feasible ranges: {}\n", fmt(&s.ranges));
+    } else {
+        t += &format!(
+            "  nearest prior point: {}; it gives PE area {:.1} %, PE power {:.1} %, DPU area {:.1} %, DPU power {:.1} % (savings)\n",
+            crate::hw::solve::UNKNOWNS
+                .iter()
+                .map(|k| format!("{k} {:.2}", s.nearest[*k]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.nearest_savings_pct["pe_area"],
+            s.nearest_savings_pct["pe_power"],
+            s.nearest_savings_pct["dpu_area"],
+            s.nearest_savings_pct["dpu_power"]
+        );
+    }
+    t += &format!(
+        "  without priors (every unknown in [0, 1]): {}\n",
+        fmt(&s.unconstrained_ranges)
+    );
+    for p in pts {
+        t += &format!(
+            "  this model, {} boundary: f_m {:.2}, g_m {:.2}, r_a {:.2}, r_e {:.2}\n",
+            p.boundary, p.f_m, p.g_m, p.r_a, p.r_e
+        );
+    }
+    t
 }

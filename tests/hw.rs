@@ -181,15 +181,18 @@ fn area_ordering_static_dynamic_baseline() {
                 let base = pe::area(&arch, &tech, PeKind::Baseline).total_um2;
                 let st = pe::area(&arch, &tech, k(Variant::Static)).total_um2;
                 let dy = pe::area(&arch, &tech, k(Variant::Dynamic)).total_um2;
-                assert!(
-                    dy <= base,
-                    "{scheme:?} {shift:?} L={low}: dynamic {dy} > baseline {base}"
-                );
-                // Static StruM adds operand steering on every lane (~144 um2 per PE). A cheap DLIQ
-                // lane saves only 56 (8x4 + shifter) or 141 um2 (8x4), so with few demoted
-                // lanes the steering can outweigh the saving; from L = B/2 (the paper's
-                // regime) static is always the smallest. A MIP2Q shifter lane saves ~197 um2.
-                if low >= 4 || scheme == Scheme::Mip2q {
+                // Dynamic DLIQ gates the baseline's lanes; dynamic MIP2Q adds a shifter and a
+                // steering mux per lane.
+                match scheme {
+                    Scheme::Dliq => assert_eq!(dy, base, "{shift:?} L={low}"),
+                    _ => assert!(dy > base, "{shift:?} L={low}: dynamic MIP2Q {dy} <= {base}"),
+                }
+                // Static StruM adds operand steering on every lane (~144 um2 per PE) and a
+                // precision mask to the filter RF (B bits per block: packed blocks are larger
+                // than INT8 ones below L = B/4); with few demoted lanes these outweigh the
+                // cheap lanes' saving. From L = B/2 (the paper's regime) static is always the
+                // smallest.
+                if low >= 4 {
                     assert!(
                         st < dy,
                         "{scheme:?} {shift:?} L={low}: static {st} >= dynamic {dy}"
@@ -223,7 +226,7 @@ fn mapper_never_loses_to_a_fixed_dataflow() {
             scheme: Scheme::Mip2q,
             ..Default::default()
         };
-        let r = strumlab::hw::run(&arch_path(), None, &g, &cfg, None).unwrap();
+        let r = strumlab::hw::run(&arch_path(), None, None, &g, &cfg, None).unwrap();
         assert_eq!(r.activity_source, "density-model");
         for l in &r.layers {
             for (name, e) in &l.fixed_dataflow_pj {
@@ -240,17 +243,32 @@ fn mapper_never_loses_to_a_fixed_dataflow() {
                 .iter()
                 .all(|(_, e)| flex <= *e * (1.0 + 1e-12))
         );
-        let red = strumlab::hw::reductions(&r, Variant::Static);
+        let red = strumlab::hw::reductions(&r, Variant::Static).unwrap();
         assert!(red.pe_power_reduction_pct > 0.0 && red.pe_area_reduction_pct > 0.0);
-        let dy = strumlab::hw::reductions(&r, Variant::Dynamic);
-        assert_eq!(dy.pe_area_reduction_pct, 0.0);
+        let dy = strumlab::hw::reductions(&r, Variant::Dynamic).unwrap();
+        assert!(
+            dy.pe_area_reduction_pct < 0.0,
+            "dynamic MIP2Q adds shifter lanes"
+        );
         assert!(dy.pe_power_reduction_pct > 0.0);
     }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
     std::fs::write(&p, text).unwrap();
+    // A copied technology file reads its synthesized ratios beside it.
+    if name.starts_with("tech") {
+        let synth = arch_path().with_file_name("synth/components.json");
+        write(
+            dir,
+            "synth/components.json",
+            &std::fs::read_to_string(synth).unwrap(),
+        );
+    }
     p
 }
 
@@ -280,10 +298,7 @@ fn configuration_errors_are_clear() {
             "pe_array_area_share",
         ),
         (
-            base.replace(
-                "multiplier_law = \"quadratic\"",
-                "multiplier_law = \"cubic\"",
-            ),
+            base.replace("multiplier_law = \"synth\"", "multiplier_law = \"cubic\""),
             "cubic",
         ),
     ];
@@ -325,7 +340,7 @@ fn hw_command_json_and_stats_mismatch() {
         assert!(v[k].is_number(), "{k}");
     }
     assert_eq!(v["variant"], "static");
-    assert_eq!(v["multiplier_law"], "quadratic");
+    assert_eq!(v["multiplier_law"], "synth");
     // A stats file measured with another scheme is refused.
     let dir = std::env::temp_dir().join(format!("strumlab-hwcli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -402,8 +417,10 @@ fn hand_computed_energy_of_the_pointwise_layer() {
     // Per PE-cycle: 7 18-bit adders (interpolated between 8 and 32 bits) + accumulator +
     // find-first logic, on the 16 active PEs.
     let add18 = 0.03 + (10.0 / 24.0) * (0.1 - 0.03);
-    close(e.pe_cycle_pj, 16.0 * 16.0 * (7.0 * add18 + 0.1 + 0.1));
-    close(e.dram_pj, 512.0 * 2000.0 / 8.0);
+    close(e.pe_cycle_pj, 16.0 * 16.0 * (7.0 * add18 + 0.1));
+    close(e.sparsity_pj, 16.0 * 16.0 * 0.1);
+    // DRAM: 512 B at 6 pJ per bit (tech-45nm.toml dram_bit).
+    close(e.dram_pj, 512.0 * 8.0 * 6.0);
 }
 
 #[test]
@@ -414,13 +431,23 @@ fn node_scaling_scales_absolute_values_only() {
     write(&dir, "tech-45nm.toml", &tech);
     let base = std::fs::read_to_string(arch_path()).unwrap();
     let scaled = format!(
-        "{base}\n[node_scaling]\ntarget_nm = 28\nenergy = 0.5\narea = 0.25\nsource = \"test\"\n"
+        "{base}\n[node_scaling]\ntarget_nm = 28\nlogic_energy = 0.5\nlogic_area = 0.25\nsram_energy = 0.8\nsource = \"test\"\n"
     );
     let p = write(&dir, "arch.toml", &scaled);
     let (a1, t1) = load();
     let (a2, t2) = config::load(&p).unwrap();
     assert_eq!(t2.node_nm, 28);
     assert_eq!(t2.e("mult8"), 0.1);
+    assert_eq!(
+        t2.e("sram_64b_32kib"),
+        0.8 * t1.e("sram_64b_32kib"),
+        "SRAM has its own factor"
+    );
+    assert_eq!(
+        t2.e("dram_bit"),
+        t1.e("dram_bit"),
+        "DRAM is off chip: not scaled"
+    );
     assert_eq!(
         t2.a("barrel_shifter_rel_mult8"),
         t1.a("barrel_shifter_rel_mult8"),
@@ -447,4 +474,161 @@ fn node_scaling_scales_absolute_values_only() {
         "relative savings do not depend on the node"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dram_traffic_tiles_the_sram_per_operand() {
+    use mapper::{Traffic, dram_traffic};
+    // Fits: each operand once.
+    let t = dram_traffic(100.0, 200.0, 50.0, 1000.0);
+    assert_eq!(
+        t,
+        Traffic {
+            weights: 100.0,
+            inputs: 200.0,
+            outputs: 50.0
+        }
+    );
+    // A large FC layer (VGG fc6: weights >> SRAM, small input): weights stream once,
+    // the input tile stays (inputs outer).
+    let (w, i, o, s) = (102.8e6, 25_088.0, 4096.0, 1_048_576.0);
+    let t = dram_traffic(w, i, o, s);
+    assert_eq!(
+        t,
+        Traffic {
+            weights: w,
+            inputs: i,
+            outputs: o
+        }
+    );
+    // A large input with small weights: inputs stream once, weights stay (weights outer).
+    let t = dram_traffic(36_864.0, 3.2e6, 3.2e6, s);
+    assert_eq!(
+        t,
+        Traffic {
+            weights: 36_864.0,
+            inputs: 3.2e6,
+            outputs: 3.2e6
+        }
+    );
+    // Both larger than half the SRAM: the cheaper order refetches the smaller one.
+    let t = dram_traffic(2e6, 3e6, 1e5, s);
+    assert_eq!(t.weights, 2e6, "weights outer");
+    assert_eq!(t.inputs, 3e6 * (2e6f64 / (s / 2.0)).ceil());
+}
+
+#[test]
+fn vgg19_dram_traffic_is_near_compulsory() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments/data/onnx-light/light_vgg19.onnx");
+    let (g, _) = strumlab::zoo::resolve(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let r = strumlab::hw::run(&arch_path(), None, None, &g, &QuantConfig::default(), None).unwrap();
+    let ratio = r.dram_bytes_per_image / r.compulsory_dram_bytes_per_image;
+    assert!(
+        ratio <= 1.5,
+        "VGG-19 DRAM {:.1} MB is {ratio:.2}x compulsory",
+        r.dram_bytes_per_image / 1e6
+    );
+    // DRAM sits outside the DPU's on-chip figures.
+    for (chip, total) in r.dataflow_on_chip_pj.iter().zip(&r.dataflow_totals_pj) {
+        assert!(chip.1 < total.1, "{}", chip.0);
+    }
+}
+
+#[test]
+fn pe_boundaries_nest_and_the_headline_follows_the_choice() {
+    let (g, _) = strumlab::zoo::resolve("fmnist-resnet", &LoadOptions::default()).unwrap();
+    let cfg = QuantConfig {
+        scheme: Scheme::Mip2q,
+        ..Default::default()
+    };
+    let base = strumlab::hw::run(&arch_path(), None, None, &g, &cfg, None).unwrap();
+    let b = &base.boundaries;
+    assert_eq!(b.len(), 3);
+    assert!(b[0].baseline_pe_area_um2 < b[1].baseline_pe_area_um2);
+    assert!(b[1].baseline_pe_area_um2 < b[2].baseline_pe_area_um2);
+    // The register files dilute the multipliers' saving: the datapath saves the most.
+    let st = |i: usize| b[i].strum_static.as_ref().unwrap().pe_area_reduction_pct;
+    assert!(
+        st(0) > st(1) && st(1) > st(2),
+        "{} {} {}",
+        st(0),
+        st(1),
+        st(2)
+    );
+    for (i, bd) in [
+        config::Boundary::Datapath,
+        config::Boundary::Rf,
+        config::Boundary::Full,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = strumlab::hw::run(&arch_path(), None, Some(bd), &g, &cfg, None).unwrap();
+        let red = strumlab::hw::reductions(&r, Variant::Static).unwrap();
+        assert!((red.pe_area_reduction_pct - st(i)).abs() < 1e-9);
+        let p = b[i].strum_static.as_ref().unwrap().pe_power_reduction_pct;
+        assert!((red.pe_power_reduction_pct - p).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn tech_ratios_come_from_the_synthesized_components() {
+    let (_, tech) = load();
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(arch_path().with_file_name("synth/components.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        tech.a("barrel_shifter_rel_mult8"),
+        j["ratios"]["mip2q_lane/mult8x8"].as_f64().unwrap()
+    );
+    assert_eq!(
+        tech.e("barrel_shifter_rel_mult8"),
+        j["toggle_ratio"]["mip2q_lane/mult8x8"].as_f64().unwrap()
+    );
+    assert_eq!(
+        tech.a("mult8x4_rel_mult8"),
+        j["ratios"]["mult8x4/mult8x8"].as_f64().unwrap()
+    );
+    assert_eq!(
+        tech.e("mult8x4_rel_mult8"),
+        j["toggle_ratio"]["mult8x4/mult8x8"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn solve_reports_feasibility_ranges_and_the_nearest_point() {
+    use strumlab::hw::solve;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/hw");
+    let claims = strumlab::hw::load_claims(&root.join("strum-claims.toml")).unwrap();
+    let mut priors = solve::load_priors(&root.join("solve-priors.toml")).unwrap();
+    let s = solve::solve(&claims, &priors);
+    // Every range lies inside its prior and a point inside the ranges meets the bands.
+    if s.feasible {
+        for k in solve::UNKNOWNS {
+            let (r, p) = (s.ranges[k], &priors.unknowns[k]);
+            assert!(r[0] >= p.lo - 1e-12 && r[1] <= p.hi + 1e-12, "{k}");
+        }
+    }
+    // A prior box that cannot reach a 31 % power saving (r_e >= 0.6 at l = 0.5 caps it
+    // at 20 %) is infeasible, and the nearest point sits on the box's edge.
+    priors.unknowns.get_mut("r_e").unwrap().lo = 0.6;
+    priors.unknowns.get_mut("r_e").unwrap().hi = 0.9;
+    let s = solve::solve(&claims, &priors);
+    assert!(!s.feasible && s.ranges.is_empty());
+    assert!((s.nearest["r_e"] - 0.6).abs() < 1e-12);
+    assert!(s.nearest_savings_pct["pe_power"] < 31.0);
+    // The CLI reports the same in JSON.
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    let o = std::process::Command::new(bin)
+        .args([
+            "hw", "--model", "mnist-8", "--scheme", "mip2q", "--solve", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["solve"]["feasible"].is_boolean());
+    assert_eq!(v["solve"]["model_points"].as_array().unwrap().len(), 3);
 }

@@ -34,6 +34,18 @@ impl Dataset {
         let p = self.per_image();
         &self.images[i * p..(i + 1) * p]
     }
+    /// Images `a..b` (and their labels) as a dataset of their own, named `<name>[a..b]`.
+    pub fn range(&self, a: usize, b: usize) -> Dataset {
+        let p = self.per_image();
+        let b = b.min(self.len());
+        let a = a.min(b);
+        Dataset {
+            name: format!("{}[{a}..{b}]", self.name),
+            shape: self.shape.clone(),
+            images: self.images[a * p..b * p].to_vec(),
+            labels: self.labels.as_ref().map(|l| l[a..b].to_vec()),
+        }
+    }
     /// Keep the first `n` images.
     pub fn truncate(&mut self, n: usize) {
         let p = self.per_image();

@@ -287,6 +287,21 @@ pub fn evaluate_with(
     exec: &Exec,
     refs: &mut RefCache,
 ) -> Result<EvalResult> {
+    evaluate_calibrated(graph, model, data, data, cfg, exec, refs)
+}
+
+/// [`evaluate_with`] with the activation scales calibrated on the first images of `calib`
+/// instead of `data` (a search reports held-out images under the scales of its search
+/// split).
+pub fn evaluate_calibrated(
+    graph: &Graph,
+    model: &str,
+    data: &Dataset,
+    calib: &Dataset,
+    cfg: &EvalConfig,
+    exec: &Exec,
+    refs: &mut RefCache,
+) -> Result<EvalResult> {
     if data.is_empty() {
         return Err(Error::Data {
             path: data.name.clone(),
@@ -323,14 +338,14 @@ pub fn evaluate_with(
         }
         _ => {}
     }
-    let q = quantize_for(graph, data, cfg)?;
+    let q = quantize_for(graph, calib, cfg)?;
     let scales = if cfg.mode != Mode::Fp32 {
         let key = CalibKey {
             images: cfg.calib_images,
             method: cfg.act_calib,
             percentile: cfg.act_percentile,
         };
-        Some(refs.scales(graph, data, key)?)
+        Some(refs.scales(graph, calib, key)?)
     } else {
         None
     };

@@ -519,14 +519,17 @@ impl<'a> GpuEngine<'a> {
                 .codes
                 .as_ref()
                 .expect("enable_requantize uploaded every layer");
-            let kept = crate::quant::kept_int8(cfg, pos, n, layer).is_some();
+            // A per-layer setting replaces the scheme, L and the layer policy.
+            let own = cfg.layers.get(&self.graph.nodes[node].name);
+            let kept = own.is_none() && crate::quant::kept_int8(cfg, pos, n, layer).is_some();
+            let (lscheme, llow) = own.map_or((cfg.scheme, cfg.low), |s| (s.scheme, s.low));
             let g = crate::quant::geometry::layer_geometry(
                 layer,
                 cfg.block_axis,
                 cfg.depthwise,
                 cfg.block,
             );
-            let scheme = match cfg.scheme {
+            let scheme = match lscheme {
                 _ if kept => 0,
                 Scheme::Mip2q => 1,
                 Scheme::Dliq => 2,
@@ -548,7 +551,7 @@ impl<'a> GpuEngine<'a> {
             l.dp4a_exact.set(!wide);
             let p = crate::cpu::kernels::StrumQuantParams {
                 geometry: g,
-                low: cfg.low,
+                low: if scheme == 0 { 0 } else { llow },
                 scheme,
                 emin,
                 emax,

@@ -14,19 +14,51 @@ pub enum MultiplierLaw {
     Quadratic,
     /// cost(a x b) = cost(8x8) * (a+b)/16
     Linear,
+    /// 8x4 from the synthesized components (experiments/hw/synth/components.json): area
+    /// ratio of the netlists, energy ratio of their simulated toggles
+    Synth,
 }
 
 impl MultiplierLaw {
-    pub fn factor(self, a: u32, b: u32) -> f64 {
+    /// Area (`area = true`) or energy factor of an a x b multiplier against 8x8; the
+    /// `synth` law reads the synthesized 8x4 ratio (`mult8x4_rel_mult8`) and knows no other.
+    pub fn factor(self, t: &Tech, area: bool, a: u32, b: u32) -> f64 {
         match self {
             MultiplierLaw::Quadratic => (a * b) as f64 / 64.0,
             MultiplierLaw::Linear => (a + b) as f64 / 16.0,
+            MultiplierLaw::Synth if area => t.a("mult8x4_rel_mult8"),
+            MultiplierLaw::Synth => t.e("mult8x4_rel_mult8"),
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             MultiplierLaw::Quadratic => "quadratic",
             MultiplierLaw::Linear => "linear",
+            MultiplierLaw::Synth => "synth",
+        }
+    }
+}
+
+/// Which components count as "the PE" in PE area and PE power (docs/hardware.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundary {
+    /// Multipliers or shifters, adder tree, accumulator, steering, control.
+    Datapath,
+    /// The datapath plus the register files.
+    Rf,
+    /// The datapath, the register files and the sparsity (find-first) logic.
+    #[default]
+    Full,
+}
+
+impl Boundary {
+    pub const ALL: [Boundary; 3] = [Boundary::Datapath, Boundary::Rf, Boundary::Full];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Boundary::Datapath => "datapath",
+            Boundary::Rf => "rf",
+            Boundary::Full => "full",
         }
     }
 }
@@ -68,8 +100,12 @@ pub struct DramCfg {
 #[serde(deny_unknown_fields)]
 pub struct NodeScaling {
     pub target_nm: u32,
-    pub energy: f64,
-    pub area: f64,
+    /// logic energy and area factors (every absolute entry but SRAM and DRAM)
+    pub logic_energy: f64,
+    pub logic_area: f64,
+    /// SRAM energy factor (`sram_*` entries)
+    pub sram_energy: f64,
+    /// DRAM (`dram_*`) is off chip: never scaled
     pub source: String,
 }
 
@@ -103,14 +139,24 @@ pub struct Arch {
     pub calibration: CalibrationCfg,
     #[serde(default)]
     pub node_scaling: Option<NodeScaling>,
+    /// What PE area and power include (`--pe-boundary` overrides it).
+    #[serde(default)]
+    pub pe_boundary: Boundary,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TechEntry {
+    #[serde(default)]
     pub energy_pj: f64,
+    #[serde(default)]
     pub area_um2: f64,
     pub source: String,
+    /// A ratio of the synthesized components (`mip2q_lane/mult8x8`): the entry's area is
+    /// the netlists' area ratio and its energy their toggle ratio (the area ratio where
+    /// no toggle ratio was simulated), both read from the tech file's `synth` file.
+    #[serde(default)]
+    pub from_synth: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -119,6 +165,9 @@ pub struct Tech {
     pub name: String,
     pub node_nm: u32,
     pub voltage_v: f64,
+    /// components.json of scripts/synth-components.sh, relative to the tech file
+    #[serde(default)]
+    pub synth: Option<PathBuf>,
     pub entries: BTreeMap<String, TechEntry>,
 }
 
@@ -130,8 +179,10 @@ pub const TECH_KEYS: &[&str] = &[
     "register_bit",
     "sram_64b_32kib",
     "sram_64b_1mib",
-    "dram_64b",
+    "dram_bit",
     "barrel_shifter_rel_mult8",
+    "mult8x4_rel_mult8",
+    "dliq_shift_rel_mult8",
     "sparsity_logic_rel_add32",
     "steering_rel_add8",
     "control_frac",
@@ -164,21 +215,57 @@ pub fn load(path: &Path) -> Result<(Arch, Tech)> {
     let arch: Arch = read(path)?;
     let tpath = path.parent().unwrap_or(Path::new(".")).join(&arch.tech);
     let mut tech: Tech = read(&tpath)?;
+    resolve_synth(&mut tech, tpath.parent().unwrap_or(Path::new("."))).map_err(|reason| {
+        Error::Data {
+            path: tpath.display().to_string(),
+            reason,
+        }
+    })?;
     validate(&arch, &tech).map_err(|reason| Error::Data {
         path: path.display().to_string(),
         reason,
     })?;
     if let Some(sc) = &arch.node_scaling {
         for (k, e) in tech.entries.iter_mut() {
-            if !(k.contains("_rel_") || k.ends_with("_frac")) {
-                e.energy_pj *= sc.energy;
-                e.area_um2 *= sc.area;
+            if k.contains("_rel_") || k.ends_with("_frac") || k.starts_with("dram_") {
+                continue;
             }
+            if k.starts_with("sram_") {
+                e.energy_pj *= sc.sram_energy;
+            } else {
+                e.energy_pj *= sc.logic_energy;
+            }
+            e.area_um2 *= sc.logic_area;
         }
         tech.name = format!("{} scaled to {} nm", tech.name, sc.target_nm);
         tech.node_nm = sc.target_nm;
     }
     Ok((arch, tech))
+}
+
+/// Fill every `from_synth` entry from the synthesized components file.
+fn resolve_synth(t: &mut Tech, dir: &Path) -> std::result::Result<(), String> {
+    if !t.entries.values().any(|e| e.from_synth.is_some()) {
+        return Ok(());
+    }
+    let rel = t
+        .synth
+        .clone()
+        .ok_or("entries name from_synth but the file names no synth components file")?;
+    let path = dir.join(&rel);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let j: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", path.display()))?;
+    for (k, e) in t.entries.iter_mut() {
+        let Some(key) = &e.from_synth else { continue };
+        let area = j["ratios"][key.as_str()]
+            .as_f64()
+            .ok_or_else(|| format!("entry '{k}': {} has no ratio '{key}'", path.display()))?;
+        e.area_um2 = area;
+        e.energy_pj = j["toggle_ratio"][key.as_str()].as_f64().unwrap_or(area);
+    }
+    Ok(())
 }
 
 pub fn validate(a: &Arch, t: &Tech) -> std::result::Result<(), String> {
@@ -212,7 +299,7 @@ pub fn validate(a: &Arch, t: &Tech) -> std::result::Result<(), String> {
         return Err("dram.bytes_per_cycle must be positive".into());
     }
     if let Some(sc) = &a.node_scaling
-        && !(sc.energy > 0.0 && sc.area > 0.0)
+        && !(sc.logic_energy > 0.0 && sc.logic_area > 0.0 && sc.sram_energy > 0.0)
     {
         return Err("node_scaling factors must be positive".into());
     }

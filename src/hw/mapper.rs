@@ -10,7 +10,8 @@
 //! SRAM once; otherwise it is read once per use, divided by its spatial reuse (weights are
 //! broadcast across PEs that unroll P or Q, inputs across PEs that unroll K, partial sums
 //! are reduced across PEs that unroll C). Non-stationary outputs spill 32-bit partial sums
-//! to SRAM (read + write) once per temporal reduction step.
+//! to SRAM (read + write) once per temporal reduction step. DRAM traffic comes from the
+//! SRAM-level tiling ([`dram_traffic`]), per operand.
 
 use serde::Serialize;
 
@@ -117,7 +118,58 @@ pub struct Mapping {
     pub sram_weight_bytes: f64,
     pub sram_input_bytes: f64,
     pub sram_output_bytes: f64,
+    /// DRAM bytes per image by operand (dense, before compression), and their sum
+    pub dram_weight_bytes: f64,
+    pub dram_input_bytes: f64,
+    pub dram_output_bytes: f64,
     pub dram_bytes: f64,
+    /// every weight, the input and the output once
+    pub compulsory_dram_bytes: f64,
+}
+
+/// DRAM bytes of one layer by operand.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Traffic {
+    pub weights: f64,
+    pub inputs: f64,
+    pub outputs: f64,
+}
+
+/// DRAM traffic of a layer with `w` weight, `i` input and `o` output bytes and an SRAM of
+/// `sram` bytes. Each operand once when all three fit. Otherwise half the SRAM holds a tile
+/// of one operand while the other streams through the rest, and the cheaper of the two
+/// SRAM-level loop orders is taken:
+///
+/// * weights outer (tiles of whole filters, i.e. of K): `w + i * ceil(w / (sram / 2)) + o`;
+/// * inputs outer (tiles of input rows with every channel): `i + w * ceil(i / (sram / 2)) + o`.
+///
+/// Either way a tile's outputs are complete when it leaves (its reduction over C, R, S ran
+/// on chip), so outputs are written once.
+pub fn dram_traffic(w: f64, i: f64, o: f64, sram: f64) -> Traffic {
+    if w + i + o <= sram {
+        return Traffic {
+            weights: w,
+            inputs: i,
+            outputs: o,
+        };
+    }
+    let half = (sram / 2.0).max(1.0);
+    let weights_outer = Traffic {
+        weights: w,
+        inputs: i * (w / half).ceil().max(1.0),
+        outputs: o,
+    };
+    let inputs_outer = Traffic {
+        weights: w * (i / half).ceil().max(1.0),
+        inputs: i,
+        outputs: o,
+    };
+    let sum = |t: &Traffic| t.weights + t.inputs + t.outputs;
+    if sum(&inputs_outer) < sum(&weights_outer) {
+        inputs_outer
+    } else {
+        weights_outer
+    }
 }
 
 fn size(l: &LayerShape, d: Dim) -> usize {
@@ -192,15 +244,12 @@ pub fn map(
         Stationary::Output => l.outputs(),
         _ => l.outputs() * (4.0 * (2.0 * red_steps - 1.0)).max(1.0),
     };
-    // DRAM: each operand once when the layer's working set fits the SRAM, else the
-    // non-stationary streams are refetched once per SRAM-sized chunk.
-    let working = wbytes + l.inputs as f64 + l.outputs();
-    let sram = (arch.sram.kib * 1024) as f64;
-    let dram = if working <= sram {
-        working
-    } else {
-        working * (working / sram).ceil()
-    };
+    let t = dram_traffic(
+        wbytes,
+        l.inputs as f64,
+        l.outputs(),
+        (arch.sram.kib * 1024) as f64,
+    );
     Some(Mapping {
         descriptor: d,
         cycles,
@@ -208,7 +257,11 @@ pub fn map(
         sram_weight_bytes: sw,
         sram_input_bytes: si,
         sram_output_bytes: so,
-        dram_bytes: dram,
+        dram_weight_bytes: t.weights,
+        dram_input_bytes: t.inputs,
+        dram_output_bytes: t.outputs,
+        dram_bytes: t.weights + t.inputs + t.outputs,
+        compulsory_dram_bytes: wbytes + l.inputs as f64 + l.outputs(),
     })
 }
 

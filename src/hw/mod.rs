@@ -6,6 +6,7 @@
 pub mod config;
 pub mod mapper;
 pub mod pe;
+pub mod solve;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{Graph, LayerRef};
 use crate::quant::{ModelQuant, QuantConfig, Scheme};
-use config::{Arch, Tech};
+use config::{Arch, Boundary, Tech};
 use mapper::{Descriptor, LayerShape, Mapping};
 use pe::{PeKind, Variant};
 
@@ -197,17 +198,34 @@ pub struct LayerEnergy {
     pub mac_pj: f64,
     pub rf_pj: f64,
     pub pe_cycle_pj: f64,
+    /// find-first sparsity logic, per image
+    pub sparsity_pj: f64,
     pub sram_pj: f64,
     pub dram_pj: f64,
+    pub dram_bytes: f64,
     pub cycles: f64,
 }
 
 impl LayerEnergy {
-    pub fn pe_dynamic(&self) -> f64 {
-        self.mac_pj + self.rf_pj + self.pe_cycle_pj
+    /// PE dynamic energy inside the boundary.
+    pub fn pe(&self, b: Boundary) -> f64 {
+        match b {
+            Boundary::Datapath => self.mac_pj + self.pe_cycle_pj,
+            Boundary::Rf => self.mac_pj + self.pe_cycle_pj + self.rf_pj,
+            Boundary::Full => self.mac_pj + self.pe_cycle_pj + self.rf_pj + self.sparsity_pj,
+        }
     }
+    /// Every PE component's dynamic energy.
+    pub fn pe_dynamic(&self) -> f64 {
+        self.pe(Boundary::Full)
+    }
+    /// On chip: the PE array and the SRAM.
+    pub fn on_chip(&self) -> f64 {
+        self.pe_dynamic() + self.sram_pj
+    }
+    /// On chip and DRAM.
     pub fn total_dynamic(&self) -> f64 {
-        self.pe_dynamic() + self.sram_pj + self.dram_pj
+        self.on_chip() + self.dram_pj
     }
 }
 
@@ -256,7 +274,10 @@ pub fn layer_energy(
         + m.sram_output_bytes;
     let word = arch.sram.word_bytes as f64;
     let sram_bytes = (sram_bytes / word).ceil() * word;
-    let dram_bytes = zvc(m.dram_bytes, 0.5 * (act.act_density + act.weight_density));
+    // Outputs are written dense: their zeros are known only to the next layer's statistics.
+    let dram_bytes = zvc(m.dram_weight_bytes, act.weight_density)
+        + zvc(m.dram_input_bytes, act.act_density)
+        + m.dram_output_bytes;
     // cycles = max(compute, SRAM bandwidth, DRAM bandwidth)
     let sram_cycles = sram_bytes / (arch.sram.banks * arch.sram.word_bytes) as f64;
     let dram_cycles = dram_bytes / arch.dram.bytes_per_cycle;
@@ -265,8 +286,10 @@ pub fn layer_energy(
         mac_pj: high * e.mac_high_pj + low * e.mac_low_pj,
         rf_pj: high * e.rf_high_pj + low * e.rf_low_pj,
         pe_cycle_pj: compute_cycles * active_pes * e.cycle_pj,
+        sparsity_pj: compute_cycles * active_pes * e.sparsity_pj,
         sram_pj: sram_bytes * sram_pj_per_byte(arch, t),
-        dram_pj: dram_bytes * t.e("dram_64b") / 8.0,
+        dram_pj: dram_bytes * 8.0 * t.e("dram_bit"),
+        dram_bytes,
         cycles,
     }
 }
@@ -308,19 +331,49 @@ pub struct LayerReport {
     pub descriptor: Descriptor,
     pub utilization: f64,
     pub baseline: LayerEnergy,
-    pub strum_static: LayerEnergy,
+    /// None for a per-layer configuration (no static PE runs it)
+    pub strum_static: Option<LayerEnergy>,
     pub strum_dynamic: LayerEnergy,
-    /// total dynamic energy of the baseline design under each fixed dataflow, pJ
+    /// total dynamic energy (on chip + DRAM) of the baseline design under each fixed
+    /// dataflow, pJ
     pub fixed_dataflow_pj: Vec<(String, f64)>,
+    /// the same on chip only (PE array + SRAM), pJ
+    pub fixed_dataflow_on_chip_pj: Vec<(String, f64)>,
+    /// every weight, the input and the output once, bytes
+    pub compulsory_dram_bytes: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DesignSummary {
+    /// inside the report's PE boundary
     pub pe_area_um2: f64,
     pub pe_array_area_mm2: f64,
+    /// inside the report's PE boundary, leakage included
     pub pe_energy_pj: f64,
     pub pe_array_power_mw: f64,
+    /// on chip: every PE component (leakage included) and the SRAM, per image
     pub dpu_energy_bottom_up_pj: f64,
+    /// off chip, per image
+    pub dram_energy_pj: f64,
+    pub dram_bytes: f64,
+}
+
+/// PE savings of one design at one boundary.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub pe_power_reduction_pct: f64,
+    pub pe_area_reduction_pct: f64,
+}
+
+/// The PE figures under one boundary (`hw` reports all three).
+#[derive(Clone, Debug, Serialize)]
+pub struct BoundaryFigures {
+    pub boundary: Boundary,
+    pub baseline_pe_area_um2: f64,
+    pub baseline_pe_energy_pj: f64,
+    /// None for a per-layer configuration
+    pub strum_static: Option<Change>,
+    pub strum_dynamic: Change,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -332,13 +385,25 @@ pub struct HwReport {
     pub activity_source: String,
     pub cycles: f64,
     pub time_us: f64,
-    pub pe_area: [pe::PeArea; 3],
+    /// baseline, static StruM (None for a per-layer configuration), dynamic StruM
+    pub pe_area: [Option<pe::PeArea>; 3],
     pub baseline: DesignSummary,
-    pub strum_static: DesignSummary,
+    pub strum_static: Option<DesignSummary>,
     pub strum_dynamic: DesignSummary,
     pub layers: Vec<LayerReport>,
-    /// network energy per fixed dataflow vs the flexible mapper, baseline design, pJ
+    /// network energy (on chip + DRAM) per fixed dataflow vs the flexible mapper, baseline
+    /// design, pJ
     pub dataflow_totals_pj: Vec<(String, f64)>,
+    /// the same on chip only (PE array + SRAM), pJ
+    pub dataflow_on_chip_pj: Vec<(String, f64)>,
+    /// the boundary of pe_area / pe_energy in the design summaries
+    pub pe_boundary: Boundary,
+    /// PE power and area under every boundary
+    pub boundaries: Vec<BoundaryFigures>,
+    /// DRAM bytes per image of the baseline design (compressed by ZVC where configured)
+    pub dram_bytes_per_image: f64,
+    /// every weight, the input and the output once, dense, bytes per image
+    pub compulsory_dram_bytes_per_image: f64,
     pub calibration: config::CalibrationCfg,
     /// wall time of mapping every layer (all descriptors, three PE designs), ms
     pub map_ms: f64,
@@ -360,27 +425,43 @@ pub fn evaluate(
         });
     }
     // INT8 runs on the baseline PE: all three designs are the baseline (0 % reductions).
-    let kinds = |variant| {
-        if cfg.scheme == Scheme::Int8 {
-            PeKind::Baseline
-        } else {
+    let kind = |scheme: Scheme, low: usize, variant| {
+        if scheme.is_strum() {
             PeKind::Strum {
-                scheme: cfg.scheme,
+                scheme,
                 dliq_shift: cfg.dliq_shift,
                 block: cfg.block,
-                low: cfg.low,
+                low,
                 variant,
             }
+        } else {
+            PeKind::Baseline
         }
     };
-    let (k_base, k_stat, k_dyn) = (
-        PeKind::Baseline,
-        kinds(Variant::Static),
-        kinds(Variant::Dynamic),
-    );
+    // A per-layer configuration runs on the dynamic PE only: a static PE has one split of
+    // its lanes into INT8 and cheap lanes, which a layer with another L cannot use.
+    let per_layer = !cfg.layers.is_empty();
+    let k_base = PeKind::Baseline;
+    let k_stat = (!per_layer).then(|| kind(cfg.scheme, cfg.low, Variant::Static));
+    let layer_kind = |name: &str| match cfg.layers.get(name) {
+        Some(s) => kind(s.scheme, s.low, Variant::Dynamic),
+        None => kind(cfg.scheme, cfg.low, Variant::Dynamic),
+    };
+    // The dynamic PE carries MIP2Q shifter lanes when any layer runs MIP2Q.
+    let dyn_scheme = if per_layer {
+        let uses = |x: Scheme| {
+            cfg.layers.values().any(|s| s.scheme == x)
+                || (cfg.scheme == x && graph.layers().len() > cfg.layers.len())
+        };
+        [Scheme::Mip2q, Scheme::Dliq]
+            .into_iter()
+            .find(|&x| uses(x))
+            .unwrap_or(Scheme::Int8)
+    } else {
+        cfg.scheme
+    };
+    let k_dyn_area = kind(dyn_scheme, cfg.low, Variant::Dynamic);
     let mut layers = Vec::new();
-    let mut fixed_tot = vec![0.0f64; mapper::FIXED.len()];
-    let mut flex_tot = 0.0;
     let mut sources = std::collections::BTreeSet::new();
     let t0 = std::time::Instant::now();
     for (node, lr) in graph.layers() {
@@ -391,100 +472,65 @@ pub fn evaluate(
             .find(|l| l.node == node)
             .expect("every layer quantized");
         let shape = shape_of(graph, node, lr);
-        let positions = (shape.p * shape.q) as f64;
-        let act = match stats {
-            Some(s) => s.get(&name).cloned().ok_or_else(|| Error::Data {
-                path: "stats".into(),
-                reason: format!("no row for layer '{name}'"),
-            })?,
-            None => {
-                let d = arch.sparsity.default_act_density;
-                let mut dense = [0.0; 3];
-                for c in &lq.encoded.class {
-                    dense[*c as usize] += positions;
-                }
-                let total = lq.encoded.class.len() as f64;
-                Activity {
-                    pairs_dense: dense,
-                    pairs_nz_act: [dense[0] * d, dense[1] * d, dense[2] * d],
-                    act_density: d,
-                    weight_density: 1.0 - lq.stats.zero as f64 / total,
-                    source: "density-model",
-                }
-            }
-        };
+        let act = layer_activity(arch, stats, &name, lq, &shape)?;
         sources.insert(act.source);
         let wbytes_base = 1.0;
         let wbytes_strum = lq.stats.bits_per_weight / 8.0;
         let (m, base) = best_mapping(arch, t, k_base, &act, &shape, wbytes_base);
-        let stat = layer_energy(
-            arch,
-            t,
-            k_stat,
-            &act,
-            &mapper::map(arch, &shape, m.descriptor, wbytes_strum).expect("legal"),
-        );
-        let dynm = layer_energy(
-            arch,
-            t,
-            k_dyn,
-            &act,
-            &mapper::map(arch, &shape, m.descriptor, wbytes_strum).expect("legal"),
-        );
-        let mut fixed = Vec::new();
-        for (k, (fname, d)) in mapper::FIXED.iter().enumerate() {
+        let strum_map = mapper::map(arch, &shape, m.descriptor, wbytes_strum).expect("legal");
+        let stat = k_stat.map(|k| layer_energy(arch, t, k, &act, &strum_map));
+        let dynm = layer_energy(arch, t, layer_kind(&name), &act, &strum_map);
+        let (mut fixed, mut fixed_chip) = (Vec::new(), Vec::new());
+        for (fname, d) in mapper::FIXED.iter() {
             let fm = mapper::map(arch, &shape, *d, wbytes_base).expect("fixed dataflows are legal");
-            let e = layer_energy(arch, t, k_base, &act, &fm).total_dynamic();
-            fixed_tot[k] += e;
-            fixed.push((fname.to_string(), e));
+            let e = layer_energy(arch, t, k_base, &act, &fm);
+            fixed.push((fname.to_string(), e.total_dynamic()));
+            fixed_chip.push((fname.to_string(), e.on_chip()));
         }
-        flex_tot += base.total_dynamic();
+        fixed.push(("flexible (mapper)".into(), base.total_dynamic()));
+        fixed_chip.push(("flexible (mapper)".into(), base.on_chip()));
         layers.push(LayerReport {
             name,
             macs: shape.macs(),
             activity: act,
             descriptor: m.descriptor,
             utilization: m.utilization,
+            compulsory_dram_bytes: m.compulsory_dram_bytes,
             baseline: base,
             strum_static: stat,
             strum_dynamic: dynm,
             fixed_dataflow_pj: fixed,
+            fixed_dataflow_on_chip_pj: fixed_chip,
         });
     }
     let map_ms = t0.elapsed().as_secs_f64() * 1e3;
     let cycles: f64 = layers.iter().map(|l| l.baseline.cycles).sum();
     let time_us = cycles / arch.clock_mhz;
     let areas = [
-        pe::area(arch, t, k_base),
-        pe::area(arch, t, k_stat),
-        pe::area(arch, t, k_dyn),
+        Some(pe::area(arch, t, k_base)),
+        k_stat.map(|k| pe::area(arch, t, k)),
+        Some(pe::area(arch, t, k_dyn_area)),
     ];
-    let npe = (arch.array.rows * arch.array.cols) as f64;
-    // Leakage: a fraction of the baseline PE power at the baseline area, scaling with area.
-    let lf = t.e("leakage_frac");
-    let base_dyn: f64 = layers.iter().map(|l| l.baseline.pe_dynamic()).sum();
-    let leak_base = base_dyn * lf / (1.0 - lf);
-    let summary = |idx: usize, f: &dyn Fn(&LayerReport) -> &LayerEnergy| {
-        let dynamic: f64 = layers.iter().map(|l| f(l).pe_dynamic()).sum();
-        let mem: f64 = layers.iter().map(|l| f(l).sram_pj + f(l).dram_pj).sum();
-        let pe_energy = dynamic + leak_base * areas[idx].total_um2 / areas[0].total_um2;
-        DesignSummary {
-            pe_area_um2: areas[idx].total_um2,
-            pe_array_area_mm2: areas[idx].total_um2 * npe / 1e6,
-            pe_energy_pj: pe_energy,
-            pe_array_power_mw: pe_energy / time_us.max(1e-12) * 1e-3,
-            dpu_energy_bottom_up_pj: pe_energy + mem,
-        }
+    let designs = Designs {
+        layers: &layers,
+        areas: &areas,
+        leakage_frac: t.e("leakage_frac"),
+        time_us,
+        npe: (arch.array.rows * arch.array.cols) as f64,
     };
-    let baseline = summary(0, &|l| &l.baseline);
-    let strum_static = summary(1, &|l| &l.strum_static);
-    let strum_dynamic = summary(2, &|l| &l.strum_dynamic);
-    let mut dataflow_totals: Vec<(String, f64)> = mapper::FIXED
-        .iter()
-        .zip(&fixed_tot)
-        .map(|((n, _), &e)| (n.to_string(), e))
-        .collect();
-    dataflow_totals.push(("flexible (mapper)".into(), flex_tot));
+    let b = arch.pe_boundary;
+    let sum_by = |f: &dyn Fn(&LayerReport) -> &[(String, f64)]| -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        for l in &layers {
+            for (i, (n, e)) in f(l).iter().enumerate() {
+                match out.get_mut(i) {
+                    Some(x) => x.1 += e,
+                    None => out.push((n.clone(), *e)),
+                }
+            }
+        }
+        out
+    };
     Ok(HwReport {
         arch: arch.name.clone(),
         tech: t.name.clone(),
@@ -493,15 +539,118 @@ pub fn evaluate(
         activity_source: sources.into_iter().collect::<Vec<_>>().join("+"),
         cycles,
         time_us,
-        pe_area: areas,
-        baseline,
-        strum_static,
-        strum_dynamic,
+        baseline: designs.summary(0, b),
+        strum_static: areas[1].as_ref().map(|_| designs.summary(1, b)),
+        strum_dynamic: designs.summary(2, b),
+        boundaries: Boundary::ALL.iter().map(|&x| designs.boundary(x)).collect(),
+        pe_boundary: b,
+        pe_area: areas.clone(),
+        dataflow_totals_pj: sum_by(&|l| &l.fixed_dataflow_pj),
+        dataflow_on_chip_pj: sum_by(&|l| &l.fixed_dataflow_on_chip_pj),
+        dram_bytes_per_image: layers.iter().map(|l| l.baseline.dram_bytes).sum(),
+        compulsory_dram_bytes_per_image: layers.iter().map(|l| l.compulsory_dram_bytes).sum(),
         layers,
-        dataflow_totals_pj: dataflow_totals,
         calibration: arch.calibration.clone(),
         map_ms,
     })
+}
+
+/// A layer's activity: measured (an eval's statistics) or, without them, the density model
+/// (weight classes from the quantized weights, activations `default_act_density` dense).
+fn layer_activity(
+    arch: &Arch,
+    stats: Option<&HashMap<String, Activity>>,
+    name: &str,
+    lq: &crate::quant::LayerQuant,
+    shape: &LayerShape,
+) -> Result<Activity> {
+    if let Some(s) = stats {
+        return s.get(name).cloned().ok_or_else(|| Error::Data {
+            path: "stats".into(),
+            reason: format!("no row for layer '{name}'"),
+        });
+    }
+    let positions = (shape.p * shape.q) as f64;
+    let d = arch.sparsity.default_act_density;
+    let mut dense = [0.0; 3];
+    for c in &lq.encoded.class {
+        dense[*c as usize] += positions;
+    }
+    let total = lq.encoded.class.len() as f64;
+    Ok(Activity {
+        pairs_dense: dense,
+        pairs_nz_act: [dense[0] * d, dense[1] * d, dense[2] * d],
+        act_density: d,
+        weight_density: 1.0 - lq.stats.zero as f64 / total,
+        source: "density-model",
+    })
+}
+
+/// The per-layer energies and PE areas of the three designs (0 baseline, 1 static, 2
+/// dynamic), summed into network figures.
+struct Designs<'a> {
+    layers: &'a [LayerReport],
+    areas: &'a [Option<pe::PeArea>; 3],
+    leakage_frac: f64,
+    time_us: f64,
+    npe: f64,
+}
+
+impl Designs<'_> {
+    fn energies(&self, idx: usize) -> Vec<&LayerEnergy> {
+        self.layers
+            .iter()
+            .map(|l| match idx {
+                0 => &l.baseline,
+                1 => l
+                    .strum_static
+                    .as_ref()
+                    .expect("a static design has every layer"),
+                _ => &l.strum_dynamic,
+            })
+            .collect()
+    }
+    fn area(&self, idx: usize, b: Boundary) -> f64 {
+        self.areas[idx].as_ref().map_or(0.0, |a| a.within(b))
+    }
+    /// PE energy inside `b`, leakage included: `leakage_frac` of the baseline PE's power at
+    /// the baseline's area (same boundary), scaling with area (every design runs the same
+    /// cycles, so energy and time scale together).
+    fn pe_energy(&self, idx: usize, b: Boundary) -> f64 {
+        let dynamic = |i: usize| self.energies(i).iter().map(|e| e.pe(b)).sum::<f64>();
+        let lf = self.leakage_frac;
+        let leak_base = dynamic(0) * lf / (1.0 - lf);
+        dynamic(idx) + leak_base * self.area(idx, b) / self.area(0, b).max(1e-30)
+    }
+    fn summary(&self, idx: usize, b: Boundary) -> DesignSummary {
+        let es = self.energies(idx);
+        let pe_energy = self.pe_energy(idx, b);
+        let sram: f64 = es.iter().map(|e| e.sram_pj).sum();
+        DesignSummary {
+            pe_area_um2: self.area(idx, b),
+            pe_array_area_mm2: self.area(idx, b) * self.npe / 1e6,
+            pe_energy_pj: pe_energy,
+            pe_array_power_mw: pe_energy / self.time_us.max(1e-12) * 1e-3,
+            dpu_energy_bottom_up_pj: self.pe_energy(idx, Boundary::Full) + sram,
+            dram_energy_pj: es.iter().map(|e| e.dram_pj).sum(),
+            dram_bytes: es.iter().map(|e| e.dram_bytes).sum(),
+        }
+    }
+    fn change(&self, idx: usize, b: Boundary) -> Change {
+        Change {
+            pe_power_reduction_pct: 100.0 * (1.0 - self.pe_energy(idx, b) / self.pe_energy(0, b)),
+            pe_area_reduction_pct: 100.0 * (1.0 - self.area(idx, b) / self.area(0, b)),
+        }
+    }
+    fn boundary(&self, b: Boundary) -> BoundaryFigures {
+        BoundaryFigures {
+            boundary: b,
+            baseline_pe_area_um2: self.area(0, b),
+            baseline_pe_energy_pj: self.pe_energy(0, b),
+            strum_static: self.areas[1].as_ref().map(|_| self.change(1, b)),
+            strum_dynamic: self.change(2, b),
+        }
+    }
 }
 
 /// The four headline reductions (percent) for a variant.
@@ -513,19 +662,22 @@ pub struct Reductions {
     /// calibrated PE-array share x PE reduction
     pub dpu_power_reduction_pct: f64,
     pub dpu_area_reduction_pct: f64,
-    /// from the mapped network energy: PE array + SRAM + DRAM, no calibration
+    /// from the mapped on-chip energy: PE array + SRAM, no calibration
     pub dpu_power_reduction_bottom_up_pct: f64,
+    /// on chip and DRAM together
+    pub system_energy_reduction_pct: f64,
 }
 
-pub fn reductions(r: &HwReport, variant: Variant) -> Reductions {
+/// None for the static variant of a per-layer configuration.
+pub fn reductions(r: &HwReport, variant: Variant) -> Option<Reductions> {
     let s = match variant {
-        Variant::Static => &r.strum_static,
+        Variant::Static => r.strum_static.as_ref()?,
         Variant::Dynamic => &r.strum_dynamic,
     };
     let b = &r.baseline;
     let pe_p = 100.0 * (1.0 - s.pe_energy_pj / b.pe_energy_pj);
     let pe_a = 100.0 * (1.0 - s.pe_area_um2 / b.pe_area_um2);
-    Reductions {
+    Some(Reductions {
         variant,
         pe_power_reduction_pct: pe_p,
         pe_area_reduction_pct: pe_a,
@@ -533,13 +685,18 @@ pub fn reductions(r: &HwReport, variant: Variant) -> Reductions {
         dpu_area_reduction_pct: r.calibration.pe_array_area_share * pe_a,
         dpu_power_reduction_bottom_up_pct: 100.0
             * (1.0 - s.dpu_energy_bottom_up_pj / b.dpu_energy_bottom_up_pj),
-    }
+        system_energy_reduction_pct: 100.0
+            * (1.0
+                - (s.dpu_energy_bottom_up_pj + s.dram_energy_pj)
+                    / (b.dpu_energy_bottom_up_pj + b.dram_energy_pj)),
+    })
 }
 
 /// Convenience: quantize and evaluate.
 pub fn run(
     arch_path: &Path,
     law: Option<config::MultiplierLaw>,
+    boundary: Option<Boundary>,
     graph: &Graph,
     cfg: &QuantConfig,
     stats: Option<&Path>,
@@ -547,6 +704,9 @@ pub fn run(
     let (mut arch, tech) = config::load(arch_path)?;
     if let Some(l) = law {
         arch.multiplier_law = l;
+    }
+    if let Some(b) = boundary {
+        arch.pe_boundary = b;
     }
     let q = crate::quant::quantize_graph(graph, cfg)?;
     let st = match stats {

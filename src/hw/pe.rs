@@ -3,17 +3,20 @@
 //!
 //! * Baseline: `lanes` 8x8 multipliers, an adder tree, a 32-bit accumulator, IF/FL/OF
 //!   register files, find-first sparsity logic, control.
-//! * Static StruM: of every B lanes, L are built cheap (MIP2Q: barrel shifter; DLIQ with
-//!   block shift: 8x4 multiplier + shifter; DLIQ without: 8x4 multiplier), plus operand
-//!   steering muxes. Area and power fall.
-//! * Dynamic StruM: the baseline PE; a low-precision product runs on a full lane with the
-//!   unused partial products gated, costing an 8x4 multiply. Power falls, area does not. The
-//!   precision mask is decoded by the bitmap logic FlexNN already has for sparsity
-//!   (assumption; docs/hardware.md).
+//! * Static StruM: of every B lanes, L are built cheap (MIP2Q: barrel shifter; DLIQ: 8x4
+//!   multiplier, with block shift plus one shifter per block of low lanes), plus operand
+//!   steering muxes; the filter RF holds the same weights packed. Area and power fall.
+//! * Dynamic StruM: the baseline PE, configurable per layer. DLIQ: a low-precision product
+//!   runs on a full lane with the unused partial products gated, costing an 8x4 multiply;
+//!   power falls, area does not. MIP2Q: every lane also has a barrel shifter next to its
+//!   multiplier (a power-of-two weight on an 8x8 multiplier would still toggle most of it),
+//!   and a low-precision product runs on the shifter; power falls further, area grows by the
+//!   shifters and their steering. The precision mask is decoded by the bitmap logic FlexNN
+//!   already has for sparsity (assumption; docs/hardware.md).
 
 use serde::Serialize;
 
-use super::config::{Arch, Tech};
+use super::config::{Arch, Boundary, Tech};
 use crate::quant::Scheme;
 use crate::quant::config::DliqShift;
 
@@ -47,8 +50,27 @@ pub struct PeArea {
     pub register_files_um2: f64,
     pub sparsity_logic_um2: f64,
     pub steering_um2: f64,
+    /// `control_frac` of the datapath components
     pub control_um2: f64,
+    /// everything (the `full` boundary)
     pub total_um2: f64,
+}
+
+impl PeArea {
+    /// The PE's area inside `b` (docs/hardware.md).
+    pub fn within(&self, b: Boundary) -> f64 {
+        let datapath = self.multipliers_um2
+            + self.cheap_lanes_um2
+            + self.adder_tree_um2
+            + self.accumulator_um2
+            + self.steering_um2
+            + self.control_um2;
+        match b {
+            Boundary::Datapath => datapath,
+            Boundary::Rf => datapath + self.register_files_um2,
+            Boundary::Full => datapath + self.register_files_um2 + self.sparsity_logic_um2,
+        }
+    }
 }
 
 /// Energy of one action, pJ.
@@ -58,8 +80,10 @@ pub struct PeEnergy {
     pub mac_high_pj: f64,
     /// a MAC whose weight is low precision
     pub mac_low_pj: f64,
-    /// adder tree + accumulator + sparsity logic, per PE cycle
+    /// adder tree + accumulator, per PE cycle
     pub cycle_pj: f64,
+    /// sparsity (find-first) logic, per PE cycle
+    pub sparsity_pj: f64,
     /// RF traffic per MAC (input byte + weight bits)
     pub rf_high_pj: f64,
     pub rf_low_pj: f64,
@@ -74,25 +98,97 @@ fn add_n(t: &Tech, bits: f64) -> (f64, f64) {
     )
 }
 
-/// Cheap-lane area and per-use energy for a StruM scheme.
-fn cheap_lane(arch: &Arch, t: &Tech, scheme: Scheme, shift: DliqShift) -> (f64, f64) {
-    let sh = (
+/// An 8x4 multiplier, (area, energy), under the architecture's multiplier law.
+fn mult84(arch: &Arch, t: &Tech) -> (f64, f64) {
+    let law = arch.multiplier_law;
+    (
+        t.a("mult8") * law.factor(t, true, 8, 4),
+        t.e("mult8") * law.factor(t, false, 8, 4),
+    )
+}
+
+fn shifter(t: &Tech) -> (f64, f64) {
+    (
         t.a("mult8") * t.a("barrel_shifter_rel_mult8"),
         t.e("mult8") * t.e("barrel_shifter_rel_mult8"),
-    );
-    let m84 = arch.multiplier_law.factor(8, 4);
-    let mul = (t.a("mult8") * m84, t.e("mult8") * m84);
+    )
+}
+
+/// DLIQ's per-block shifter, which shifts the sum of a block's low-lane products once.
+fn dliq_shifter(t: &Tech) -> (f64, f64) {
+    (
+        t.a("mult8") * t.a("dliq_shift_rel_mult8"),
+        t.e("mult8") * t.e("dliq_shift_rel_mult8"),
+    )
+}
+
+/// Low-lane groups of a PE: one per block the lanes hold at once (at least one).
+fn groups(arch: &Arch, block: usize) -> f64 {
+    (arch.array.lanes as f64 / block.max(1) as f64)
+        .ceil()
+        .max(1.0)
+}
+
+/// Area of the `cheap` low lanes of a static StruM PE, their shifters included.
+fn cheap_lanes_area(
+    arch: &Arch,
+    t: &Tech,
+    scheme: Scheme,
+    shift: DliqShift,
+    block: usize,
+    cheap: f64,
+) -> f64 {
     match (scheme, shift) {
-        (Scheme::Mip2q, _) => sh,
-        (_, DliqShift::Block) => (mul.0 + sh.0, mul.1 + sh.1),
-        _ => mul,
+        (Scheme::Mip2q, _) => cheap * shifter(t).0,
+        (_, DliqShift::Block) => {
+            cheap * mult84(arch, t).0 + groups(arch, block) * dliq_shifter(t).0
+        }
+        _ => cheap * mult84(arch, t).0,
+    }
+}
+
+/// Energy of one low-precision MAC on a static StruM lane: DLIQ's block shift is shared
+/// by the block's low lanes.
+fn cheap_mac_energy(
+    arch: &Arch,
+    t: &Tech,
+    scheme: Scheme,
+    shift: DliqShift,
+    block: usize,
+    low: usize,
+) -> f64 {
+    let cheap = arch.array.lanes as f64 * low as f64 / block.max(1) as f64;
+    match (scheme, shift) {
+        (Scheme::Mip2q, _) => shifter(t).1,
+        (_, DliqShift::Block) => {
+            mult84(arch, t).1 + dliq_shifter(t).1 * groups(arch, block) / cheap.max(1.0)
+        }
+        _ => mult84(arch, t).1,
+    }
+}
+
+/// Bits of the filter RF per stored weight: 8, or a static StruM PE's packed blocks
+/// ((B - L) INT8 + L 4-bit values + a B-bit precision mask per block).
+fn fl_bits_per_weight(kind: PeKind) -> f64 {
+    match kind {
+        PeKind::Strum {
+            block,
+            low,
+            variant: Variant::Static,
+            ..
+        } if low > 0 && block > 0 => {
+            (8.0 * (block - low) as f64 + 4.0 * low as f64 + block as f64) / block as f64
+        }
+        _ => 8.0,
     }
 }
 
 pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
     let lanes = arch.array.lanes as f64;
     let (tree_a, _) = add_n(t, 18.0);
-    let rf_bits = ((arch.rf.if_bytes + arch.rf.fl_bytes) * 8 + arch.rf.of_entries * 32) as f64;
+    // A static StruM filter RF holds as many weights as the baseline's, packed.
+    let fl_bits = arch.rf.fl_bytes as f64 * fl_bits_per_weight(kind);
+    let rf_bits = arch.rf.if_bytes as f64 * 8.0 + fl_bits + arch.rf.of_entries as f64 * 32.0;
     let mut a = PeArea {
         adder_tree_um2: (lanes - 1.0) * tree_a,
         accumulator_um2: t.a("add32"),
@@ -100,6 +196,7 @@ pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
         sparsity_logic_um2: t.a("add32") * t.a("sparsity_logic_rel_add32"),
         ..Default::default()
     };
+    let steering = lanes * t.a("add8") * t.a("steering_rel_add8");
     match kind {
         PeKind::Strum {
             scheme,
@@ -110,8 +207,17 @@ pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
         } if low > 0 => {
             let cheap = lanes * low as f64 / block as f64;
             a.multipliers_um2 = (lanes - cheap) * t.a("mult8");
-            a.cheap_lanes_um2 = cheap * cheap_lane(arch, t, scheme, dliq_shift).0;
-            a.steering_um2 = lanes * t.a("add8") * t.a("steering_rel_add8");
+            a.cheap_lanes_um2 = cheap_lanes_area(arch, t, scheme, dliq_shift, block, cheap);
+            a.steering_um2 = steering;
+        }
+        PeKind::Strum {
+            scheme: Scheme::Mip2q,
+            variant: Variant::Dynamic,
+            ..
+        } => {
+            a.multipliers_um2 = lanes * t.a("mult8");
+            a.cheap_lanes_um2 = lanes * shifter(t).0;
+            a.steering_um2 = steering;
         }
         _ => a.multipliers_um2 = lanes * t.a("mult8"),
     }
@@ -119,11 +225,9 @@ pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
         + a.cheap_lanes_um2
         + a.adder_tree_um2
         + a.accumulator_um2
-        + a.register_files_um2
-        + a.sparsity_logic_um2
         + a.steering_um2;
     a.control_um2 = datapath * t.a("control_frac");
-    a.total_um2 = datapath + a.control_um2;
+    a.total_um2 = a.within(Boundary::Datapath) + a.register_files_um2 + a.sparsity_logic_um2;
     a
 }
 
@@ -135,19 +239,30 @@ pub fn energy(arch: &Arch, t: &Tech, kind: PeKind) -> PeEnergy {
     let (mac_low, low_bits) = match kind {
         PeKind::Baseline => (mac_high, 8.0),
         PeKind::Strum {
+            scheme: Scheme::Mip2q,
             variant: Variant::Dynamic,
             ..
-        } => (t.e("mult8") * arch.multiplier_law.factor(8, 4), 4.0),
+        } => (shifter(t).1, 4.0),
         PeKind::Strum {
-            scheme, dliq_shift, ..
-        } => (cheap_lane(arch, t, scheme, dliq_shift).1, 4.0),
+            variant: Variant::Dynamic,
+            ..
+        } => (mult84(arch, t).1, 4.0),
+        PeKind::Strum {
+            scheme,
+            dliq_shift,
+            block,
+            low,
+            ..
+        } => (
+            cheap_mac_energy(arch, t, scheme, dliq_shift, block, low),
+            4.0,
+        ),
     };
     PeEnergy {
         mac_high_pj: mac_high,
         mac_low_pj: mac_low,
-        cycle_pj: (lanes - 1.0) * tree_e
-            + t.e("add32")
-            + t.e("add32") * t.e("sparsity_logic_rel_add32"),
+        cycle_pj: (lanes - 1.0) * tree_e + t.e("add32"),
+        sparsity_pj: t.e("add32") * t.e("sparsity_logic_rel_add32"),
         rf_high_pj: (8.0 + 8.0) * reg,
         rf_low_pj: (8.0 + low_bits) * reg,
     }

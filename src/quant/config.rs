@@ -1,6 +1,8 @@
 //! Quantization settings, shared by the CLI, sweep TOML files and CSV output. Scheme names
 //! are the same everywhere: `fp32`, `int8`, `mip2q`, `dliq`, `int4`, `nm`, `mx`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -207,6 +209,33 @@ pub struct QuantConfig {
     pub nm_m: usize,
     /// MX element width in bits (8 or 4).
     pub mx_elem_bits: u32,
+    /// Per-layer settings (layer name -> scheme and L), e.g. from `strumlab search`: a
+    /// named layer takes its own setting instead of `scheme` / `low` and the layer policy;
+    /// the other layers follow `scheme` as usual. Empty: a uniform configuration.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub layers: BTreeMap<String, LayerSetting>,
+}
+
+/// One layer's setting in a per-layer configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSetting {
+    /// `int8`, `mip2q` or `dliq`.
+    pub scheme: Scheme,
+    /// Demoted values per block (StruM; 0..=B); ignored for INT8.
+    #[serde(default)]
+    pub low: usize,
+}
+
+impl LayerSetting {
+    /// The label of the setting (`int8`, `mip2q-l4`).
+    pub fn label(&self) -> String {
+        if self.scheme.is_strum() {
+            format!("{}-l{}", self.scheme.as_str(), self.low)
+        } else {
+            self.scheme.as_str().to_string()
+        }
+    }
 }
 
 impl Default for QuantConfig {
@@ -235,6 +264,7 @@ impl Default for QuantConfig {
             nm_n: 2,
             nm_m: 4,
             mx_elem_bits: 8,
+            layers: BTreeMap::new(),
         }
     }
 }
@@ -293,11 +323,46 @@ impl QuantConfig {
         if !self.min_sqnr_db.is_finite() {
             return bad("min-sqnr-db", "must be finite".into());
         }
+        if !self.layers.is_empty() && !self.scheme.is_strum() && self.scheme != Scheme::Int8 {
+            return bad(
+                "layer-config",
+                format!(
+                    "per-layer settings need scheme int8, mip2q or dliq, not {}",
+                    self.scheme.as_str()
+                ),
+            );
+        }
+        for (name, l) in &self.layers {
+            if !(l.scheme.is_strum() || l.scheme == Scheme::Int8) {
+                return bad(
+                    "layer-config",
+                    format!(
+                        "layer '{name}': scheme {} (per-layer settings take int8, mip2q or dliq)",
+                        l.scheme.as_str()
+                    ),
+                );
+            }
+            if l.scheme.is_strum() && l.low > self.block {
+                return bad(
+                    "layer-config",
+                    format!(
+                        "layer '{name}': {} demoted values do not fit a block of {}",
+                        l.low, self.block
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
-    /// A short, stable label such as `mip2q-b8-l4`.
+    /// A short, stable label such as `mip2q-b8-l4`; a per-layer configuration is
+    /// `perlayer-b8-` and 8 hex digits of a hash of its settings.
     pub fn label(&self) -> String {
+        if !self.layers.is_empty() {
+            let text = serde_json::to_string(&self.layers).expect("serializes");
+            let h = crate::hash::fnv1a64(text.as_bytes()) >> 32;
+            return format!("perlayer-b{}-{h:08x}", self.block);
+        }
         match self.scheme {
             Scheme::Fp32 | Scheme::Int8 | Scheme::Int4 => self.scheme.as_str().to_string(),
             Scheme::Mip2q | Scheme::Dliq => {
@@ -315,5 +380,58 @@ impl QuantConfig {
             Scheme::Nm => format!("nm-{}of{}", self.nm_n, self.nm_m),
             Scheme::Mx => format!("mx-b{}-int{}", self.block, self.mx_elem_bits),
         }
+    }
+}
+
+/// A per-layer configuration file: what `strumlab search` writes, and what `--layer-config`
+/// (eval, quantize, hw) and the sweep key `layer_config` read. Format (docs/search.md):
+///
+/// ```toml
+/// model = "fmnist-resnet"   # informational
+/// block = 8
+/// [layers.conv_4]
+/// scheme = "dliq"
+/// low = 8
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerConfigFile {
+    /// The model the settings were chosen for (informational; layer names are checked).
+    #[serde(default)]
+    pub model: String,
+    /// Block size B of every StruM layer.
+    pub block: usize,
+    pub layers: BTreeMap<String, LayerSetting>,
+}
+
+impl LayerConfigFile {
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: String| Error::Config {
+            path: path.display().to_string(),
+            reason,
+        };
+        let f: LayerConfigFile =
+            toml::from_str(&text).map_err(|e| bad(crate::error::toml_reason(&text, &e)))?;
+        if f.layers.is_empty() {
+            return Err(bad("[layers] names no layer".into()));
+        }
+        Ok(f)
+    }
+
+    /// `cfg` with this file's block and per-layer settings.
+    pub fn apply(&self, cfg: &QuantConfig) -> QuantConfig {
+        QuantConfig {
+            block: self.block,
+            layers: self.layers.clone(),
+            ..cfg.clone()
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a layer configuration serializes")
     }
 }

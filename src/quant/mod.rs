@@ -261,11 +261,22 @@ pub fn quantize_graph_with(
         scheme: Scheme::Int8,
         ..cfg.clone()
     };
+    check_layer_names(graph, cfg)?;
     let mut out = Vec::with_capacity(n);
     for (pos, (node, layer)) in layers.into_iter().enumerate() {
         let w = layer.weight();
-        let reason = kept_int8(cfg, pos, n, layer);
-        let (g, enc) = if reason.is_some() {
+        let own = cfg.layers.get(&graph.nodes[node].name);
+        let reason = match own {
+            Some(_) => None,
+            None => kept_int8(cfg, pos, n, layer),
+        };
+        let (g, enc) = if let Some(s) = own {
+            let c = QuantConfig {
+                scheme: s.scheme,
+                ..int8_cfg.clone()
+            };
+            quantize_layer(&c, layer, if s.scheme.is_strum() { s.low } else { 0 })?
+        } else if reason.is_some() {
             quantize_layer(&int8_cfg, layer, 0)?
         } else if cfg.scheme.is_strum() && cfg.l_policy == LPolicy::Dynamic {
             // Largest L whose weight SQNR meets the budget; L = 0 (INT8) otherwise.
@@ -289,7 +300,9 @@ pub fn quantize_graph_with(
             quantize_layer(cfg, layer, cfg.low)?
         };
         let stats = LayerStats::compute(&w.data, &enc);
-        let applied = if reason.is_some() {
+        let applied = if let Some(s) = own {
+            s.label()
+        } else if reason.is_some() {
             "int8".to_string()
         } else if cfg.scheme.is_strum() {
             format!("{}-l{}", cfg.scheme.as_str(), enc.low)
@@ -314,6 +327,38 @@ pub fn quantize_graph_with(
         layers: out,
         summary,
     })
+}
+
+/// Every layer a per-layer configuration names must be a weight layer of `graph`, and a
+/// depthwise layer takes a StruM setting only when `depthwise` blocks it.
+fn check_layer_names(graph: &Graph, cfg: &QuantConfig) -> Result<()> {
+    let layers = graph.layers();
+    for (name, s) in &cfg.layers {
+        let found = layers.iter().find(|(i, _)| &graph.nodes[*i].name == name);
+        let reason = match found {
+            None => format!(
+                "'{name}' is not a weight layer of the model (its weight layers: {})",
+                layers
+                    .iter()
+                    .map(|(i, _)| graph.nodes[*i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some((_, LayerRef::Conv(c)))
+                if c.is_depthwise() && s.scheme.is_strum() && cfg.depthwise == Depthwise::Int8 =>
+            {
+                format!(
+                    "layer '{name}' is depthwise: a StruM setting there needs depthwise = kernel or channel"
+                )
+            }
+            Some(_) => continue,
+        };
+        return Err(crate::error::Error::InvalidArg {
+            arg: "layer-config".into(),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 fn summarize(cfg: &QuantConfig, graph: &Graph, layers: &[LayerQuant]) -> ModelSummary {

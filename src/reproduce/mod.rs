@@ -583,13 +583,6 @@ pub fn run(o: &Options) -> Result<String> {
             for (d, e) in &l.fixed_dataflow_pj {
                 df_rows_owned.push((m.clone(), l.name.clone(), l.macs, d.clone(), *e));
             }
-            df_rows_owned.push((
-                m.clone(),
-                l.name.clone(),
-                l.macs,
-                "flexible (mapper)".into(),
-                l.baseline.total_dynamic(),
-            ));
         }
         totals.push((m.clone(), h.dataflow_totals_pj.clone()));
     }

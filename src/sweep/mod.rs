@@ -469,24 +469,26 @@ fn execute_inner(
             let (arch, tech) = cache.hw(&p.hw)?.clone();
             let act = crate::hw::activity_from_eval(&r.layers);
             let h = crate::hw::evaluate(&arch, &tech, &graph, &q, Some(&act))?;
+            // A per-layer configuration has no static design: its static columns stay empty.
             let s = crate::hw::reductions(&h, Variant::Static);
-            let d = crate::hw::reductions(&h, Variant::Dynamic);
+            let d = crate::hw::reductions(&h, Variant::Dynamic).expect("always");
+            let st = h.strum_static.as_ref();
             row.pe_area_baseline_um2 = Some(h.baseline.pe_area_um2);
-            row.pe_area_static_um2 = Some(h.strum_static.pe_area_um2);
+            row.pe_area_static_um2 = st.map(|x| x.pe_area_um2);
             row.pe_area_dynamic_um2 = Some(h.strum_dynamic.pe_area_um2);
             row.pe_array_power_baseline_mw = Some(h.baseline.pe_array_power_mw);
-            row.pe_array_power_static_mw = Some(h.strum_static.pe_array_power_mw);
+            row.pe_array_power_static_mw = st.map(|x| x.pe_array_power_mw);
             row.pe_array_power_dynamic_mw = Some(h.strum_dynamic.pe_array_power_mw);
-            row.pe_power_reduction_static_pct = Some(s.pe_power_reduction_pct);
-            row.pe_area_reduction_static_pct = Some(s.pe_area_reduction_pct);
-            row.dpu_power_reduction_static_pct = Some(s.dpu_power_reduction_pct);
-            row.dpu_area_reduction_static_pct = Some(s.dpu_area_reduction_pct);
+            row.pe_power_reduction_static_pct = s.as_ref().map(|x| x.pe_power_reduction_pct);
+            row.pe_area_reduction_static_pct = s.as_ref().map(|x| x.pe_area_reduction_pct);
+            row.dpu_power_reduction_static_pct = s.as_ref().map(|x| x.dpu_power_reduction_pct);
+            row.dpu_area_reduction_static_pct = s.as_ref().map(|x| x.dpu_area_reduction_pct);
             row.pe_power_reduction_dynamic_pct = Some(d.pe_power_reduction_pct);
             row.pe_area_reduction_dynamic_pct = Some(d.pe_area_reduction_pct);
             row.dpu_power_reduction_dynamic_pct = Some(d.dpu_power_reduction_pct);
             row.dpu_area_reduction_dynamic_pct = Some(d.dpu_area_reduction_pct);
             row.dpu_energy_reduction_bottom_up_static_pct =
-                Some(s.dpu_power_reduction_bottom_up_pct);
+                s.as_ref().map(|x| x.dpu_power_reduction_bottom_up_pct);
             let flex = h
                 .dataflow_totals_pj
                 .last()

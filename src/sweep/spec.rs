@@ -14,7 +14,7 @@ use crate::quant::config::{Calib, LPolicy};
 use crate::quant::{QuantConfig, Scheme};
 
 /// Parameters of one run that are not quantization parameters.
-pub const RUN_KEYS: [&str; 10] = [
+pub const RUN_KEYS: [&str; 11] = [
     "model",
     "data",
     "mode",
@@ -25,6 +25,7 @@ pub const RUN_KEYS: [&str; 10] = [
     "act_calib",
     "act_percentile",
     "low_frac",
+    "layer_config",
 ];
 
 /// The default hardware description of a run (`hw = ""` turns the hardware model off).
@@ -49,6 +50,9 @@ pub struct RunParams {
     pub act_percentile: f32,
     /// L as a fraction of B (L = low_frac * B, which must be an integer); 0: use `low`.
     pub low_frac: f64,
+    /// A per-layer configuration file (`strumlab search`); its block and settings replace
+    /// `block` and, for the layers it names, `scheme` and `low`. Empty: none.
+    pub layer_config: String,
 }
 
 impl Default for RunParams {
@@ -64,6 +68,7 @@ impl Default for RunParams {
             act_calib: Calib::Max,
             act_percentile: 99.99,
             low_frac: 0.0,
+            layer_config: String::new(),
         }
     }
 }
@@ -140,6 +145,7 @@ pub fn known_keys() -> Vec<String> {
         "scheme",
         "block",
         "low_frac",
+        "layer_config",
     ]
     .into_iter()
     .map(String::from)
@@ -361,6 +367,11 @@ impl SweepSpec {
                 continue;
             }
             let (params, mut quant) = split(&t, origin)?;
+            if !params.layer_config.is_empty() {
+                let f =
+                    crate::quant::config::LayerConfigFile::load(Path::new(&params.layer_config))?;
+                quant = f.apply(&quant);
+            }
             let mut invalid = None;
             if params.low_frac != 0.0 {
                 let l = params.low_frac * quant.block as f64;
@@ -460,6 +471,10 @@ pub fn normalize(p: &mut RunParams, q: &mut QuantConfig) {
         q.weight_calib = d.weight_calib;
         q.percentile = d.percentile;
     }
+    if !q.layers.is_empty() {
+        // Per-layer StruM settings read every StruM parameter, whatever `scheme` says.
+        return;
+    }
     let block_scheme = matches!(q.scheme, Scheme::Mip2q | Scheme::Dliq | Scheme::Mx);
     if !block_scheme {
         q.block = d.block;
@@ -537,7 +552,7 @@ pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
         qv,
         serde_json::to_value(QuantConfig::default()).expect("serializes"),
     );
-    if q.scheme.is_strum() {
+    if q.scheme.is_strum() || !q.layers.is_empty() {
         // StruM results change with the quantizer's defaults and arithmetic (FP32 and the
         // other schemes keep their version-1 ids: their results did not change).
         m.insert("quantizer".into(), crate::quant::QUANTIZER_VERSION.into());
@@ -550,15 +565,7 @@ pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
 /// 90), far below what would exhaust memory holding the runs (a run is ~1 KB).
 pub const MAX_RUNS: usize = 1_000_000;
 
-/// 64-bit FNV-1a (stable across platforms and Rust versions, unlike `DefaultHasher`).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub use crate::hash::fnv1a64;
 
 /// A shard `i/n` (0-based i): run k belongs to shard k mod n.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
