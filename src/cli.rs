@@ -42,6 +42,9 @@ pub enum Command {
     /// of StruM (static and dynamic) per network next to the paper's claims (`--layers`:
     /// per layer too; `--out`: the per-layer CSV).
     Hw(HwArgs),
+    /// Check the hardware model against a published accelerator (default: Eyeriss v1): one
+    /// row per published figure with the model's value and the ratio.
+    HwValidate(HwValidateArgs),
     /// List the GPU adapters wgpu can use (name, backend, driver, limits that matter).
     Devices(DevicesArgs),
     /// Run (or resume) a sweep spec: every run's accuracy and FlexNN cost, one CSV row each
@@ -150,6 +153,11 @@ pub struct ReproduceArgs {
     /// Print each run's timing.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Folder of the configuration searches (one subfolder per model, as `strumlab search`
+    /// writes); a search whose inputs did not change is reused from there [default:
+    /// results/search with the default --out, else <out>/search].
+    #[arg(long)]
+    pub search_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +220,19 @@ pub struct SearchArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HwValidateArgs {
+    /// Validation spec: architecture, networks, published figures.
+    #[arg(long, default_value = "experiments/hw/eyeriss.toml")]
+    pub spec: PathBuf,
+    /// Write the rows as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -337,6 +358,11 @@ pub struct EvalArgs {
     /// symbolic dimensions other than the batch (a symbolic batch is taken as 1).
     #[arg(long, value_parser = parse_shape)]
     pub input_shape: Option<ShapeArg>,
+    /// A model card (TOML, docs/zoo.md): the preprocessing of an ONNX file the zoo does not
+    /// know (size, channels, pixel scale, mean / std, resize and crop, BGR, NHWC) and its
+    /// dataset; it replaces a zoo model's own card.
+    #[arg(long)]
+    pub card: Option<PathBuf>,
     /// Dataset: mnist-test, fashion-test (vendored), imagenet-samples, photos (fetched), an
     /// IDX image file, or a folder of JPEG/PNG images; default: the model card's.
     #[arg(long)]
@@ -983,9 +1009,57 @@ pub fn run(cli: Cli) -> Result<String> {
         }
         Command::Train(a) => train(&a),
         Command::Search(a) => search(&a),
+        Command::HwValidate(a) => {
+            let r = crate::hw::validate::run(&crate::data::repo_path(&a.spec))?;
+            let j = serde_json::to_value(&r).expect("serializes");
+            if let Some(out) = &a.out {
+                let mut text = serde_json::to_string_pretty(&j).expect("serializes");
+                text.push('\n');
+                report::write_atomic(out, text.as_bytes())?;
+            }
+            if a.json {
+                return to_json(&j);
+            }
+            let mut t = format!("{} on {} ({}): {}\n", r.name, r.arch, r.tech, r.source);
+            t += &format!(
+                "{:<48} {:>12} {:>12} {:>8}  unit\n",
+                "metric", "published", "model", "ratio"
+            );
+            for row in &r.rows {
+                t += &format!(
+                    "{:<48} {:>12.4} {:>12.4} {:>8.2}  {}{}\n",
+                    row.metric,
+                    row.published,
+                    row.model,
+                    row.ratio,
+                    row.unit,
+                    if row.within_2x { "" } else { "  (outside 2x)" }
+                );
+            }
+            for n in &r.networks {
+                t += &format!(
+                    "{}: {:.0} MMACs, on chip {:.1} uJ/image (PE {:.1}, SRAM {:.1}), {:.0} DRAM accesses, {:.0} cycles\n",
+                    n.name,
+                    n.macs / 1e6,
+                    n.on_chip_energy_uj,
+                    n.pe_energy_uj,
+                    n.sram_energy_uj,
+                    n.dram_accesses,
+                    n.cycles
+                );
+            }
+            Ok(t)
+        }
         Command::Reproduce(a) => {
             let opts = crate::reproduce::Options {
                 out: a.out.clone(),
+                search_out: a.search_out.clone().unwrap_or_else(|| {
+                    if a.out == std::path::Path::new("results/reproduce") {
+                        PathBuf::from("results/search")
+                    } else {
+                        a.out.join("search")
+                    }
+                }),
                 models: a.models.clone(),
                 limit: a.limit,
                 device: a.device,
@@ -1018,7 +1092,7 @@ pub fn run(cli: Cli) -> Result<String> {
             let opts = LoadOptions {
                 input_shape: a.input_shape.as_ref().map(|s| s.0.clone()),
             };
-            let (g, card) = crate::zoo::resolve(&a.model, &opts)?;
+            let (g, card) = crate::zoo::resolve_with_card(&a.model, &opts, a.card.as_deref())?;
             let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
             if let Some(w) = crate::data::label_mismatch(&spec, &card) {
                 eprintln!("{w}");

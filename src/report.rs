@@ -479,8 +479,13 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
             .filter(|l| l.applied != "int8" && l.applied != "fp32")
             .map(|l| l.name.as_str())
             .collect();
+        let others = if r.label.starts_with("perlayer-") {
+            "the others INT8 by their per-layer settings"
+        } else {
+            "the others INT8 under the layer policy"
+        };
         out += &format!(
-            "  {} of {} weight layers get {} (the others INT8 under the layer policy){}\n\n",
+            "  {} of {} weight layers get {} ({others}){}\n\n",
             strum.len(),
             r.layers.len(),
             r.label,

@@ -53,6 +53,41 @@ fn load_with_card_shape(file: &Path, opts: &LoadOptions, card: &ModelCard) -> Re
 /// Resolve `spec` (zoo name or ONNX path) to a loaded graph and its card. A path whose
 /// file stem matches a zoo name uses that card (with a notice on stderr); any other path
 /// gets a plain card: no dataset, pixels 0..255 unnormalised.
+/// [`resolve`] with the preprocessing of a card file (`--card`): for an ONNX file the
+/// zoo does not know, or to override a zoo model's card.
+pub fn resolve_with_card(
+    spec: &str,
+    opts: &LoadOptions,
+    card: Option<&Path>,
+) -> Result<(Graph, ModelCard)> {
+    let Some(card_path) = card else {
+        return resolve(spec, opts);
+    };
+    let mut card = ModelCard::load(card_path)?;
+    let file = if Path::new(spec).is_file() {
+        PathBuf::from(spec)
+    } else if !card.file.as_os_str().is_empty() {
+        card_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&card.file)
+    } else {
+        return Err(Error::InvalidArg {
+            arg: "card".into(),
+            reason: format!(
+                "{}: names no model file, and '{spec}' is not a file",
+                card_path.display()
+            ),
+        });
+    };
+    card.file = file.clone();
+    if card.name.is_empty() {
+        card.name = spec.to_string();
+    }
+    let g = load_with_card_shape(&file, opts, &card)?;
+    Ok((g, card))
+}
+
 pub fn resolve(spec: &str, opts: &LoadOptions) -> Result<(Graph, ModelCard)> {
     let root = repo_root();
     let stem = Path::new(spec)

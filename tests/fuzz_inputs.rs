@@ -29,8 +29,31 @@ fn fuzz<T>(name: &str, base: &[u8], cases: usize, f: impl Fn(&[u8]) -> strumlab:
             Err(_) => panic!("{name} case {case}: the reader panicked"),
         }
     }
-    eprintln!("{name}: {ok} read, {err} refused");
+    let peak = peak_rss_mib();
+    eprintln!("{name}: {ok} read, {err} refused; peak RSS of the test process {peak} MiB");
     assert_eq!(ok + err, cases);
+    // Bounded memory: the readers bound decoded sizes from headers before allocating
+    // (a 20000 x 20000 PNG header, a gzip bomb of an IDX file). The peak is the whole test
+    // process's (tests of this file run in parallel), so the bound is coarse: far below
+    // what one unbounded allocation (GBs) would reach.
+    assert!(
+        peak < MAX_PEAK_MIB,
+        "{name}: peak RSS {peak} MiB >= {MAX_PEAK_MIB} MiB"
+    );
+}
+
+const MAX_PEAK_MIB: u64 = 1536;
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), MiB; 0 where unknown.
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 fn at(dir: &Path, file: &str, bytes: &[u8]) -> PathBuf {

@@ -632,3 +632,43 @@ fn solve_reports_feasibility_ranges_and_the_nearest_point() {
     assert!(v["solve"]["feasible"].is_boolean());
     assert_eq!(v["solve"]["model_points"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn eyeriss_validation_rows_compare_published_and_model() {
+    let bin = env!("CARGO_BIN_EXE_strumlab");
+    let o = std::process::Command::new(bin)
+        .args(["hw-validate", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert!(rows.len() >= 3);
+    for r in rows {
+        let (p, m, ratio) = (
+            r["published"].as_f64().unwrap(),
+            r["model"].as_f64().unwrap(),
+            r["ratio"].as_f64().unwrap(),
+        );
+        assert!(p > 0.0 && m > 0.0 && (ratio - m / p).abs() < 1e-12, "{r}");
+        assert_eq!(
+            r["within_2x"].as_bool().unwrap(),
+            (0.5..=2.0).contains(&ratio)
+        );
+    }
+    // AlexNet's conv layers: 666 M MACs (Krizhevsky's grouped network).
+    let alex = &v["networks"][0];
+    assert!(
+        (alex["macs"].as_f64().unwrap() / 1e6 - 665.8).abs() < 1.0,
+        "{alex}"
+    );
+    // The committed rows are what the command gives.
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/hw/eyeriss-validation.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(committed["rows"], v["rows"]);
+}

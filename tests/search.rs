@@ -285,3 +285,51 @@ fn search_reports_held_out_points_and_a_loadable_configuration() {
         assert!(dir.join(name).is_file(), "{name}");
     }
 }
+
+/// A plain ONNX file with its preprocessing stated by `--card` evaluates like the zoo model
+/// whose card says the same; a bad card is one line naming it.
+#[test]
+fn eval_card_states_the_preprocessing_of_a_plain_file() {
+    let dir = tmp("search-card");
+    let onnx = dir.join("digits.onnx");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/data/mnist-8.onnx"),
+        &onnx,
+    )
+    .unwrap();
+    let card = dir.join("digits.card.toml");
+    std::fs::write(
+        &card,
+        "name = \"digits\"\ndataset = \"mnist-test\"\nchannels = 1\nsize = [28, 28]\npixel_scale = 1.0\nmean = [0.0]\nstd = [1.0]\n",
+    )
+    .unwrap();
+    let top1 = |args: &[&str]| {
+        let (code, out, err) = strumlab(args);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["summary"]["top1"].as_f64().unwrap()
+    };
+    let (o, c) = (onnx.to_str().unwrap(), card.to_str().unwrap());
+    let with_card = top1(&[
+        "eval", "--model", o, "--card", c, "--limit", "200", "--json", "-q",
+    ]);
+    let zoo = top1(&[
+        "eval", "--model", "mnist-8", "--limit", "200", "--json", "-q",
+    ]);
+    assert_eq!(with_card, zoo);
+    // Without the card the plain file has no dataset: refused in one line.
+    let (code, _, err) = strumlab(&["eval", "--model", o, "--limit", "5"]);
+    assert_eq!(code, 2, "{err}");
+    std::fs::write(
+        &card,
+        "name = \"digits\"\nchannels = 1\nsize = [28, 28]\npixel_scale = 1.0\nmean = [0.0, 1.0]\nstd = [1.0]\n",
+    )
+    .unwrap();
+    let (code, _, err) = strumlab(&["eval", "--model", o, "--card", c, "--data", "mnist-test"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("digits.card.toml") && err.contains("mean and std"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

@@ -21,15 +21,19 @@ pub enum ModelFormat {
 pub struct ModelCard {
     pub name: String,
     /// Model file, relative to the repository root (or absolute), or to the asset cache
-    /// when `cached` is true.
+    /// when `cached` is true. A card given with `--card` may leave it out (the model is the
+    /// file named on the command line).
+    #[serde(default)]
     pub file: PathBuf,
     #[serde(default)]
     pub format: ModelFormat,
     /// The file is fetched into the cache by scripts/fetch-assets.sh.
     #[serde(default)]
     pub cached: bool,
+    #[serde(default)]
     pub source: String,
-    /// Default dataset name for this model.
+    /// Default dataset name for this model (empty: none, give `--data`).
+    #[serde(default)]
     pub dataset: String,
     pub channels: usize,
     /// Network input size [height, width].

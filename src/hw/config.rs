@@ -142,6 +142,14 @@ pub struct Arch {
     /// What PE area and power include (`--pe-boundary` overrides it).
     #[serde(default)]
     pub pe_boundary: Boundary,
+    /// Bytes per activation, output and (baseline) weight value: 1 for INT8 (default), 2
+    /// for a 16-bit design such as Eyeriss.
+    #[serde(default = "one")]
+    pub data_bytes: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -225,31 +225,26 @@ pub fn map(
         unroll(Dim::Q) as f64,
     );
     let wbytes = l.weights() * weight_bytes_per_weight;
+    // Activations and outputs take `data_bytes` each (1: INT8).
+    let ab = arch.data_bytes;
+    let (ibytes, obytes) = (l.inputs as f64 * ab, l.outputs() * ab);
     // RF fit: a stationary operand that overflows its RF is refetched proportionally.
     let per_pe_w = (lanes * l.r * l.s) as f64 * weight_bytes_per_weight;
-    let per_pe_i = (lanes * l.r * l.s) as f64;
+    let per_pe_i = (lanes * l.r * l.s) as f64 * ab;
     let w_refetch = (per_pe_w / arch.rf.fl_bytes as f64).ceil().max(1.0);
     let i_refetch = (per_pe_i / arch.rf.if_bytes as f64).ceil().max(1.0);
     let (sw, si) = match d.stationary {
-        Stationary::Weight => (wbytes * w_refetch, m / uk),
-        Stationary::Input => (
-            m * weight_bytes_per_weight / (up * uq),
-            l.inputs as f64 * i_refetch,
-        ),
-        Stationary::Output => (m * weight_bytes_per_weight / (up * uq), m / uk),
+        Stationary::Weight => (wbytes * w_refetch, m * ab / uk),
+        Stationary::Input => (m * weight_bytes_per_weight / (up * uq), ibytes * i_refetch),
+        Stationary::Output => (m * weight_bytes_per_weight / (up * uq), m * ab / uk),
     };
     // Temporal reduction steps per output, after lanes and the spatial C unroll.
     let red_steps = temporal(Dim::C) * l.r as f64 * temporal(Dim::S);
     let so = match d.stationary {
-        Stationary::Output => l.outputs(),
-        _ => l.outputs() * (4.0 * (2.0 * red_steps - 1.0)).max(1.0),
+        Stationary::Output => obytes,
+        _ => l.outputs() * (4.0 * (2.0 * red_steps - 1.0)).max(ab),
     };
-    let t = dram_traffic(
-        wbytes,
-        l.inputs as f64,
-        l.outputs(),
-        (arch.sram.kib * 1024) as f64,
-    );
+    let t = dram_traffic(wbytes, ibytes, obytes, (arch.sram.kib * 1024) as f64);
     Some(Mapping {
         descriptor: d,
         cycles,
@@ -261,7 +256,7 @@ pub fn map(
         dram_input_bytes: t.inputs,
         dram_output_bytes: t.outputs,
         dram_bytes: t.weights + t.inputs + t.outputs,
-        compulsory_dram_bytes: wbytes + l.inputs as f64 + l.outputs(),
+        compulsory_dram_bytes: wbytes + ibytes + obytes,
     })
 }
 

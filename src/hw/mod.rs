@@ -7,6 +7,7 @@ pub mod config;
 pub mod mapper;
 pub mod pe;
 pub mod solve;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +20,11 @@ use crate::quant::{ModelQuant, QuantConfig, Scheme};
 use config::{Arch, Boundary, Tech};
 use mapper::{Descriptor, LayerShape, Mapping};
 use pe::{PeKind, Variant};
+
+/// Version of the FlexNN model's arithmetic, part of every sweep run id with hardware
+/// columns (the first version is not named): 2 since per-operand DRAM traffic, PE
+/// boundaries, synthesized ratios and dynamic MIP2Q shifter lanes.
+pub const HW_MODEL_VERSION: u32 = 2;
 
 /// Per-image activity of one layer, by weight class (INT8, low, zero).
 #[derive(Clone, Debug, Serialize)]
@@ -474,7 +480,7 @@ pub fn evaluate(
         let shape = shape_of(graph, node, lr);
         let act = layer_activity(arch, stats, &name, lq, &shape)?;
         sources.insert(act.source);
-        let wbytes_base = 1.0;
+        let wbytes_base = arch.data_bytes;
         let wbytes_strum = lq.stats.bits_per_weight / 8.0;
         let (m, base) = best_mapping(arch, t, k_base, &act, &shape, wbytes_base);
         let strum_map = mapper::map(arch, &shape, m.descriptor, wbytes_strum).expect("legal");

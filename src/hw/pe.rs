@@ -236,8 +236,10 @@ pub fn energy(arch: &Arch, t: &Tech, kind: PeKind) -> PeEnergy {
     let (_, tree_e) = add_n(t, 18.0);
     let reg = t.e("register_bit");
     let mac_high = t.e("mult8");
+    // Bits of an activation and of a baseline weight read from the RFs per MAC.
+    let bits = 8.0 * arch.data_bytes;
     let (mac_low, low_bits) = match kind {
-        PeKind::Baseline => (mac_high, 8.0),
+        PeKind::Baseline => (mac_high, bits),
         PeKind::Strum {
             scheme: Scheme::Mip2q,
             variant: Variant::Dynamic,
@@ -263,7 +265,7 @@ pub fn energy(arch: &Arch, t: &Tech, kind: PeKind) -> PeEnergy {
         mac_low_pj: mac_low,
         cycle_pj: (lanes - 1.0) * tree_e + t.e("add32"),
         sparsity_pj: t.e("add32") * t.e("sparsity_logic_rel_add32"),
-        rf_high_pj: (8.0 + 8.0) * reg,
-        rf_low_pj: (8.0 + low_bits) * reg,
+        rf_high_pj: (bits + bits) * reg,
+        rf_low_pj: (bits + low_bits) * reg,
     }
 }

@@ -393,7 +393,7 @@ impl QuantConfig {
 /// scheme = "dliq"
 /// low = 8
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerConfigFile {
     /// The model the settings were chosen for (informational; layer names are checked).

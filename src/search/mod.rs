@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -34,22 +34,24 @@ use crate::quant::config::{Calib, LayerConfigFile, LayerSetting};
 use crate::quant::{QuantConfig, Scheme};
 
 /// What the search minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
     /// PE-array energy per image of the dynamic StruM PE (dynamic energy and leakage).
     PePower,
-    /// Bottom-up DPU energy per image of the dynamic StruM PE (PE array, SRAM and DRAM).
+    /// Bottom-up on-chip DPU energy per image of the dynamic StruM PE (PE array and SRAM).
     DpuEnergy,
 }
 
 impl Objective {
-    /// One layer's energy under the objective, pJ per image.
-    fn layer_pj(self, h: &HwReport, layer: &str) -> f64 {
+    /// One layer's saving under the objective, pJ per image: the INT8 PE's energy minus
+    /// the dynamic StruM PE's, both under the same measured activity (what the reported
+    /// reductions compare, so zeros a scheme adds to the weights are not credited).
+    fn layer_saving_pj(self, h: &HwReport, layer: &str) -> f64 {
         let l = h.layers.iter().find(|l| l.name == layer);
         l.map_or(0.0, |l| match self {
-            Objective::PePower => l.strum_dynamic.pe_dynamic(),
-            Objective::DpuEnergy => l.strum_dynamic.total_dynamic(),
+            Objective::PePower => l.baseline.pe_dynamic() - l.strum_dynamic.pe_dynamic(),
+            Objective::DpuEnergy => l.baseline.on_chip() - l.strum_dynamic.on_chip(),
         })
     }
 }
@@ -83,12 +85,12 @@ pub struct Options {
 }
 
 /// One evaluated configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     /// `int8`, a uniform label (`dliq-b8-l4`) or `walk-k` / `step-k`
     pub name: String,
     /// `uniform`, `walk` (a point of the greedy walk) or `step` (a single step beyond it)
-    pub kind: &'static str,
+    pub kind: String,
     pub config: String,
     /// top-1 on the search part, % (uniform points: not evaluated there)
     pub search_top1_pct: Option<f64>,
@@ -108,7 +110,7 @@ pub struct Point {
 }
 
 /// A single-layer sensitivity measurement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sensitivity {
     pub layer: String,
     pub setting: String,
@@ -119,8 +121,11 @@ pub struct Sensitivity {
     pub top1_pct: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
+    /// everything the result depends on (model, images, options, quantizer and hardware
+    /// model versions): `reproduce` reuses a search.json whose key matches
+    pub key: String,
     pub model: String,
     pub dataset: String,
     pub objective: Objective,
@@ -154,7 +159,7 @@ pub struct Outcome {
     pub chosen_file: LayerConfigFile,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Evaluations {
     pub sensitivity: usize,
     pub search: usize,
@@ -375,7 +380,7 @@ pub fn run(
     let (evaluated, chosen_idx) = walk_and_refine(&mut ev, &s, &names, &walk)?;
     // Held-out: every evaluated point, then the uniform configurations.
     let mut frontier = Vec::new();
-    for (name, kind, settings, search_top1, ok) in &evaluated {
+    for (name, kind, settings, search_top1, ok, _) in &evaluated {
         let q = per_layer(&o.base, settings);
         let (r, h) = ev.run(&s, Part::Heldout, &q)?;
         let mut p = point(name, kind, &r, &h, o);
@@ -395,6 +400,7 @@ pub fn run(
     let best = best_by(&|p| p.meets_budget);
     let best_rule = best_by(&|p| p.search_ok);
     Ok(Outcome {
+        key: key(o, data),
         model: o.model.clone(),
         dataset: data.name.clone(),
         objective: o.objective,
@@ -440,7 +446,7 @@ fn point(name: &str, kind: &'static str, r: &EvalResult, h: &HwReport, o: &Optio
     let top1 = top1_pct(r);
     Point {
         name: name.into(),
-        kind,
+        kind: kind.into(),
         config: r.label.clone(),
         search_top1_pct: None,
         heldout_top1_pct: top1,
@@ -473,14 +479,13 @@ fn sensitivity(
     int8: &QuantConfig,
 ) -> Result<(Vec<Sensitivity>, Vec<Vec<Move>>)> {
     let o = ev.o;
-    let (r0, h0) = ev.run(s, Part::Sens, int8)?;
+    let (r0, _) = ev.run(s, Part::Sens, int8)?;
     let kl0 = r0.summary.kl_mean;
     let total = names.len() * o.schemes.len() * lows.len();
     let progress = crate::progress::Progress::new("search: sensitivity", total, o.quiet);
     let mut rows = Vec::new();
     let mut moves = Vec::new();
     for (li, name) in names.iter().enumerate() {
-        let base_pj = o.objective.layer_pj(&h0, name);
         let mut cands = Vec::new();
         for &scheme in &o.schemes {
             for &low in lows {
@@ -489,7 +494,7 @@ fn sensitivity(
                 let (r, h) = ev.run(s, Part::Sens, &per_layer(&o.base, &one))?;
                 progress.inc();
                 let rise = r.summary.kl_mean - kl0;
-                let saving = base_pj - o.objective.layer_pj(&h, name);
+                let saving = o.objective.layer_saving_pj(&h, name);
                 rows.push(Sensitivity {
                     layer: name.clone(),
                     setting: setting.label(),
@@ -558,13 +563,15 @@ fn allocate(names: &[String], moves: &[Vec<Move>]) -> Vec<Move> {
     walk
 }
 
-/// name, kind, settings, top-1 on the search part (%), meets the search part's rule
+/// name, kind, settings, top-1 on the search part (%), meets the search part's rule,
+/// objective saving on the search part (%)
 type Evaluated = (
     String,
     &'static str,
     BTreeMap<String, LayerSetting>,
     f64,
     bool,
+    f64,
 );
 
 /// Step 3: evaluate the walk on the search part; returns every evaluated point and the
@@ -590,25 +597,28 @@ fn walk_and_refine(
     };
     let mut done: Vec<Evaluated> = Vec::new();
     let mut eval = |ev: &mut Evaluator, name: String, kind, m: BTreeMap<String, LayerSetting>| {
-        let (r, _) = ev.run(s, Part::Search, &per_layer(&o.base, &m))?;
+        let (r, h) = ev.run(s, Part::Search, &per_layer(&o.base, &m))?;
         let t = top1_pct(&r);
         let ok = search_ok(ev, o, &r);
-        done.push((name, kind, m, t, ok));
-        Ok::<(bool, usize), Error>((ok, done.len() - 1))
+        let saving = objective_of(&point(&name, kind, &r, &h, o), o);
+        done.push((name, kind, m, t, ok, saving));
+        Ok::<(bool, usize, f64), Error>((ok, done.len() - 1, saving))
     };
     // The end of the walk, then a bisection between INT8 (walk-0) and it.
     let k_max = walk.len();
-    let (ok_end, i_end) = eval(ev, format!("walk-{k_max}"), "walk", settings_at(k_max))?;
+    let (ok_end, i_end, s_end) = eval(ev, format!("walk-{k_max}"), "walk", settings_at(k_max))?;
     let (mut lo, mut hi, mut chosen, mut met) = (k_max, k_max, i_end, ok_end);
+    let mut current_saving = s_end;
     if !ok_end && k_max > 0 {
-        let (ok0, i0) = eval(ev, "walk-0".into(), "walk", settings_at(0))?;
+        let (ok0, i0, s0) = eval(ev, "walk-0".into(), "walk", settings_at(0))?;
         (lo, hi, chosen, met) = (0, if ok0 { k_max } else { 0 }, i0, ok0);
+        current_saving = s0;
     }
     while hi > lo + 1 {
         let mid = (lo + hi) / 2;
-        let (ok, i) = eval(ev, format!("walk-{mid}"), "walk", settings_at(mid))?;
+        let (ok, i, sv) = eval(ev, format!("walk-{mid}"), "walk", settings_at(mid))?;
         if ok {
-            (lo, chosen) = (mid, i);
+            (lo, chosen, current_saving) = (mid, i, sv);
         } else {
             hi = mid;
         }
@@ -635,14 +645,24 @@ fn walk_and_refine(
         let mut m = current.clone();
         m.insert(names[mv.layer].clone(), mv.to);
         tried += 1;
-        let (ok, i) = eval(ev, format!("step-{tried}"), "step", m.clone())?;
-        if ok {
-            (current, chosen) = (m, i);
+        let (ok, i, saving) = eval(ev, format!("step-{tried}"), "step", m.clone())?;
+        // A step is kept when it keeps the budget and saves more (a move chosen from the
+        // single-layer measurements can save less once the other layers changed).
+        if ok && saving > current_saving {
+            (current, chosen, current_saving) = (m, i, saving);
         } else {
             blocked[mv.layer] = true;
         }
     }
-    Ok((done, chosen))
+    // The chosen point: the largest saving among the points that keep the budget on the
+    // search part (walk-0 or the walk's end when none does).
+    let best = done
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.4)
+        .max_by(|a, b| a.1.5.total_cmp(&b.1.5))
+        .map_or(chosen, |(i, _)| i);
+    Ok((done, best))
 }
 
 /// INT8 and every L of every scheme at the search's B, uniform, on the held-out part.
@@ -674,6 +694,23 @@ fn uniform_points(ev: &mut Evaluator, s: &Splits) -> Result<Vec<Point>> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// Version of the search method, part of its key. 2: a candidate's saving is measured
+/// against the INT8 PE under the candidate's own activity; 3: a step is kept only when it
+/// saves more, and the chosen point is the largest saving within the rule.
+pub const SEARCH_VERSION: u32 = 3;
+
+/// What a search's result depends on, as one string.
+pub fn key(o: &Options, data: &Dataset) -> String {
+    format!(
+        "search {SEARCH_VERSION}|{}|{}|{}|quantizer {}|hw model {}|{o:?}",
+        o.model,
+        data.name,
+        data.len(),
+        crate::quant::QUANTIZER_VERSION,
+        crate::hw::HW_MODEL_VERSION
+    )
 }
 
 /// The default output folder of a search: `results/search/<model stem>`.

@@ -53,7 +53,7 @@ fn points_csv(model: &str, points: &[Point]) -> Result<Vec<u8>> {
             schema_version: SEARCH_CSV_SCHEMA,
             model,
             name: &p.name,
-            kind: p.kind,
+            kind: &p.kind,
             config: &p.config,
             search_top1_pct: p.search_top1_pct,
             heldout_top1_pct: p.heldout_top1_pct,
@@ -143,9 +143,19 @@ pub fn json(o: &Outcome) -> serde_json::Value {
 /// one, and the uniform configurations by scheme.
 pub fn figure(o: &Outcome) -> Chart {
     let x = |p: &Point| -saving(p, o.objective);
+    // Points far below the budget would squeeze the region that matters; they stay in the
+    // CSVs and the title says they are left out.
+    let floor = o.fp32_top1 - (5.0 * o.max_drop_pts).max(2.0);
+    let shown = |p: &Point| p.heldout_top1_pct >= floor;
+    let hidden = o
+        .uniform
+        .iter()
+        .chain(&o.frontier)
+        .filter(|p| !shown(p))
+        .count();
     let pts = |f: &dyn Fn(&Point) -> bool, from: &[Point]| -> Vec<(f64, f64)> {
         from.iter()
-            .filter(|p| f(p))
+            .filter(|p| f(p) && shown(p))
             .map(|p| (x(p), p.heldout_top1_pct))
             .collect()
     };
@@ -156,12 +166,12 @@ pub fn figure(o: &Outcome) -> Chart {
         let mut u: Vec<&Point> = o
             .uniform
             .iter()
-            .filter(|p| p.config.starts_with(&prefix))
+            .filter(|p| p.config.starts_with(&prefix) && shown(p))
             .collect();
         u.sort_by(|a, b| x(a).total_cmp(&x(b)));
         series.push(Series {
             name: format!(
-                "uniform {} B={} (L = 1..{})",
+                "{} B={}, L=1..{}",
                 s.as_str().to_uppercase(),
                 o.block,
                 o.block
@@ -175,14 +185,14 @@ pub fn figure(o: &Outcome) -> Chart {
         });
     }
     series.push(Series {
-        name: "uniform INT8".into(),
+        name: "INT8".into(),
         points: pts(&|p| p.config == "int8", &o.uniform),
         markers: true,
         marker: Marker::Circle,
         ..Default::default()
     });
     series.push(Series {
-        name: "search: evaluated per-layer configurations".into(),
+        name: "search: evaluated".into(),
         points: pts(&|_| true, &o.frontier),
         markers: true,
         marker: Marker::Cross,
@@ -198,15 +208,20 @@ pub fn figure(o: &Outcome) -> Chart {
     });
     Chart::Xy {
         title: format!(
-            "{}: held-out top-1 vs {} ({} images; budget {:.1} points)",
+            "{}: held-out top-1 vs {}, budget {:.1} points",
             o.model,
             objective_name(o.objective),
-            o.heldout_images,
             o.max_drop_pts
         ),
         x_label: format!(
-            "{} change vs INT8, % (dynamic StruM PE; negative saves)",
-            objective_name(o.objective)
+            "{} change vs INT8, % (dynamic StruM PE; negative saves); {} held-out images{}",
+            objective_name(o.objective),
+            o.heldout_images,
+            if hidden > 0 {
+                format!("; {hidden} points below {floor:.1} % not drawn")
+            } else {
+                String::new()
+            }
         ),
         y_label: "held-out top-1 accuracy, %".into(),
         series,

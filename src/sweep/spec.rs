@@ -95,7 +95,9 @@ impl Run {
     /// run of the sweep has.
     pub fn extra_params(&self) -> String {
         let v: serde_json::Value = serde_json::from_str(&self.key).unwrap_or_default();
-        let shown = ["model", "scheme", "block", "low"];
+        // model, scheme, B and L are in the label; the version keys are the same for
+        // every run of a sweep.
+        let shown = ["model", "scheme", "block", "low", "quantizer", "hw_model"];
         v.as_object()
             .map(|m| {
                 m.iter()
@@ -556,6 +558,10 @@ pub fn canonical_key(p: &RunParams, q: &QuantConfig) -> String {
         // StruM results change with the quantizer's defaults and arithmetic (FP32 and the
         // other schemes keep their version-1 ids: their results did not change).
         m.insert("quantizer".into(), crate::quant::QUANTIZER_VERSION.into());
+    }
+    if !p.hw.is_empty() && q.scheme != Scheme::Fp32 {
+        // The hardware columns change with the FlexNN model (version 1 ids have none).
+        m.insert("hw_model".into(), crate::hw::HW_MODEL_VERSION.into());
     }
     m.insert("scheme".into(), scheme);
     serde_json::to_string(&m).expect("serializes")
