@@ -199,15 +199,8 @@ pub struct SearchArgs {
     pub margin_se: f64,
     #[command(flatten)]
     pub quant: QuantArgs,
-    /// Images (the first of the search part) used to calibrate activation scales.
-    #[arg(long, default_value_t = 64)]
-    pub calib_images: usize,
-    /// Activation clipping: max, percentile or mse (per tensor).
-    #[arg(long, value_enum, default_value = "max")]
-    pub act_calib: Calib,
-    /// Percentile for --act-calib percentile.
-    #[arg(long, default_value_t = 99.99)]
-    pub act_percentile: f32,
+    #[command(flatten)]
+    pub calib: ActCalibArgs,
     /// Architecture file of the FlexNN model.
     #[arg(long, default_value = "experiments/hw/flexnn.toml")]
     pub arch: PathBuf,
@@ -220,6 +213,34 @@ pub struct SearchArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Activation calibration of `eval` and `search`.
+#[derive(Args, Debug)]
+pub struct ActCalibArgs {
+    /// Images used to calibrate activation scales: the first N of the dataset (of the
+    /// search part in `search`).
+    #[arg(long, default_value_t = 64)]
+    pub calib_images: usize,
+    /// Activation clipping: max, percentile or mse (per tensor).
+    #[arg(long, value_enum, default_value = "max")]
+    pub act_calib: Calib,
+    /// Percentile for --act-calib percentile.
+    #[arg(long, default_value_t = 99.99)]
+    pub act_percentile: f32,
+}
+
+impl ActCalibArgs {
+    /// The percentile must lie in (0, 100].
+    fn checked(&self) -> Result<&Self> {
+        if !(self.act_percentile > 0.0 && self.act_percentile <= 100.0) {
+            return Err(Error::InvalidArg {
+                arg: "act-percentile".into(),
+                reason: format!("{} is outside (0, 100]", self.act_percentile),
+            });
+        }
+        Ok(self)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -380,15 +401,8 @@ pub struct EvalArgs {
     /// Skip (and report) unreadable images instead of stopping.
     #[arg(long)]
     pub skip_bad_images: bool,
-    /// Images (the first N of the dataset) used to calibrate activation scales.
-    #[arg(long, default_value_t = 64)]
-    pub calib_images: usize,
-    /// Activation clipping: max, percentile or mse (per tensor).
-    #[arg(long, value_enum, default_value = "max")]
-    pub act_calib: Calib,
-    /// Percentile for --act-calib percentile.
-    #[arg(long, default_value_t = 99.99)]
-    pub act_percentile: f32,
+    #[command(flatten)]
+    pub calib: ActCalibArgs,
     /// cpu; gpu: the quantized run on the WGSL engine on any adapter (fp32, fake-quant or
     /// integer); auto: a hardware GPU when one opens and the model runs there, else cpu with
     /// a one-line notice (software adapters such as lavapipe are slower than the CPU engine).
@@ -1070,12 +1084,7 @@ pub fn run(cli: Cli) -> Result<String> {
             Ok(r)
         }
         Command::Eval(a) => {
-            if !(a.act_percentile > 0.0 && a.act_percentile <= 100.0) {
-                return Err(Error::InvalidArg {
-                    arg: "act-percentile".into(),
-                    reason: format!("{} is outside (0, 100]", a.act_percentile),
-                });
-            }
+            let calib = a.calib.checked()?;
             let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
             let cfg = crate::eval::EvalConfig {
                 quant: QuantConfig {
@@ -1083,9 +1092,9 @@ pub fn run(cli: Cli) -> Result<String> {
                     ..a.quant.to_config()?
                 },
                 mode,
-                calib_images: a.calib_images,
-                act_calib: a.act_calib,
-                act_percentile: a.act_percentile,
+                calib_images: calib.calib_images,
+                act_calib: calib.act_calib,
+                act_percentile: calib.act_percentile,
                 quiet: a.quiet,
                 check_reference: a.check_reference,
             };
@@ -1188,9 +1197,9 @@ fn search(a: &SearchArgs) -> Result<String> {
         refine: a.refine,
         margin_se: a.margin_se,
         base: a.quant.to_config()?,
-        calib_images: a.calib_images,
-        act_calib: a.act_calib,
-        act_percentile: a.act_percentile,
+        calib_images: a.calib.checked()?.calib_images,
+        act_calib: a.calib.act_calib,
+        act_percentile: a.calib.act_percentile,
         quiet: a.quiet,
     };
     let arch = crate::data::repo_path(&a.arch);

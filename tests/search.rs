@@ -333,3 +333,29 @@ fn eval_card_states_the_preprocessing_of_a_plain_file() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn search_refuses_bad_options_in_one_line() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--act-percentile", "0"], "act-percentile"),
+        (&["--max-drop=-1"], "max-drop"),
+        (&["--search-frac", "1.0"], "search-frac"),
+        (&["--lows", "9"], "lows"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec![
+            "search", "--model", "mnist-8", "--limit", "40", "-q", "--out",
+        ];
+        let dir = tmp("search-bad-opts");
+        args.push(dir.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let (code, _, err) = strumlab(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{extra:?}: {err}");
+        assert!(
+            !dir.join("search.json").exists(),
+            "{extra:?}: nothing written"
+        );
+    }
+}
