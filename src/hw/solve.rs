@@ -295,7 +295,12 @@ pub fn model_points(r: &super::HwReport, t: &super::config::Tech) -> Vec<ModelPo
 
 /// Two figures: the power band in (g_m, r_e) and the area band in (f_m, r_a), each with
 /// the prior box and our model's points.
-pub fn figures(s: &Solution, p: &Priors, pts: &[ModelPoint]) -> Vec<(String, crate::plot::Chart)> {
+pub fn figures(
+    s: &Solution,
+    p: &Priors,
+    pts: &[ModelPoint],
+    config: &str,
+) -> Vec<(String, crate::plot::Chart)> {
     use crate::plot::{Chart, Marker, Series};
     let l = p.low_frac;
     let curve = |saving: f64, name: String| Series {
@@ -344,7 +349,9 @@ pub fn figures(s: &Solution, p: &Priors, pts: &[ModelPoint]) -> Vec<(String, cra
                     "What a PE power saving of {:.0}..{:.0} % at L/B = {l} needs",
                     pw[0], pw[1]
                 ),
-                x_label: "g_m: multipliers' share of the INT8 PE's power".into(),
+                x_label: format!(
+                    "g_m: multipliers' share of the INT8 PE's power (points: {config})"
+                ),
                 y_label: "r_e: shifter energy / 8x8 multiplier energy".into(),
                 series: vec![
                     curve(pw[0], format!("saving {:.0} %", pw[0])),
@@ -362,7 +369,9 @@ pub fn figures(s: &Solution, p: &Priors, pts: &[ModelPoint]) -> Vec<(String, cra
                     "What a PE area saving of {:.0}..{:.0} % at L/B = {l} needs (no steering)",
                     ar[0], ar[1]
                 ),
-                x_label: "f_m: multipliers' share of the INT8 PE's area".into(),
+                x_label: format!(
+                    "f_m: multipliers' share of the INT8 PE's area (points: {config})"
+                ),
                 y_label: "r_a: shifter area / 8x8 multiplier area".into(),
                 series: vec![
                     curve(ar[0], format!("saving {:.0} %", ar[0])),
@@ -374,4 +383,32 @@ pub fn figures(s: &Solution, p: &Priors, pts: &[ModelPoint]) -> Vec<(String, cra
             },
         ),
     ]
+}
+
+/// `hw --solve`: the solution for `claims` under the priors at `priors`, this model's PE
+/// points from `r` (the report of `model`), and (with `figures`) the two figures written
+/// there.
+pub fn for_report(
+    claims: &Claims,
+    priors: &Path,
+    arch: &Path,
+    r: &super::HwReport,
+    model: &str,
+    figures: Option<&Path>,
+) -> Result<(Solution, Vec<ModelPoint>)> {
+    let priors = load_priors(priors)?;
+    let (_, tech) = super::config::load(arch)?;
+    let sol = solve(claims, &priors);
+    let pts = model_points(r, &tech);
+    if let Some(dir) = figures {
+        std::fs::create_dir_all(dir).map_err(|e| crate::error::Error::Output {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let config = format!("{model} {}, {}", r.scheme, r.activity_source);
+        for (name, chart) in self::figures(&sol, &priors, &pts, &config) {
+            crate::plot::save(&chart, &dir.join(name))?;
+        }
+    }
+    Ok((sol, pts))
 }
