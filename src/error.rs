@@ -33,6 +33,9 @@ pub enum Error {
     Data { path: String, reason: String },
     #[error("GPU: {0}")]
     Gpu(String),
+    /// A plan the batched CPU executor cannot run (the per-image engine runs it instead).
+    #[error("batched executor: {0}")]
+    Unsupported(String),
     #[error("{path}: {reason}")]
     Config { path: String, reason: String },
     #[error("cannot write {path}: {reason}")]

@@ -333,6 +333,10 @@ pub struct BenchArgs {
     /// Images per GPU batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// CPU, integer mode: images per call of the batched executor on each worker (default:
+    /// chosen from the model's largest activation).
+    #[arg(long)]
+    pub cpu_batch: Option<usize>,
     /// GPU: use the portable integer kernels instead of packed 4x8-bit dot products.
     #[arg(long)]
     pub portable_kernels: bool,

@@ -239,6 +239,7 @@ pub fn run(cli: Cli) -> Result<String> {
                         a.kernels,
                         a.images.max(1),
                         a.repeat.max(1),
+                        a.cpu_batch,
                     )?;
                     let k = match a.kernels {
                         crate::cpu::engine::Kernels::Fast => "fast",

@@ -6,6 +6,7 @@
 pub mod reference;
 
 pub mod engine;
+pub mod fast;
 pub mod gemm;
 pub mod kernels;
 pub mod taps;

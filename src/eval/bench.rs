@@ -25,6 +25,7 @@ pub fn bench(
     kernels: crate::cpu::engine::Kernels,
     images: usize,
     repeat: usize,
+    batch: Option<usize>,
 ) -> Result<f64> {
     let q = quantize_graph(graph, quant)?;
     let scales = if mode != Mode::Fp32 {
@@ -41,6 +42,18 @@ pub fn bench(
         None
     };
     let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?.with_kernels(kernels);
+    if kernels == crate::cpu::engine::Kernels::Fast
+        && let Ok(p) =
+            crate::cpu::fast::Program::compile(e.plan(), true, crate::cpu::fast::Isa::detect())
+    {
+        return Ok(bench_batched(
+            &p,
+            data,
+            images,
+            repeat,
+            batch.unwrap_or(p.auto_batch()),
+        ));
+    }
     e.run(data.image(0), false)?; // warm-up
     let mut best = 0f64;
     for _ in 0..repeat {
@@ -51,6 +64,42 @@ pub fn bench(
         best = best.max(images as f64 / t.elapsed().as_secs_f64());
     }
     Ok(best)
+}
+
+/// Throughput of the batched executor: best images/s over `repeat` passes of `images`
+/// images (cycling through the dataset) in calls of `batch` images, rayon over calls, one
+/// arena per worker.
+fn bench_batched(
+    p: &crate::cpu::fast::Program,
+    data: &Dataset,
+    images: usize,
+    repeat: usize,
+    batch: usize,
+) -> f64 {
+    use crate::cpu::fast::{Arena, ArenaPool, Observe};
+    let per = data.per_image();
+    let batch = batch.clamp(1, data.len().max(1));
+    // a pool of whole batches taken from the dataset, contiguous
+    let calls = images.div_ceil(batch);
+    let pool: Vec<f32> = (0..batch * calls.min(64))
+        .flat_map(|i| data.image(i % data.len()).iter().copied())
+        .collect();
+    let slices = pool.len() / (batch * per);
+    let run = |arena: &mut Arena, c: usize| {
+        let x = &pool[(c % slices) * batch * per..][..batch * per];
+        std::hint::black_box(p.run(arena, x, batch, &mut Observe::default()));
+    };
+    run(&mut Arena::new(p, batch), 0); // warm-up
+    let pool_a = ArenaPool::new(p, batch);
+    let mut best = 0f64;
+    for _ in 0..repeat {
+        let t = std::time::Instant::now();
+        (0..calls)
+            .into_par_iter()
+            .for_each(|c| pool_a.with(|a| run(a, c)));
+        best = best.max((calls * batch) as f64 / t.elapsed().as_secs_f64());
+    }
+    best
 }
 
 /// Throughput of the GPU engine (any numerics mode): best images/s over `repeat` passes of

@@ -1,6 +1,7 @@
 //! Evaluation: FP32 vs quantized accuracy, agreement and divergence, plus the per-layer
 //! activity statistics the accelerator model consumes.
 
+mod batched;
 pub mod bench;
 pub mod reference;
 
@@ -168,6 +169,39 @@ impl Acc {
             ..Default::default()
         }
     }
+    /// Count one image: its FP32 and quantized outputs and its label.
+    fn score(&mut self, f: &[f32], qv: &[f32], label: Option<usize>, already_probs: bool) {
+        let ft = top_k(f, 5);
+        let qt = top_k(qv, 5);
+        self.n += 1;
+        if let Some(y) = label {
+            self.top1 += (qt[0] == y) as usize;
+            self.top5 += qt.contains(&y) as usize;
+            self.fp_top1 += (ft[0] == y) as usize;
+            self.fp_top5 += ft.contains(&y) as usize;
+            let cell = match (ft[0] == y, qt[0] == y) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            self.paired[cell] += 1;
+        }
+        self.agree += (ft[0] == qt[0]) as usize;
+        self.kl += kl(&probs(f, already_probs), &probs(qv, already_probs));
+    }
+
+    /// Add the output SQNR sums of one image (`f`: FP32 layer outputs, `q`: quantized).
+    fn sqnr(&mut self, f: &[Vec<f32>], q: &[&[f32]]) {
+        self.n_sqnr += 1;
+        for (k, (p, r)) in f.iter().zip(q).enumerate() {
+            for (&p, &r) in p.iter().zip(r.iter()) {
+                self.sig[k] += (p as f64).powi(2);
+                self.noise[k] += ((p - r) as f64).powi(2);
+            }
+        }
+    }
+
     fn merge(mut self, o: Acc) -> Acc {
         self.n += o.n;
         self.n_stats += o.n_stats;
@@ -408,85 +442,79 @@ pub fn evaluate_calibrated(
             ..
         }
     );
-    let acc = (0..data.len())
-        .into_par_iter()
-        .try_fold(
-            || Acc::new(nl),
-            |mut a, i| -> Result<Acc> {
-                let x = data.image(i);
-                let observe = i < stats_n;
-                if let (true, Some(g)) = (check_cpu, &gpu_logits) {
-                    let c = &qe.run(x, false)?.0[0];
-                    let differs = if cfg.mode == Mode::Integer {
-                        c != &g[i]
-                    } else {
-                        let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-                        c.iter()
-                            .zip(&g[i])
-                            .any(|(p, q)| (p - q).abs() > GPU_FLOAT_CHECK_REL_TOL * scale)
-                    };
-                    a.gpu_mismatch += differs as usize;
-                }
-                let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
-                let (qo, qobs) = match &gpu_logits {
-                    Some(g) => {
-                        let obs = if observe {
-                            qe.run_activity(x, fobs.is_some())?.1
+    let fast = match exec {
+        Exec::Cpu if cfg.mode == Mode::Integer => {
+            let pass = batched::Pass {
+                reference: &reference,
+                labels,
+                already_probs,
+                check: qr.as_ref(),
+                layers: nl,
+                progress: &progress,
+            };
+            batched::run(&qe, data, &pass)?
+        }
+        _ => None,
+    };
+    let acc = match fast {
+        Some(a) => a,
+        None => (0..data.len())
+            .into_par_iter()
+            .try_fold(
+                || Acc::new(nl),
+                |mut a, i| -> Result<Acc> {
+                    let x = data.image(i);
+                    let observe = i < stats_n;
+                    if let (true, Some(g)) = (check_cpu, &gpu_logits) {
+                        let c = &qe.run(x, false)?.0[0];
+                        let differs = if cfg.mode == Mode::Integer {
+                            c != &g[i]
                         } else {
-                            Vec::new()
+                            let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+                            c.iter()
+                                .zip(&g[i])
+                                .any(|(p, q)| (p - q).abs() > GPU_FLOAT_CHECK_REL_TOL * scale)
                         };
-                        (vec![g[i].clone()], obs)
+                        a.gpu_mismatch += differs as usize;
                     }
-                    None if observe => qe.run_activity(x, fobs.is_some())?,
-                    None => qe.run(x, false)?,
-                };
-                if let Some(r) = &qr {
-                    // the reference kernels on the same image: every logit must be equal
-                    a.ref_mismatch += (r.run(x, false)?.0 != qo) as usize;
-                }
-                a.n_stats += observe as usize;
-                progress.inc();
-                let qv = &qo[0];
-                let ft = top_k(f, 5);
-                let qt = top_k(qv, 5);
-                a.n += 1;
-                if let Some(l) = labels {
-                    let y = l[i] as usize;
-                    a.top1 += (qt[0] == y) as usize;
-                    a.top5 += qt.contains(&y) as usize;
-                    a.fp_top1 += (ft[0] == y) as usize;
-                    a.fp_top5 += ft.contains(&y) as usize;
-                    let cell = match (ft[0] == y, qt[0] == y) {
-                        (true, true) => 0,
-                        (true, false) => 1,
-                        (false, true) => 2,
-                        (false, false) => 3,
+                    let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
+                    let (qo, qobs) = match &gpu_logits {
+                        Some(g) => {
+                            let obs = if observe {
+                                qe.run_activity(x, fobs.is_some())?.1
+                            } else {
+                                Vec::new()
+                            };
+                            (vec![g[i].clone()], obs)
+                        }
+                        None if observe => qe.run_activity(x, fobs.is_some())?,
+                        None => qe.run(x, false)?,
                     };
-                    a.paired[cell] += 1;
-                }
-                a.agree += (ft[0] == qt[0]) as usize;
-                a.kl += kl(&probs(f, already_probs), &probs(qv, already_probs));
-                for (k, ql) in qobs.iter().enumerate() {
-                    a.act_elems[k] += ql.act_elems;
-                    a.act_zeros[k] += ql.act_zeros;
-                    for c in 0..3 {
-                        a.dense[k][c] += ql.pairs_dense[c];
-                        a.nz[k][c] += ql.pairs_nz[c];
+                    if let Some(r) = &qr {
+                        // the reference kernels on the same image: every logit must be equal
+                        a.ref_mismatch += (r.run(x, false)?.0 != qo) as usize;
                     }
-                }
-                if let (Some(fl), false) = (fobs, qobs.is_empty()) {
-                    a.n_sqnr += 1;
-                    for (k, (p, ql)) in fl.iter().zip(&qobs).enumerate() {
-                        for (&p, &r) in p.iter().zip(&ql.output) {
-                            a.sig[k] += (p as f64).powi(2);
-                            a.noise[k] += ((p - r) as f64).powi(2);
+                    a.n_stats += observe as usize;
+                    progress.inc();
+                    let qv = &qo[0];
+                    a.score(f, qv, labels.map(|l| l[i] as usize), already_probs);
+                    for (k, ql) in qobs.iter().enumerate() {
+                        a.act_elems[k] += ql.act_elems;
+                        a.act_zeros[k] += ql.act_zeros;
+                        for c in 0..3 {
+                            a.dense[k][c] += ql.pairs_dense[c];
+                            a.nz[k][c] += ql.pairs_nz[c];
                         }
                     }
-                }
-                Ok(a)
-            },
-        )
-        .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?;
+                    if let (Some(fl), false) = (fobs, qobs.is_empty()) {
+                        let q: Vec<&[f32]> = qobs.iter().map(|o| &o.output[..]).collect();
+                        a.sqnr(fl, &q);
+                    }
+                    Ok(a)
+                },
+            )
+            .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?,
+    };
     let n = acc.n as f64;
     let frac = |c: usize| c as f64 / n;
     let ns = acc.n_stats.max(1) as f64;

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
+use super::ConvGeom;
 use super::{LayerConsts, Mode, Plan, Scales, Step, StepKind};
-use crate::cpu::kernels::{self, ConvGeom};
+use crate::cpu::kernels;
 use crate::error::{Error, Result};
 use crate::model::{Graph, LayerRef, Node, Op, Pool};
 use crate::quant::{ModelQuant, WClass};

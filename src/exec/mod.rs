@@ -6,7 +6,10 @@
 //! (`gpu::engine`). The `match` on graph ops exists here only; an interpreter matches on
 //! [`StepKind`].
 
+mod geom;
 mod lower;
+
+pub use geom::ConvGeom;
 
 pub use lower::keeps_input_scale;
 
@@ -14,7 +17,6 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::kernels::ConvGeom;
 use crate::model::{Graph, PadMode, Tensor};
 use crate::quant::WClass;
 

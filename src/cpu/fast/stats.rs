@@ -1,0 +1,145 @@
+//! Per-layer activity of the batched executor, counted on each layer's INT8 NHWC input in
+//! the same pass: zero activations, and for every (input channel, kernel tap) the output
+//! positions whose input there is non-zero (padding counts as zero), from summed-area
+//! tables per stride phase (the NHWC form of `cpu::taps`, equal to the reference
+//! `kernels::nonzero_taps`; tests/fast_engine.rs). Counts are integers, so their sums do
+//! not depend on the order images are processed in.
+
+use crate::exec::ConvGeom;
+
+/// Activity summed over images, per weight layer (the program's layer order).
+#[derive(Clone, Debug, Default)]
+pub struct Activity {
+    pub images: u64,
+    pub act_elems: Vec<u64>,
+    pub act_zeros: Vec<u64>,
+    /// non-zero input count per tap `ci * kh * kw + tap` (conv) or per input feature in
+    /// NCHW order (dense)
+    pub taps: Vec<Vec<u64>>,
+}
+
+impl Activity {
+    pub fn new(layers: usize) -> Self {
+        Activity {
+            images: 0,
+            act_elems: vec![0; layers],
+            act_zeros: vec![0; layers],
+            taps: vec![Vec::new(); layers],
+        }
+    }
+    pub fn merge(&mut self, o: &Activity) {
+        self.images += o.images;
+        for k in 0..self.act_elems.len() {
+            self.act_elems[k] += o.act_elems[k];
+            self.act_zeros[k] += o.act_zeros[k];
+            if self.taps[k].is_empty() {
+                self.taps[k] = o.taps[k].clone();
+            } else {
+                for (a, b) in self.taps[k].iter_mut().zip(&o.taps[k]) {
+                    *a += b;
+                }
+            }
+        }
+    }
+    /// MACs by weight class whose activation is non-zero, summed over the images.
+    pub fn pairs_nz(&self, k: usize, class_hist: &[[u64; 3]]) -> [u64; 3] {
+        let mut p = [0u64; 3];
+        for (n, h) in self.taps[k].iter().zip(class_hist) {
+            for c in 0..3 {
+                p[c] += n * h[c];
+            }
+        }
+        p
+    }
+}
+
+/// Count one image's conv input `x` (`[h][w][c]`) into layer `k`.
+pub fn conv_input(a: &mut Activity, k: usize, x: &[i8], g: &ConvGeom, sat: &mut Vec<u32>) {
+    let c = g.c;
+    a.act_elems[k] += x.len() as u64;
+    a.act_zeros[k] += x.iter().filter(|&&v| v == 0).count() as u64;
+    let t = &mut a.taps[k];
+    t.resize(c * g.kh * g.kw, 0);
+    for ry in 0..g.sh.min(g.h) {
+        for rx in 0..g.sw.min(g.w) {
+            let mut built = false;
+            for ky in 0..g.kh {
+                let (y0, y1) = range(g.oh, g.sh, ky * g.dh, g.pt, g.h);
+                for kx in 0..g.kw {
+                    let (x0, x1) = range(g.ow, g.sw, kx * g.dw, g.pl, g.w);
+                    if y0 >= y1 || x0 >= x1 {
+                        continue;
+                    }
+                    let iy0 = y0 * g.sh + ky * g.dh - g.pt;
+                    let ix0 = x0 * g.sw + kx * g.dw - g.pl;
+                    if iy0 % g.sh != ry || ix0 % g.sw != rx {
+                        continue;
+                    }
+                    let cols = (g.w - rx).div_ceil(g.sw);
+                    if !built {
+                        build(x, g, ry, rx, sat);
+                        built = true;
+                    }
+                    let (a0, b0) = (iy0 / g.sh, ix0 / g.sw);
+                    let (a1, b1) = (a0 + (y1 - y0), b0 + (x1 - x0));
+                    let at = |r: usize, q: usize| (r * (cols + 1) + q) * c;
+                    let (p11, p01, p10, p00) = (at(a1, b1), at(a0, b1), at(a1, b0), at(a0, b0));
+                    for ch in 0..c {
+                        let n = sat[p11 + ch] + sat[p00 + ch] - sat[p01 + ch] - sat[p10 + ch];
+                        t[(ch * g.kh + ky) * g.kw + kx] += n as u64;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output positions `o` whose input coordinate `o * s + off - p` lies in `0..n`.
+fn range(out: usize, s: usize, off: usize, p: usize, n: usize) -> (usize, usize) {
+    let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
+    let lim = n + p;
+    let hi = if lim <= off {
+        0
+    } else {
+        ((lim - off - 1) / s + 1).min(out)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Summed-area table of the non-zero flags of phase (`ry`, `rx`), channel innermost:
+/// `sat[((a + 1) * (cols + 1) + b + 1) * c + ch]`.
+fn build(x: &[i8], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
+    let c = g.c;
+    let rows = (g.h - ry).div_ceil(g.sh);
+    let cols = (g.w - rx).div_ceil(g.sw);
+    sat.clear();
+    sat.resize((rows + 1) * (cols + 1) * c, 0);
+    let mut run = vec![0u32; c];
+    for a in 0..rows {
+        run.iter_mut().for_each(|r| *r = 0);
+        for b in 0..cols {
+            let px = &x[((ry + a * g.sh) * g.w + rx + b * g.sw) * c..][..c];
+            let up = (a * (cols + 1) + b + 1) * c;
+            let at = ((a + 1) * (cols + 1) + b + 1) * c;
+            for ch in 0..c {
+                run[ch] += (px[ch] != 0) as u32;
+                sat[at + ch] = sat[up + ch] + run[ch];
+            }
+        }
+    }
+}
+
+/// Count one row of a dense input (`x` in NHWC order; `nchw` maps it to features).
+pub fn dense_input(a: &mut Activity, k: usize, x: &[i8], nchw: Option<(usize, usize, usize)>) {
+    a.act_elems[k] += x.len() as u64;
+    a.act_zeros[k] += x.iter().filter(|&&v| v == 0).count() as u64;
+    let t = &mut a.taps[k];
+    t.resize(x.len(), 0);
+    for (i, &v) in x.iter().enumerate() {
+        let f = match nchw {
+            Some((c, h, w)) => ((i % c) * h + (i / c) / w) * w + (i / c) % w,
+            None => i,
+        };
+        t[f] += (v != 0) as u64;
+    }
+}
