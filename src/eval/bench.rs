@@ -99,6 +99,9 @@ fn bench_batched(
             .for_each(|c| pool_a.with(|a| run(a, c)));
         best = best.max((calls * batch) as f64 / t.elapsed().as_secs_f64());
     }
+    if crate::cpu::fast::profile::enabled() {
+        eprint!("{}", crate::cpu::fast::profile::report());
+    }
     best
 }
 

@@ -106,6 +106,15 @@ pub mod x86 {
             }
             let lim = _mm512_set1_ps(127.0);
             let nlim = _mm512_set1_ps(-127.0);
+            if e.add.is_none() {
+                // rne(clamp(v, a, b)) = clamp(rne(clamp(v, -127, 127)), lo1, hi1) for the
+                // integer bounds a = max(-127, lo1), b = min(127, hi1): one clamp
+                let a = _mm512_set1_ps(e.lo1.max(-127) as f32);
+                let b = _mm512_set1_ps(e.hi1.min(127) as f32);
+                let q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, a), b));
+                _mm512_mask_cvtepi32_storeu_epi8(e.out_i8.add(at), mask, q);
+                return;
+            }
             let q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, nlim), lim));
             let mut q = _mm512_min_epi32(
                 _mm512_max_epi32(q, _mm512_set1_epi32(e.lo1)),

@@ -10,6 +10,7 @@ pub mod dw;
 pub mod epi;
 pub mod gemm;
 mod ops;
+pub mod profile;
 pub mod stats;
 
 pub use arena::{Arena, ArenaPool};
@@ -56,8 +57,13 @@ impl Program {
         assert!(n <= arena.batch, "batch {n} > arena {}", arena.batch);
         let (c, h, w) = self.input_chw;
         assert_eq!(images.len(), n * c * h * w, "input size");
-        for op in &self.ops {
+        let prof = profile::enabled();
+        for (k, op) in self.ops.iter().enumerate() {
+            let t = prof.then(std::time::Instant::now);
             self.op(op, arena, images, n, obs);
+            if let Some(t) = t {
+                profile::add(self, k, t.elapsed().as_secs_f64(), n);
+            }
         }
         let v = &self.vals[self.output];
         let len = n * v.elems();

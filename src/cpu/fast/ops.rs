@@ -19,9 +19,15 @@ pub fn quantize_nhwc(
     for b in 0..n {
         let img = &x[b * c * hw..(b + 1) * c * hw];
         let out = &mut o[b * c * hw..(b + 1) * c * hw];
-        for ch in 0..c {
-            for (p, &v) in img[ch * hw..(ch + 1) * hw].iter().enumerate() {
-                out[p * c + ch] = quantize1(v / scale);
+        if c == 1 {
+            for (d, &v) in out.iter_mut().zip(img) {
+                *d = quantize1(v / scale);
+            }
+            continue;
+        }
+        for (p, px) in out.chunks_exact_mut(c).enumerate() {
+            for (ch, d) in px.iter_mut().enumerate() {
+                *d = quantize1(img[ch * hw + p] / scale);
             }
         }
     }
