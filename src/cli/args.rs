@@ -333,6 +333,10 @@ pub struct BenchArgs {
     /// Images per GPU batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Measure the machine's INT8 (vpdpbusd) and FP32 (FMA) multiply-accumulate peaks over
+    /// every thread instead of a model (GMAC/s).
+    #[arg(long)]
+    pub peak: bool,
     /// CPU, integer mode: images per call of the batched executor on each worker (default:
     /// chosen from the model's largest activation).
     #[arg(long)]

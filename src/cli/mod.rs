@@ -136,6 +136,22 @@ pub fn run(cli: Cli) -> Result<String> {
                 Ok(t)
             }
         }
+        Command::Bench(a) if a.peak => {
+            let threads = rayon::current_num_threads();
+            let (i8p, f32p) =
+                crate::cpu::fast::peak::peaks(50_000_000, 3).ok_or_else(|| Error::InvalidArg {
+                    arg: "peak".into(),
+                    reason: "the peak benchmark needs AVX-512 VNNI".into(),
+                })?;
+            let v = serde_json::json!({ "threads": threads, "int8_gmac_s": i8p, "fp32_gmac_s": f32p,
+                "int8_instruction": "vpdpbusd zmm", "fp32_instruction": "vfmadd231ps zmm" });
+            if a.json {
+                return to_json(&v);
+            }
+            Ok(format!(
+                "peak over {threads} threads: INT8 {i8p:.1} GMAC/s (vpdpbusd), FP32 {f32p:.1} GMAC/s (FMA)\n"
+            ))
+        }
         Command::Bench(a) if a.sweep.is_some() => {
             let n = a.sweep.unwrap_or(1).max(1);
             let base = a.quant.to_config()?;

@@ -10,6 +10,7 @@ pub mod dw;
 pub mod epi;
 pub mod gemm;
 mod ops;
+pub mod peak;
 pub mod profile;
 pub mod stats;
 
