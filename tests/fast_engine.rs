@@ -221,3 +221,167 @@ fn efficientnet_lite0_matches_when_fetched() {
         check("effnet-lite0", &cfg, 5, 3, Isa::detect());
     }
 }
+
+mod geometries {
+    //! Random Conv geometries (groups, depthwise, dilation, asymmetric padding, strides, odd
+    //! sizes, C_in = 1 and 3), followed by ReLU, a max pool whose edge windows may lie
+    //! entirely in the padding (-128), a flatten and a dense head, through the batched
+    //! executor and the reference kernels: every logit equal.
+    use super::common::{self, f32_tensor, ints, model, node};
+    use proptest::prelude::*;
+    use strumlab::cpu::engine::{self, Engine, Kernels, Mode};
+    use strumlab::cpu::fast::{Arena, Isa, Observe, Program};
+    use strumlab::model::{LoadOptions, Tensor, load_onnx_bytes};
+    use strumlab::quant::config::{Calib, Depthwise};
+    use strumlab::quant::{QuantConfig, Scheme, quantize_graph};
+
+    fn rand_f32(rng: &mut common::Rng, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| ((rng.next() % 2001) as f32 / 1000.0 - 1.0) * scale)
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn graph(
+        (group, icg, ocg): (usize, usize, usize),
+        (h, w): (usize, usize),
+        (kh, kw, s, d): (usize, usize, usize, usize),
+        pads: [usize; 4],
+        pool_pad: usize,
+        seed: u64,
+    ) -> Option<(Vec<u8>, usize)> {
+        let (c, oc) = (group * icg, group * ocg);
+        let span = |k: usize| d * (k - 1) + 1;
+        if h + pads[0] + pads[2] < span(kh) || w + pads[1] + pads[3] < span(kw) {
+            return None;
+        }
+        let oh = (h + pads[0] + pads[2] - span(kh)) / s + 1;
+        let ow = (w + pads[1] + pads[3] - span(kw)) / s + 1;
+        if oh + 2 * pool_pad < 2 || ow + 2 * pool_pad < 2 {
+            return None;
+        }
+        let ph = (oh + 2 * pool_pad - 2) / 2 + 1;
+        let pw = (ow + 2 * pool_pad - 2) / 2 + 1;
+        let feat = oc * ph * pw;
+        let mut rng = common::Rng(seed | 1);
+        let wt = rand_f32(&mut rng, oc * icg * kh * kw, 1.0);
+        let b = rand_f32(&mut rng, oc, 0.3);
+        let fc = rand_f32(&mut rng, 7 * feat, 0.5);
+        let nodes = vec![
+            node(
+                "Conv",
+                "conv",
+                &["x", "w", "b"],
+                &["y"],
+                vec![
+                    ints("pads", &pads.map(|p| p as i64)),
+                    ints("strides", &[s as i64, s as i64]),
+                    ints("dilations", &[d as i64, d as i64]),
+                    ints("kernel_shape", &[kh as i64, kw as i64]),
+                    common::int("group", group as i64),
+                ],
+            ),
+            node("Relu", "relu", &["y"], &["r"], vec![]),
+            node(
+                "MaxPool",
+                "pool",
+                &["r"],
+                &["p"],
+                vec![
+                    ints("kernel_shape", &[2, 2]),
+                    ints("strides", &[2, 2]),
+                    ints("pads", &[pool_pad as i64; 4]),
+                ],
+            ),
+            node("Flatten", "flat", &["p"], &["f"], vec![]),
+            node(
+                "Gemm",
+                "fc",
+                &["f", "fw"],
+                &["out"],
+                vec![common::int("transB", 1)],
+            ),
+        ];
+        let inits = vec![
+            f32_tensor("w", &[oc as i64, icg as i64, kh as i64, kw as i64], &wt),
+            f32_tensor("b", &[oc as i64], &b),
+            f32_tensor("fw", &[7, feat as i64], &fc),
+        ];
+        Some((
+            model(
+                13,
+                ("x", &[1, c as i64, h as i64, w as i64]),
+                "out",
+                nodes,
+                inits,
+            ),
+            c * h * w,
+        ))
+    }
+
+    fn run_case(
+        bytes: &[u8],
+        per: usize,
+        images: usize,
+        scheme: Scheme,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let Ok(g) = load_onnx_bytes(bytes, "t", &LoadOptions::default()) else {
+            return Err(TestCaseError::reject("loader refused the geometry"));
+        };
+        let mut rng = common::Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let x = rand_f32(&mut rng, images * per, 2.0);
+        let mut shape = g.input_shape.clone();
+        shape[0] = images;
+        let scales =
+            engine::calibrate(&g, &Tensor::new(shape, x.clone()), Calib::Max, 100.0).unwrap();
+        let cfg = QuantConfig {
+            scheme,
+            low: if scheme == Scheme::Int8 { 0 } else { 8 },
+            quantize_first_last: true,
+            depthwise: Depthwise::Channel,
+            ..QuantConfig::default()
+        };
+        let q = quantize_graph(&g, &cfg).unwrap();
+        let e = Engine::new(&g, Mode::Integer, Some(&q), Some(&scales))
+            .unwrap()
+            .with_kernels(Kernels::Reference);
+        for (isa, fuse) in [(Isa::detect(), true), (Isa::Portable, false)] {
+            let p = Program::compile(e.plan(), fuse, isa).unwrap();
+            let mut a = Arena::new(&p, images);
+            let got = p.run(&mut a, &x, images, &mut Observe::default());
+            let k = p.out_len();
+            for i in 0..images {
+                let want = e.run(&x[i * per..(i + 1) * per], false).unwrap().0;
+                prop_assert_eq!(
+                    &got[i * k..(i + 1) * k],
+                    &want[0][..],
+                    "image {} isa {:?}",
+                    i,
+                    isa
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn random_geometries_match_the_reference(
+            grp in prop_oneof![Just((1usize, 1usize, 5usize)), Just((1, 3, 17)), (1usize..4, 1usize..6, 1usize..7), (2usize..9).prop_map(|c| (c, 1, 1))],
+            hw in (1usize..13, 1usize..13),
+            k in (1usize..5, 1usize..5, 1usize..3, 1usize..3),
+            pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+            pool_pad in 0usize..3,
+            images in 1usize..5,
+            scheme in prop_oneof![Just(Scheme::Int8), Just(Scheme::Mip2q), Just(Scheme::Dliq)],
+            seed in any::<u64>(),
+        ) {
+            let Some((bytes, per)) = graph(grp, hw, k, [pads.0, pads.1, pads.2, pads.3], pool_pad, seed) else {
+                return Err(TestCaseError::reject("kernel larger than the padded image"));
+            };
+            run_case(&bytes, per, images, scheme, seed)?;
+        }
+    }
+}
