@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fast CPU kernels vs reference kernels on whole datasets, image by image (`eval
+# Fast CPU kernels (the batched executor, `engine` in each row) vs reference kernels on whole datasets, image by image (`eval
 # --check-reference` fails on any differing logit; integer mode must match bit for bit):
 # the 10k MNIST test images on mnist-8, the 10k Fashion-MNIST test images on the three zoo
 # models, the 20 labelled ImageNet images on EfficientNet-Lite0/1/2 (fetched assets); INT8,
@@ -15,7 +15,7 @@ for m in mnist-8 fmnist-resnet fmnist-mobilenetv2 fmnist-vgg effnet-lite0 effnet
     t0=$(date +%s)
     # shellcheck disable=SC2086
     j=$("$bin" eval --model "$m" --scheme $c --mode integer --device cpu --check-reference -q --json)
-    rows+=("$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(json.dumps({"model": r["model"], "dataset": r["dataset"], "config": r["label"], "mode": r["mode"], "device": r["device"], "images": r["summary"]["images"], "reference_mismatches": r["summary"]["reference_mismatches"], "wall_s": int(sys.argv[2])}))' "$j" "$(( $(date +%s) - t0 ))")")
+    rows+=("$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(json.dumps({"model": r["model"], "dataset": r["dataset"], "config": r["label"], "mode": r["mode"], "device": r["device"], "engine": r.get("engine"), "images": r["summary"]["images"], "reference_mismatches": r["summary"]["reference_mismatches"], "wall_s": int(sys.argv[2])}))' "$j" "$(( $(date +%s) - t0 ))")")
     echo "${rows[-1]}"
   done
 done

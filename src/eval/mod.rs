@@ -121,6 +121,9 @@ pub struct EvalResult {
     pub mode: &'static str,
     /// `cpu` or the GPU adapter's name
     pub device: String,
+    /// which interpreter ran the quantized pass: `batched (<kernels>)` (`cpu::fast`),
+    /// `per-image`, or `gpu`
+    pub engine: String,
     /// images behind the per-layer statistics (all of them on the CPU)
     pub layer_stats_images: usize,
     /// images behind the per-layer output SQNR: a prefix of the images
@@ -383,7 +386,12 @@ pub fn evaluate_calibrated(
     } else {
         None
     };
-    let reference = refs.reference(graph, data, reference::SQNR_IMAGES, cfg.quiet)?;
+    let sqnr_images = if refs.no_sqnr {
+        0
+    } else {
+        reference::SQNR_IMAGES
+    };
+    let reference = refs.reference(graph, data, sqnr_images, cfg.quiet)?;
     let scales = scales.as_deref();
     let qe = Engine::new(graph, cfg.mode, Some(&q), scales)?;
     if cfg.check_reference && (cfg.mode != Mode::Integer || !matches!(exec, Exec::Cpu)) {
@@ -455,6 +463,11 @@ pub fn evaluate_calibrated(
             batched::run(&qe, data, &pass)?
         }
         _ => None,
+    };
+    let engine = match (&fast, exec) {
+        (Some(_), _) => format!("batched ({})", crate::cpu::fast::Isa::detect().name()),
+        (None, Exec::Gpu { .. }) => "gpu".to_string(),
+        (None, Exec::Cpu) => "per-image".to_string(),
     };
     let acc = match fast {
         Some(a) => a,
@@ -602,6 +615,7 @@ pub fn evaluate_calibrated(
         },
         mode: cfg.mode.as_str(),
         device,
+        engine,
         layer_stats_images: acc.n_stats,
         sqnr_images: acc.n_sqnr,
         summary,

@@ -280,12 +280,20 @@ pub struct RefCache {
     pub fp32_passes: usize,
     pub calib_passes: usize,
     warned: bool,
+    /// Evaluations through this cache skip the per-layer output SQNR (a search, which never
+    /// reads it: its references then keep logits only).
+    pub no_sqnr: bool,
 }
 
 impl RefCache {
     /// A cache in memory only.
     pub fn memory() -> Self {
         RefCache::default()
+    }
+    /// The same cache for evaluations that skip the per-layer output SQNR.
+    pub fn without_sqnr(mut self) -> Self {
+        self.no_sqnr = true;
+        self
     }
     /// A cache backed by `<asset cache>/fp32-reference/` (`data::cache_dir`).
     pub fn on_disk() -> Self {

@@ -354,7 +354,7 @@ pub fn run(
         model: &o.model,
         arch,
         tech,
-        refs: RefCache::on_disk(),
+        refs: RefCache::on_disk().without_sqnr(),
         calib: s.search.clone(),
         o,
         evals: Evaluations::default(),

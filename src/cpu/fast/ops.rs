@@ -85,8 +85,12 @@ fn im2col_runs(
     let (wp, hp) = (pw.max(g.w + g.pl), ph.max(g.h + g.pt));
     let run = g.kw * c;
     let npix = n * g.oh * g.ow;
-    rows.clear();
-    rows.resize(npix * kp + V, 0);
+    // every byte of K is written below (borders come from the zero padding); bytes past K
+    // meet zero weights, so old contents may stay there
+    if rows.len() < npix * kp + V {
+        rows.resize(npix * kp + V, 0);
+    }
+    // the border stays zero for every image: only the interior is copied in
     padded.clear();
     padded.resize(hp * wp * c + V, 0);
     for b in 0..n {
@@ -110,12 +114,7 @@ fn im2col_runs(
                 }
             }
         }
-        if b + 1 < n {
-            padded.iter_mut().for_each(|v| *v = 0);
-        }
     }
-    rows.truncate(npix * kp);
-    // the moves may have left bytes past K in the last row's tail: zero weights meet them
 }
 
 fn im2col_taps(x: &[i8], n: usize, g: &ConvGeom, grp: usize, kp: usize, rows: &mut Vec<i8>) {
@@ -203,11 +202,48 @@ pub fn gap(x: &[i8], n: usize, hw: usize, c: usize, k: f32, o: &mut [i8]) {
     }
 }
 
-/// Residual add (`kernels::add_i8`): `quantize1(fma(a, ra, b * rb))`.
+/// Residual add (`kernels::add_i8`): `quantize1(fma(a, ra, b * rb))` (AVX-512 where
+/// available, the same single rounding as `f32::mul_add`).
 #[inline(never)]
 pub fn add(a: &[i8], b: &[i8], ra: f32, rb: f32, o: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::Isa::detect() == super::Isa::Avx512Vnni {
+        // SAFETY: the features were detected.
+        return unsafe { add_avx512(a, b, ra, rb, o) };
+    }
     for ((d, &x), &y) in o.iter_mut().zip(a).zip(b) {
         *d = quantize1((x as f32).mul_add(ra, y as f32 * rb));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+unsafe fn add_avx512(a: &[i8], b: &[i8], ra: f32, rb: f32, o: &mut [i8]) {
+    use std::arch::x86_64::*;
+    let n = o.len().min(a.len()).min(b.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        unsafe {
+            let x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                a.as_ptr().add(i) as *const _
+            )));
+            let y = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                b.as_ptr().add(i) as *const _
+            )));
+            let r = _mm512_fmadd_ps(x, _mm512_set1_ps(ra), _mm512_mul_ps(y, _mm512_set1_ps(rb)));
+            let r = _mm512_min_ps(
+                _mm512_max_ps(r, _mm512_set1_ps(-127.0)),
+                _mm512_set1_ps(127.0),
+            );
+            _mm_storeu_si128(
+                o.as_mut_ptr().add(i) as *mut _,
+                _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r)),
+            );
+        }
+        i += 16;
+    }
+    for k in i..n {
+        o[k] = quantize1((a[k] as f32).mul_add(ra, b[k] as f32 * rb));
     }
 }
 

@@ -83,10 +83,12 @@ pub fn conv_input(a: &mut Activity, k: usize, x: &[i8], g: &ConvGeom, sat: &mut 
                     let (a0, b0) = (iy0 / g.sh, ix0 / g.sw);
                     let (a1, b1) = (a0 + (y1 - y0), b0 + (x1 - x0));
                     let at = |r: usize, q: usize| (r * (cols + 1) + q) * c;
-                    let (p11, p01, p10, p00) = (at(a1, b1), at(a0, b1), at(a1, b0), at(a0, b0));
+                    let (p11, p01) = (&sat[at(a1, b1)..][..c], &sat[at(a0, b1)..][..c]);
+                    let (p10, p00) = (&sat[at(a1, b0)..][..c], &sat[at(a0, b0)..][..c]);
+                    let tap = ky * g.kw + kx;
+                    let taps = g.kh * g.kw;
                     for ch in 0..c {
-                        let n = sat[p11 + ch] + sat[p00 + ch] - sat[p01 + ch] - sat[p10 + ch];
-                        t[(ch * g.kh + ky) * g.kw + kx] += n as u64;
+                        t[ch * taps + tap] += (p11[ch] + p00[ch] - p01[ch] - p10[ch]) as u64;
                     }
                 }
             }
@@ -115,15 +117,18 @@ fn build(x: &[i8], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
     sat.clear();
     sat.resize((rows + 1) * (cols + 1) * c, 0);
     let mut run = vec![0u32; c];
+    let line = (cols + 1) * c;
     for a in 0..rows {
         run.iter_mut().for_each(|r| *r = 0);
+        let (prev, cur) = sat.split_at_mut((a + 1) * line);
+        let (prev, cur) = (&prev[a * line..], &mut cur[..line]);
         for b in 0..cols {
             let px = &x[((ry + a * g.sh) * g.w + rx + b * g.sw) * c..][..c];
-            let up = (a * (cols + 1) + b + 1) * c;
-            let at = ((a + 1) * (cols + 1) + b + 1) * c;
+            let up = &prev[(b + 1) * c..][..c];
+            let out = &mut cur[(b + 1) * c..][..c];
             for ch in 0..c {
                 run[ch] += (px[ch] != 0) as u32;
-                sat[at + ch] = sat[up + ch] + run[ch];
+                out[ch] = up[ch] + run[ch];
             }
         }
     }
