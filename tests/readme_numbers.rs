@@ -75,39 +75,68 @@ fn close(cell: &str, x: f64, what: &str) {
 fn throughput_table_and_sweep_match_results_bench() {
     let md = readme();
     let b = json("results/bench/engines.json");
-    let engines = b["engines"].as_array().unwrap();
-    let find = |model: &str, mode: &str, scheme: &str, kernels: &str| {
-        engines
+    let models = b["models"].as_array().unwrap();
+    let find = |model: &str| {
+        models
             .iter()
-            .find(|e| {
-                e["model"] == model
-                    && e["mode"] == mode
-                    && e["scheme"] == scheme
-                    && e["kernels"] == kernels
-            })
-            .unwrap_or_else(|| panic!("engines.json has no {model} {mode} {scheme} {kernels}"))
+            .find(|e| e["model"] == model)
+            .unwrap_or_else(|| panic!("engines.json has no {model}"))
     };
     let names = HashMap::from([("EfficientNet-Lite0", "effnet-lite0")]);
-    let table = rows(&md, "| model | ours fp32 | ours integer MIP2Q B8 L4 (fast)");
+    let table = rows(&md, "| model | ours integer MIP2Q B8 L4 | ours fp32 |");
     assert_eq!(table.len(), 5);
     for r in &table {
-        let m = names.get(r[0].as_str()).copied().unwrap_or(&r[0]);
-        let fp = find(m, "fp32", "fp32", "fast");
-        let q = find(m, "integer", "mip2q-b8-l4", "fast");
-        let rf = find(m, "integer", "mip2q-b8-l4", "reference");
-        let f = |e: &Value, k: &str| e[k].as_f64().unwrap();
-        close(&r[1], f(fp, "strumlab_images_per_s"), "ours fp32");
-        close(&r[2], f(q, "strumlab_images_per_s"), "ours integer");
-        close(&r[3], f(rf, "strumlab_images_per_s"), "reference kernels");
+        let e = find(names.get(r[0].as_str()).copied().unwrap_or(&r[0]));
+        let f = |path: &[&str]| {
+            let mut v = e;
+            for k in path {
+                v = &v[*k];
+            }
+            v.as_f64()
+                .unwrap_or_else(|| panic!("engines.json: no number at {path:?}"))
+        };
+        let ips = "images_per_s";
+        close(
+            &r[1],
+            f(&["ours", "integer_mip2q_b8_l4_fast", ips]),
+            "ours integer",
+        );
+        close(&r[2], f(&["ours", "fp32_fast", ips]), "ours fp32");
+        close(
+            &r[3],
+            f(&["ours", "integer_mip2q_b8_l4_reference", ips]),
+            "reference kernels",
+        );
         close(
             &r[4],
-            f(q, "onnxruntime_fp32_images_per_s"),
+            f(&["peers", "onnxruntime_fp32", ips]),
             "onnxruntime FP32",
         );
-        if let Some(x) = q["onnxruntime_int8_qdq_images_per_s"].as_f64() {
-            close(&r[5], x, "onnxruntime INT8");
-        }
-        close(&r[6], f(q, "ratio_strumlab_over_onnxruntime_fp32"), "ratio");
+        close(
+            &r[5],
+            f(&["peers", "onnxruntime_int8_qdq", ips]),
+            "onnxruntime INT8",
+        );
+        close(
+            &r[6],
+            f(&["peers", "openvino_int8_amx", ips]),
+            "OpenVINO INT8 AMX",
+        );
+        close(
+            &r[7],
+            f(&["peers", "openvino_int8_vnni", ips]),
+            "OpenVINO INT8 VNNI",
+        );
+        close(
+            &r[8],
+            f(&["ratios", "ours_integer_over_ort_fp32_best"]),
+            "ratio ORT",
+        );
+        close(
+            &r[9],
+            f(&["ratios", "ours_integer_over_openvino_int8_best_vnni"]),
+            "ratio OpenVINO VNNI",
+        );
     }
     let s = &b["sweep"];
     let said = format!(
@@ -117,13 +146,18 @@ fn throughput_table_and_sweep_match_results_bench() {
     );
     assert!(md.contains(&said), "README does not say '{said}'");
     let ratio = format!(
-        "{:.1}x",
+        "{:.2}x",
         s["ratio_sweep_over_onnxruntime"].as_f64().unwrap()
     );
     assert!(
         md.contains(&format!("same 80k images: {ratio}")),
         "sweep ratio {ratio}"
     );
+    let peak = format!(
+        "INT8 peak {:.0} GMAC/s",
+        b["ours_peak"]["int8_gmacs"].as_f64().unwrap()
+    );
+    assert!(md.contains(&peak), "README does not say '{peak}'");
 }
 
 #[test]

@@ -157,17 +157,37 @@ mod x86 {
             let idx1 =
                 _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
             let zero = _mm512_setzero_si512();
+            // offset of each tap from the window's top-left input pixel
+            let mut delta = [0usize; MAX_TAPS];
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    delta[ky * g.kw + kx] = (ky * g.dh * g.w + kx * g.dw) * c;
+                }
+            }
+            let span_y = (g.kh - 1) * g.dh;
+            let span_x = (g.kw - 1) * g.dw;
             for b in 0..n {
                 for oy in 0..g.oh {
+                    let y0 = (oy * g.sh) as isize - g.pt as isize;
+                    let rows_in = y0 >= 0 && (y0 as usize + span_y) < g.h;
                     for ox in 0..g.ow {
-                        for ky in 0..g.kh {
-                            let iy = src(oy, g.sh, ky, g.dh, g.pt, g.h);
-                            for kx in 0..g.kw {
-                                let ix = src(ox, g.sw, kx, g.dw, g.pl, g.w);
-                                off[ky * g.kw + kx] = match (iy, ix) {
-                                    (Some(iy), Some(ix)) => ((b * g.h + iy) * g.w + ix) * c,
-                                    _ => usize::MAX,
-                                };
+                        let x0 = (ox * g.sw) as isize - g.pl as isize;
+                        if rows_in && x0 >= 0 && (x0 as usize + span_x) < g.w {
+                            // interior: every tap inside the image
+                            let base = ((b * g.h + y0 as usize) * g.w + x0 as usize) * c;
+                            for t in 0..taps {
+                                off[t] = base + delta[t];
+                            }
+                        } else {
+                            for ky in 0..g.kh {
+                                let iy = src(oy, g.sh, ky, g.dh, g.pt, g.h);
+                                for kx in 0..g.kw {
+                                    let ix = src(ox, g.sw, kx, g.dw, g.pl, g.w);
+                                    off[ky * g.kw + kx] = match (iy, ix) {
+                                        (Some(iy), Some(ix)) => ((b * g.h + iy) * g.w + ix) * c,
+                                        _ => usize::MAX,
+                                    };
+                                }
                             }
                         }
                         let row = (b * g.oh + oy) * g.ow + ox;
