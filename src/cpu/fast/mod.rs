@@ -188,19 +188,27 @@ impl Program {
                 let iv = &self.vals[input];
                 for (grp, w) in pw.iter().enumerate() {
                     let e = epi(&w.m, grp * w.oc, w.oc);
-                    let (rows, a, lda) = match (geom, im2col) {
+                    // gathered rows are written offset for the VNNI kernel
+                    let pre = self.isa == Isa::Avx512Vnni;
+                    let (rows, a, lda, offset) = match (geom, im2col) {
                         (Some(g), true) => {
-                            ops::im2col(x, n, g, grp, w.kp, &mut arena.rows, &mut arena.padded);
-                            (n * g.oh * g.ow, &arena.rows[..], w.kp)
+                            let (r, p) = (&mut arena.rows, &mut arena.padded);
+                            ops::im2col(x, n, g, grp, w.kp, r, p, pre);
+                            (n * g.oh * g.ow, &arena.rows[..], w.kp, pre)
                         }
-                        (Some(g), false) => (n * g.oh * g.ow, x, g.c),
+                        (Some(g), false) => (n * g.oh * g.ow, x, g.c, false),
                         (None, true) => {
-                            ops::pad_rows(x, n, iv.elems(), w.kp, &mut arena.rows);
-                            (n, &arena.rows[..], w.kp)
+                            ops::pad_rows(x, n, iv.elems(), w.kp, &mut arena.rows, pre);
+                            (n, &arena.rows[..], w.kp, pre)
                         }
-                        (None, false) => (n, x, iv.elems()),
+                        (None, false) => (n, x, iv.elems(), false),
                     };
-                    let r = gemm::Rows { a, lda, rows };
+                    let r = gemm::Rows {
+                        a,
+                        lda,
+                        rows,
+                        offset,
+                    };
                     gemm::gemm(self.isa, &r, w, &e, &mut arena.scratch);
                 }
             }

@@ -62,11 +62,15 @@ pub fn im2col(
     kp: usize,
     rows: &mut Vec<i8>,
     padded: &mut Vec<i8>,
+    offset: bool,
 ) {
     if g.group == 1 && g.dh == 1 && g.dw == 1 {
-        return im2col_runs(x, n, g, kp, rows, padded);
+        return im2col_runs(x, n, g, kp, rows, padded, offset);
     }
-    im2col_taps(x, n, g, grp, kp, rows)
+    im2col_taps(x, n, g, grp, kp, rows);
+    if offset {
+        rows.iter_mut().for_each(|v| *v = ((*v as u8) ^ 0x80) as i8);
+    }
 }
 
 fn im2col_runs(
@@ -76,6 +80,7 @@ fn im2col_runs(
     kp: usize,
     rows: &mut Vec<i8>,
     padded: &mut Vec<i8>,
+    offset: bool,
 ) {
     const V: usize = 16;
     let c = g.c;
@@ -90,13 +95,17 @@ fn im2col_runs(
     if rows.len() < npix * kp + V {
         rows.resize(npix * kp + V, 0);
     }
-    // the border stays zero for every image: only the interior is copied in
+    // the border stays zero (offset: 0x80) for every image: only the interior is copied in
+    let (zero, flip) = if offset { (-128i8, 0x80u8) } else { (0, 0) };
     padded.clear();
-    padded.resize(hp * wp * c + V, 0);
+    padded.resize(hp * wp * c + V, zero);
     for b in 0..n {
         for y in 0..g.h {
             let src = &x[((b * g.h + y) * g.w) * c..][..g.w * c];
-            padded[((y + g.pt) * wp + g.pl) * c..][..g.w * c].copy_from_slice(src);
+            let dst = &mut padded[((y + g.pt) * wp + g.pl) * c..][..g.w * c];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = ((v as u8) ^ flip) as i8;
+            }
         }
         for oy in 0..g.oh {
             for ox in 0..g.ow {
@@ -145,13 +154,19 @@ fn im2col_taps(x: &[i8], n: usize, g: &ConvGeom, grp: usize, kp: usize, rows: &m
     }
 }
 
-/// Dense rows of `k` values copied to rows of `kp` (zero padded).
+/// Dense rows of `k` values copied to rows of `kp` (zero padded; `offset`: as `x ^ 0x80`).
 #[inline(never)]
-pub fn pad_rows(x: &[i8], n: usize, k: usize, kp: usize, rows: &mut Vec<i8>) {
+pub fn pad_rows(x: &[i8], n: usize, k: usize, kp: usize, rows: &mut Vec<i8>, offset: bool) {
+    let (zero, flip) = if offset { (-128i8, 0x80u8) } else { (0, 0) };
     rows.clear();
-    rows.resize(n * kp, 0);
+    rows.resize(n * kp, zero);
     for b in 0..n {
-        rows[b * kp..b * kp + k].copy_from_slice(&x[b * k..(b + 1) * k]);
+        for (d, &v) in rows[b * kp..b * kp + k]
+            .iter_mut()
+            .zip(&x[b * k..(b + 1) * k])
+        {
+            *d = ((v as u8) ^ flip) as i8;
+        }
     }
 }
 
