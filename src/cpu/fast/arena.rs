@@ -85,6 +85,7 @@ pub struct Arena {
     pub scratch: Vec<i8>,
     pub padded: Vec<i8>,
     pub sat: Vec<u32>,
+    pub nz: Vec<u32>,
 }
 
 impl Arena {
@@ -101,6 +102,7 @@ impl Arena {
             scratch: Vec::new(),
             padded: Vec::new(),
             sat: Vec::new(),
+            nz: Vec::new(),
         }
     }
     /// Base pointer of a slot (INT8 or FP32 view by the caller).

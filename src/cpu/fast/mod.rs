@@ -102,7 +102,15 @@ impl Program {
             } => {
                 let x = self.i8_of(arena, *input, n);
                 if let Some(a) = obs.activity.as_deref_mut() {
-                    self.observe_input(a, *layer, kernel, *input, x, n, &mut arena.sat);
+                    self.observe_input(
+                        a,
+                        *layer,
+                        kernel,
+                        *input,
+                        x,
+                        n,
+                        (&mut arena.sat, &mut arena.nz),
+                    );
                 }
                 self.layer(arena, kernel, x, *input, *out, epi, n);
                 if let Some(outs) = obs.outputs.as_deref_mut() {
@@ -140,17 +148,17 @@ impl Program {
         input: usize,
         x: &[i8],
         n: usize,
-        sat: &mut Vec<u32>,
+        (sat, nz): (&mut Vec<u32>, &mut Vec<u32>),
     ) {
         let per = self.vals[input].elems();
         a.images += (layer == 0) as u64 * n as u64;
-        for b in 0..n {
-            let xi = &x[b * per..(b + 1) * per];
-            match kernel {
-                Kernel::Gemm { geom: Some(g), .. } | Kernel::Depthwise { geom: g, .. } => {
-                    stats::conv_input(a, layer, xi, g, sat)
-                }
-                Kernel::Gemm { geom: None, .. } => {
+        match kernel {
+            Kernel::Gemm { geom: Some(g), .. } | Kernel::Depthwise { geom: g, .. } => {
+                stats::conv_input(a, layer, x, n, g, sat, nz)
+            }
+            Kernel::Gemm { geom: None, .. } => {
+                for b in 0..n {
+                    let xi = &x[b * per..(b + 1) * per];
                     stats::dense_input(a, layer, xi, self.vals[input].nchw)
                 }
             }

@@ -50,7 +50,7 @@ fn copy_small(dst: &mut [i8], src: &[i8], n: usize) {
 /// Rows `(ky, kx, ci)` of group `grp` for every output pixel of `n` images, each padded
 /// to `kp` bytes with zeros (padding taps are zero too). Without groups or dilation the
 /// image is first copied into a zero border (`padded`), so that each kernel row of a pixel
-/// is one contiguous run of `kw * c` bytes, moved 16 bytes at a time (the bytes a move
+/// is one contiguous run of `kw * c` bytes, moved 32 bytes at a time (the bytes a move
 /// writes past the run are overwritten by the next run, or land in the zero-weight tail of
 /// the row or the next row, which is written after).
 #[inline(never)]
@@ -82,7 +82,7 @@ fn im2col_runs(
     padded: &mut Vec<i8>,
     offset: bool,
 ) {
-    const V: usize = 16;
+    const V: usize = 32;
     let c = g.c;
     // border: enough that every window of every output pixel lies inside
     let pw = (g.ow - 1) * g.sw + g.kw;
@@ -113,11 +113,20 @@ fn im2col_runs(
                 for ky in 0..g.kh {
                     let s0 = ((oy * g.sh + ky) * wp + ox * g.sw) * c;
                     let d0 = r + ky * run;
+                    // every move stays inside: s0 + run <= hp * wp * c and d0 + run <=
+                    // npix * kp, and both buffers have V bytes of slack
+                    debug_assert!(s0 + run.div_ceil(V) * V <= padded.len());
+                    debug_assert!(d0 + run.div_ceil(V) * V <= rows.len());
                     let mut o = 0;
                     while o < run {
-                        let chunk: [i8; V] =
-                            padded[s0 + o..s0 + o + V].try_into().expect("16 bytes");
-                        rows[d0 + o..d0 + o + V].copy_from_slice(&chunk);
+                        // SAFETY: in bounds (above); the buffers do not overlap.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                padded.as_ptr().add(s0 + o),
+                                rows.as_mut_ptr().add(d0 + o),
+                                V,
+                            )
+                        };
                         o += V;
                     }
                 }

@@ -53,11 +53,26 @@ impl Activity {
     }
 }
 
-/// Count one image's conv input `x` (`[h][w][c]`) into layer `k`.
-pub fn conv_input(a: &mut Activity, k: usize, x: &[i8], g: &ConvGeom, sat: &mut Vec<u32>) {
+/// Count the conv inputs of `n` images (`x`: `n` maps `[h][w][c]`) into layer `k`: the
+/// non-zero flags are summed over the images first (tap counts are linear in them), so the
+/// summed-area tables are built once per batch.
+pub fn conv_input(
+    a: &mut Activity,
+    k: usize,
+    x: &[i8],
+    n: usize,
+    g: &ConvGeom,
+    sat: &mut Vec<u32>,
+    nz: &mut Vec<u32>,
+) {
     let c = g.c;
+    let per = g.h * g.w * c;
+    let x = &x[..n * per];
     a.act_elems[k] += x.len() as u64;
-    a.act_zeros[k] += x.iter().filter(|&&v| v == 0).count() as u64;
+    nz.clear();
+    nz.resize(per, 0);
+    a.act_zeros[k] += flags(x, per, nz);
+    let x = &nz[..];
     let t = &mut a.taps[k];
     t.resize(c * g.kh * g.kw, 0);
     for ry in 0..g.sh.min(g.h) {
@@ -96,6 +111,37 @@ pub fn conv_input(a: &mut Activity, k: usize, x: &[i8], g: &ConvGeom, sat: &mut 
     }
 }
 
+/// Add each image's non-zero flags into `nz` and return the zeros (the loops vectorised
+/// with AVX-512 where the CPU has it).
+fn flags(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
+    #[inline(always)]
+    fn body(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
+        let mut zeros = 0u64;
+        for img in x.chunks_exact(per) {
+            for chunk in img.chunks(4096) {
+                let z: u32 = chunk.iter().map(|&v| (v == 0) as u32).sum();
+                zeros += z as u64;
+            }
+            for (s, &v) in nz.iter_mut().zip(img) {
+                *s += (v != 0) as u32;
+            }
+        }
+        zeros
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn wide(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
+            body(x, per, nz)
+        }
+        if super::Isa::detect() == super::Isa::Avx512Vnni {
+            // SAFETY: the features were detected.
+            return unsafe { wide(x, per, nz) };
+        }
+    }
+    body(x, per, nz)
+}
+
 /// Output positions `o` whose input coordinate `o * s + off - p` lies in `0..n`.
 fn range(out: usize, s: usize, off: usize, p: usize, n: usize) -> (usize, usize) {
     let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
@@ -108,9 +154,9 @@ fn range(out: usize, s: usize, off: usize, p: usize, n: usize) -> (usize, usize)
     (lo.min(hi), hi)
 }
 
-/// Summed-area table of the non-zero flags of phase (`ry`, `rx`), channel innermost:
+/// Summed-area table of the (per-image summed) non-zero flags of phase (`ry`, `rx`), channel innermost:
 /// `sat[((a + 1) * (cols + 1) + b + 1) * c + ch]`.
-fn build(x: &[i8], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
+fn build(x: &[u32], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
     let c = g.c;
     let rows = (g.h - ry).div_ceil(g.sh);
     let cols = (g.w - rx).div_ceil(g.sw);
@@ -127,7 +173,7 @@ fn build(x: &[i8], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
             let up = &prev[(b + 1) * c..][..c];
             let out = &mut cur[(b + 1) * c..][..c];
             for ch in 0..c {
-                run[ch] += (px[ch] != 0) as u32;
+                run[ch] += px[ch];
                 out[ch] = up[ch] + run[ch];
             }
         }
