@@ -5,23 +5,6 @@
 
 use super::kernels::ConvGeom;
 
-/// Output rows `y` whose input row `y*sh + ky*dh - pt` lies inside the image.
-fn y_range(g: &ConvGeom, ky: usize) -> (usize, usize) {
-    let off = ky * g.dh;
-    let lo = if off >= g.pt {
-        0
-    } else {
-        (g.pt - off).div_ceil(g.sh)
-    };
-    let lim = g.h + g.pt;
-    let hi = if lim <= off {
-        0
-    } else {
-        ((lim - off - 1) / g.sh + 1).min(g.oh)
-    };
-    (lo.min(hi), hi)
-}
-
 /// Summed-area table of the non-zero flags of one stride phase `(ry, rx)` of a plane:
 /// `t[(a + 1) * (cols + 1) + b + 1]` counts the flags at rows `ry + sh * a'`, columns
 /// `rx + sw * b'` for `a' <= a`, `b' <= b`.
@@ -62,7 +45,7 @@ pub fn nonzero_taps(nz: &[bool], g: &ConvGeom) -> Vec<u64> {
         let plane = &nz[ci * hw..(ci + 1) * hw];
         let mut phases: Vec<Option<Phase>> = (0..g.sh * g.sw).map(|_| None).collect();
         for ky in 0..g.kh {
-            let (y0, y1) = y_range(g, ky);
+            let (y0, y1) = g.y_range(ky);
             for kx in 0..g.kw {
                 let (x0, x1) = g.x_range(kx);
                 if y0 >= y1 || x0 >= x1 {

@@ -21,23 +21,30 @@ pub struct ConvGeom {
     pub group: usize,
 }
 
+/// Output positions `o < out` whose input coordinate `o * s + off - p` lies in `0..n`, as a
+/// half-open range.
+#[inline]
+pub fn inside(out: usize, s: usize, off: usize, p: usize, n: usize) -> (usize, usize) {
+    let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
+    // need o * s + off - p <= n - 1
+    let lim = n + p;
+    let hi = if lim <= off {
+        0
+    } else {
+        ((lim - off - 1) / s + 1).min(out)
+    };
+    (lo.min(hi), hi)
+}
+
 impl ConvGeom {
     /// Output columns `xo` whose input column `xo*sw + kx*dw - pl` lies inside the image.
     #[inline]
     pub fn x_range(&self, kx: usize) -> (usize, usize) {
-        let off = kx * self.dw;
-        let lo = if off >= self.pl {
-            0
-        } else {
-            (self.pl - off).div_ceil(self.sw)
-        };
-        // need xo*sw + off - pl <= w - 1
-        let lim = self.w + self.pl;
-        let hi = if lim <= off {
-            0
-        } else {
-            ((lim - off - 1) / self.sw + 1).min(self.ow)
-        };
-        (lo.min(hi), hi)
+        inside(self.ow, self.sw, kx * self.dw, self.pl, self.w)
+    }
+    /// Output rows `y` whose input row `y*sh + ky*dh - pt` lies inside the image.
+    #[inline]
+    pub fn y_range(&self, ky: usize) -> (usize, usize) {
+        inside(self.oh, self.sh, ky * self.dh, self.pt, self.h)
     }
 }

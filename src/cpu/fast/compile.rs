@@ -463,17 +463,8 @@ impl<'p, 'g> Builder<'p, 'g> {
         let plan = self.plan;
         let g = plan.graph;
         let mut name = name;
-        let clamp = |s: &StepKind| match s {
-            StepKind::Clamp { lo, hi, .. } => Some((*lo as i32, *hi as i32)),
-            _ => None,
-        };
-        if let Some(c) = self.only_consumer(name)
-            && let Some((lo, hi)) = clamp(&plan.steps[c].kind)
-        {
-            epi.lo1 = lo;
-            epi.hi1 = hi;
-            self.fused[c] = true;
-            name = g.nodes[plan.steps[c].node].output.as_str();
+        if let Some((lo, hi, out)) = self.fuse_clamp(name) {
+            (epi.lo1, epi.hi1, name) = (lo, hi, out);
         }
         let Some(c) = self.only_consumer(name) else {
             return name;
@@ -510,15 +501,23 @@ impl<'p, 'g> Builder<'p, 'g> {
         *so = *so_add;
         self.fused[c] = true;
         name = g.nodes[add.node].output.as_str();
-        if let Some(c2) = self.only_consumer(name)
-            && let Some((lo, hi)) = clamp(&plan.steps[c2].kind)
-        {
-            epi.lo2 = lo;
-            epi.hi2 = hi;
-            self.fused[c2] = true;
-            name = g.nodes[plan.steps[c2].node].output.as_str();
+        if let Some((lo, hi, out)) = self.fuse_clamp(name) {
+            (epi.lo2, epi.hi2, name) = (lo, hi, out);
         }
         name
+    }
+
+    /// If `name`'s only consumer is a clamp, mark it fused and return its bounds and output.
+    fn fuse_clamp(&mut self, name: &str) -> Option<(i32, i32, &'g str)> {
+        let c = self.only_consumer(name)?;
+        let StepKind::Clamp { lo, hi, .. } = self.plan.steps[c].kind else {
+            return None;
+        };
+        self.fused[c] = true;
+        let out = self.plan.graph.nodes[self.plan.steps[c].node]
+            .output
+            .as_str();
+        Some((lo as i32, hi as i32, out))
     }
 }
 

@@ -79,9 +79,9 @@ pub fn conv_input(
         for rx in 0..g.sw.min(g.w) {
             let mut built = false;
             for ky in 0..g.kh {
-                let (y0, y1) = range(g.oh, g.sh, ky * g.dh, g.pt, g.h);
+                let (y0, y1) = g.y_range(ky);
                 for kx in 0..g.kw {
-                    let (x0, x1) = range(g.ow, g.sw, kx * g.dw, g.pl, g.w);
+                    let (x0, x1) = g.x_range(kx);
                     if y0 >= y1 || x0 >= x1 {
                         continue;
                     }
@@ -140,18 +140,6 @@ fn flags(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
         }
     }
     body(x, per, nz)
-}
-
-/// Output positions `o` whose input coordinate `o * s + off - p` lies in `0..n`.
-fn range(out: usize, s: usize, off: usize, p: usize, n: usize) -> (usize, usize) {
-    let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
-    let lim = n + p;
-    let hi = if lim <= off {
-        0
-    } else {
-        ((lim - off - 1) / s + 1).min(out)
-    };
-    (lo.min(hi), hi)
 }
 
 /// Summed-area table of the (per-image summed) non-zero flags of phase (`ry`, `rx`), channel innermost:
