@@ -15,16 +15,7 @@ pub fn conv2d<T: Copy, A>(x: &[T], wt: &[A], g: &ConvGeom, acc: &mut [A], widen:
 where
     A: Copy + AddAssign + Mul<Output = A> + PartialEq + Default,
 {
-    if g.kh == 1
-        && g.kw == 1
-        && g.sh == 1
-        && g.sw == 1
-        && g.pt == 0
-        && g.pl == 0
-        && g.group == 1
-        && g.oh == g.h
-        && g.ow == g.w
-    {
+    if g.is_pointwise() {
         return conv1x1(x, wt, g, acc, widen);
     }
     let ocg = g.oc / g.group;

@@ -42,6 +42,19 @@ impl ConvGeom {
     pub fn x_range(&self, kx: usize) -> (usize, usize) {
         inside(self.ow, self.sw, kx * self.dw, self.pl, self.w)
     }
+    /// A 1x1, stride-1, unpadded, ungrouped convolution: a GEMM over the pixels as they lie.
+    #[inline]
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pt == 0
+            && self.pl == 0
+            && self.group == 1
+            && self.oh == self.h
+            && self.ow == self.w
+    }
     /// Output rows `y` whose input row `y*sh + ky*dh - pt` lies inside the image.
     #[inline]
     pub fn y_range(&self, ky: usize) -> (usize, usize) {

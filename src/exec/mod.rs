@@ -200,6 +200,26 @@ pub enum StepKind {
     },
 }
 
+impl StepKind {
+    /// A residual add: two dynamic values of one shape, `(ra, rb, so)` with
+    /// `ra = s_a / s_out`, `rb = s_b / s_out` (`cpu::kernels::add_i8`).
+    pub fn residual_add(&self) -> Option<(f32, f32, f32)> {
+        match self {
+            StepKind::Binary {
+                add: true,
+                constant: None,
+                a_shape,
+                b_shape,
+                sa,
+                sb,
+                so,
+                ..
+            } if a_shape == b_shape => Some((sa / so, sb / so, *so)),
+            _ => None,
+        }
+    }
+}
+
 /// One step: a graph node lowered.
 pub struct Step {
     pub node: usize,

@@ -112,19 +112,6 @@ impl LayerBufs {
     }
 }
 
-/// Pointwise convolutions run as a GEMM (`conv1x1`, `conv1x1_dp4a`).
-fn is_pointwise(g: &ConvGeom) -> bool {
-    g.kh == 1
-        && g.kw == 1
-        && g.sh == 1
-        && g.sw == 1
-        && g.pt == 0
-        && g.pl == 0
-        && g.group == 1
-        && g.oh == g.h
-        && g.ow == g.w
-}
-
 /// Integer weights packed four per u32 for the `*_dp4a` kernels, when the context uses
 /// packed dot products and the engine runs integer mode.
 fn packed_weights(
@@ -272,7 +259,7 @@ impl<'a> GpuEngine<'a> {
                     geom: Some(geom), ..
                 } => {
                     let mut l = layer_bufs(ctx, cpu, i, out_elems, batch)?;
-                    if is_pointwise(geom) {
+                    if geom.is_pointwise() {
                         l.wp = packed_weights(ctx, cpu, i, geom.oc, geom.icg);
                     }
                     layers.insert(i, l);
@@ -308,20 +295,14 @@ impl<'a> GpuEngine<'a> {
                     hw: *hw,
                     k: *k,
                 },
-                StepKind::Binary {
-                    add: true,
-                    constant: None,
-                    a_shape,
-                    b_shape,
-                    sa,
-                    sb,
-                    so,
-                    ..
-                } if a_shape == b_shape => Step::Add {
-                    ra: sa / so,
-                    rb: sb / so,
-                    per_image: out_elems,
-                },
+                kind if kind.residual_add().is_some() => {
+                    let (ra, rb, _) = kind.residual_add().expect("a residual add");
+                    Step::Add {
+                        ra,
+                        rb,
+                        per_image: out_elems,
+                    }
+                }
                 StepKind::Unary {
                     op,
                     alpha,
@@ -753,7 +734,7 @@ impl<'a> GpuEngine<'a> {
                 #[repr(C)]
                 #[derive(Clone, Copy, Pod, Zeroable)]
                 struct C([u32; 20]);
-                if is_pointwise(geom) {
+                if geom.is_pointwise() {
                     let hw = geom.h * geom.w;
                     ctx.encode(
                         enc,
@@ -963,7 +944,7 @@ impl<'a> GpuEngine<'a> {
                     #[derive(Clone, Copy, Pod, Zeroable)]
                     struct C([u32; 20]);
                     let g = geom;
-                    if let (true, Some(wp)) = (is_pointwise(g), l.packed()) {
+                    if let (true, Some(wp)) = (g.is_pointwise(), l.packed()) {
                         let hw = g.h * g.w;
                         let p = [
                             n as u32,
@@ -983,7 +964,7 @@ impl<'a> GpuEngine<'a> {
                             &[x, wp, &l.bias, &l.acc],
                             inv,
                         )?;
-                    } else if is_pointwise(g) {
+                    } else if g.is_pointwise() {
                         let hw = g.h * g.w;
                         let p = p4(n as u32, g.icg as u32, g.oc as u32, hw as u32);
                         let inv = ctx.conv1x1_invocations(n, g.oc, hw);

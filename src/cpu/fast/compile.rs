@@ -344,27 +344,19 @@ impl<'p, 'g> Builder<'p, 'g> {
                     k: *k,
                 });
             }
-            StepKind::Binary {
-                add: true,
-                constant: None,
-                a_shape,
-                b_shape,
-                sa,
-                sb,
-                so,
-                ..
-            } if a_shape == b_shape => {
+            kind if kind.residual_add().is_some() => {
+                let (ra, rb, so) = kind.residual_add().expect("a residual add");
                 let b = self.id(si, &node.inputs[1])?;
                 if self.vals[b].f32 {
                     return Err(unsupported(g, st.node, "an add of an FP32 tensor"));
                 }
-                let out = self.new_val(out_name, self.q_val(in0, *so));
+                let out = self.new_val(out_name, self.q_val(in0, so));
                 self.ops.push(FOp::Add {
                     a: in0,
                     b,
                     out,
-                    ra: sa / so,
-                    rb: sb / so,
+                    ra,
+                    rb,
                 });
             }
             StepKind::Copy => {
@@ -470,23 +462,13 @@ impl<'p, 'g> Builder<'p, 'g> {
             return name;
         };
         let add = &plan.steps[c];
-        let StepKind::Binary {
-            add: true,
-            constant: None,
-            a_shape,
-            b_shape,
-            sa,
-            sb,
-            so: so_add,
-            ..
-        } = &add.kind
-        else {
+        let Some((ra, rb, so_add)) = add.kind.residual_add() else {
             return name;
         };
         let ins = &g.nodes[add.node].inputs;
         let first = ins[0] == name;
         let other = if first { &ins[1] } else { &ins[0] };
-        if a_shape != b_shape || other == name {
+        if other == name {
             return name;
         }
         // the other operand must exist before this layer runs
@@ -497,8 +479,8 @@ impl<'p, 'g> Builder<'p, 'g> {
         if !ready || self.vals[ov].f32 {
             return name;
         }
-        epi.add = Some((ov, sa / so_add, sb / so_add, first));
-        *so = *so_add;
+        epi.add = Some((ov, ra, rb, first));
+        *so = so_add;
         self.fused[c] = true;
         name = g.nodes[add.node].output.as_str();
         if let Some((lo, hi, out)) = self.fuse_clamp(name) {
@@ -548,16 +530,8 @@ fn conv_kernel(gm: &ConvGeom, lc: &crate::exec::LayerConsts) -> Kernel {
             )
         })
         .collect();
-    let pointwise = gm.kh == 1
-        && gm.kw == 1
-        && gm.sh == 1
-        && gm.sw == 1
-        && gm.pt == 0
-        && gm.pl == 0
-        && gm.oh == gm.h
-        && gm.ow == gm.w
-        && gm.group == 1
-        && gm.c % 4 == 0;
+    // rows read in place need a whole number of 4-byte groups
+    let pointwise = gm.is_pointwise() && gm.c % 4 == 0;
     Kernel::Gemm {
         geom: Some(*gm),
         pw,
