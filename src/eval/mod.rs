@@ -339,42 +339,7 @@ pub fn evaluate_calibrated(
     exec: &Exec,
     refs: &mut RefCache,
 ) -> Result<EvalResult> {
-    if data.is_empty() {
-        return Err(Error::Data {
-            path: data.name.clone(),
-            reason: "no images".into(),
-        });
-    }
-    if data.shape[1..] != graph.input_shape[1..] {
-        return Err(Error::Data {
-            path: data.name.clone(),
-            reason: format!(
-                "images of shape {:?} do not fit the model input {:?}",
-                data.shape, graph.input_shape
-            ),
-        });
-    }
-    match (cfg.mode, cfg.quant.scheme) {
-        (Mode::Fp32, s) if s != Scheme::Fp32 => {
-            return Err(Error::InvalidArg {
-                arg: "mode".into(),
-                reason: format!(
-                    "fp32 mode ignores --scheme {}; use --scheme fp32, or mode fake-quant / integer",
-                    s.as_str()
-                ),
-            });
-        }
-        (m, Scheme::Fp32) if m != Mode::Fp32 => {
-            return Err(Error::InvalidArg {
-                arg: "mode".into(),
-                reason: format!(
-                    "{} mode needs a quantization scheme other than fp32",
-                    m.as_str()
-                ),
-            });
-        }
-        _ => {}
-    }
+    check_inputs(graph, data, cfg)?;
     let q = quantize_for(graph, calib, cfg)?;
     let scales = if cfg.mode != Mode::Fp32 {
         let key = CalibKey {
@@ -418,30 +383,7 @@ pub fn evaluate_calibrated(
     let layers = graph.layers();
     let nl = layers.len();
     // GPU: every image's quantized logits first, in batches; statistics on a prefix.
-    let (gpu_logits, stats_n, device) = match exec {
-        Exec::Gpu {
-            ctx,
-            stats_images,
-            batch,
-            ..
-        } => {
-            let ge = crate::gpu::engine::GpuEngine::new(ctx, &qe, *batch)?;
-            let per = data.per_image();
-            let mut out = Vec::with_capacity(data.len());
-            let mut done = 0;
-            while done < data.len() {
-                let m = ge.batch.min(data.len() - done);
-                out.extend(ge.run(&data.images[done * per..(done + m) * per])?);
-                done += m;
-            }
-            (
-                Some(out),
-                (*stats_images).min(data.len()),
-                format!("{} ({:?})", ctx.info.name, ctx.info.backend),
-            )
-        }
-        Exec::Cpu => (None, data.len(), "cpu".to_string()),
-    };
+    let (gpu_logits, stats_n, device) = gpu_pass(&qe, data, exec)?;
     let progress = crate::progress::Progress::new(&format!("eval {model}"), data.len(), cfg.quiet);
     let check_cpu = matches!(
         exec,
@@ -471,140 +413,21 @@ pub fn evaluate_calibrated(
     };
     let acc = match fast {
         Some(a) => a,
-        None => (0..data.len())
-            .into_par_iter()
-            .try_fold(
-                || Acc::new(nl),
-                |mut a, i| -> Result<Acc> {
-                    let x = data.image(i);
-                    let observe = i < stats_n;
-                    if let (true, Some(g)) = (check_cpu, &gpu_logits) {
-                        let c = &qe.run(x, false)?.0[0];
-                        let differs = if cfg.mode == Mode::Integer {
-                            c != &g[i]
-                        } else {
-                            let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-                            c.iter()
-                                .zip(&g[i])
-                                .any(|(p, q)| (p - q).abs() > GPU_FLOAT_CHECK_REL_TOL * scale)
-                        };
-                        a.gpu_mismatch += differs as usize;
-                    }
-                    let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
-                    let (qo, qobs) = match &gpu_logits {
-                        Some(g) => {
-                            let obs = if observe {
-                                qe.run_activity(x, fobs.is_some())?.1
-                            } else {
-                                Vec::new()
-                            };
-                            (vec![g[i].clone()], obs)
-                        }
-                        None if observe => qe.run_activity(x, fobs.is_some())?,
-                        None => qe.run(x, false)?,
-                    };
-                    if let Some(r) = &qr {
-                        // the reference kernels on the same image: every logit must be equal
-                        a.ref_mismatch += (r.run(x, false)?.0 != qo) as usize;
-                    }
-                    a.n_stats += observe as usize;
-                    progress.inc();
-                    let qv = &qo[0];
-                    a.score(f, qv, labels.map(|l| l[i] as usize), already_probs);
-                    for (k, ql) in qobs.iter().enumerate() {
-                        a.act_elems[k] += ql.act_elems;
-                        a.act_zeros[k] += ql.act_zeros;
-                        for c in 0..3 {
-                            a.dense[k][c] += ql.pairs_dense[c];
-                            a.nz[k][c] += ql.pairs_nz[c];
-                        }
-                    }
-                    if let (Some(fl), false) = (fobs, qobs.is_empty()) {
-                        let q: Vec<&[f32]> = qobs.iter().map(|o| &o.output[..]).collect();
-                        a.sqnr(fl, &q);
-                    }
-                    Ok(a)
-                },
-            )
-            .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))?,
+        None => {
+            let pass = batched::Pass {
+                reference: &reference,
+                labels,
+                already_probs,
+                check: qr.as_ref(),
+                layers: nl,
+                progress: &progress,
+            };
+            let gpu = gpu_logits.as_deref().map(|g| (g, check_cpu));
+            per_image_pass(&qe, data, &pass, gpu, stats_n)?
+        }
     };
-    let n = acc.n as f64;
-    let frac = |c: usize| c as f64 / n;
-    let ns = acc.n_stats.max(1) as f64;
-    let labelled = labels.is_some();
-    let paired = labelled.then_some(crate::stats::PairedTop1 {
-        both: acc.paired[0],
-        only_reference: acc.paired[1],
-        only_candidate: acc.paired[2],
-        neither: acc.paired[3],
-    });
-    let summary = Summary {
-        images: acc.n,
-        labelled,
-        top1: labelled.then(|| frac(acc.top1)),
-        top5: labelled.then(|| frac(acc.top5)),
-        fp32_top1: labelled.then(|| frac(acc.fp_top1)),
-        fp32_top5: labelled.then(|| frac(acc.fp_top5)),
-        agreement_top1: frac(acc.agree),
-        gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
-        reference_mismatches: qr.is_some().then_some(acc.ref_mismatch),
-        top1_delta_pts: paired.map(|p| p.delta_pts()),
-        top1_delta_ci95: paired.map(|p| p.ci95_pts()),
-        mcnemar_p: paired.map(|p| p.mcnemar_p()),
-        discordant: paired.map(|p| [p.only_reference, p.only_candidate]),
-        kl_mean: acc.kl / n,
-        bits_per_weight: q.summary.bits_per_weight,
-    };
-    let layers = layers
-        .iter()
-        .enumerate()
-        .map(|(k, (node, lr))| {
-            let lq = q
-                .layers
-                .iter()
-                .find(|l| l.node == *node)
-                .expect("every layer quantized");
-            let w = lr.weight();
-            LayerEval {
-                name: graph.nodes[*node].name.clone(),
-                kind: lr.kind().into(),
-                applied: if cfg.mode == Mode::Fp32 {
-                    "fp32".into()
-                } else {
-                    lq.applied.clone()
-                },
-                macs_per_image: graph.macs(&graph.nodes[*node]) as f64,
-                act_zero_frac: acc.act_zeros[k] as f64 / acc.act_elems[k].max(1) as f64,
-                weight_zero_frac: if cfg.mode == Mode::Fp32 {
-                    w.data.iter().filter(|&&v| v == 0.0).count() as f64 / w.numel() as f64
-                } else {
-                    lq.stats.zero as f64 / lq.stats.params as f64
-                },
-                macs_w_high_per_image: acc.dense[k][0] as f64 / ns,
-                macs_w_low_per_image: acc.dense[k][1] as f64 / ns,
-                macs_w_zero_per_image: acc.dense[k][2] as f64 / ns,
-                macs_nz_act_w_high_per_image: acc.nz[k][0] as f64 / ns,
-                macs_nz_act_w_low_per_image: acc.nz[k][1] as f64 / ns,
-                macs_nz_act_w_zero_per_image: acc.nz[k][2] as f64 / ns,
-                output_sqnr_db: sqnr_db(acc.sig[k], acc.noise[k]),
-                bits_per_weight: if cfg.mode == Mode::Fp32 {
-                    32.0
-                } else {
-                    lq.stats.bits_per_weight
-                },
-                bits_per_weight_ideal_mask: if cfg.mode == Mode::Fp32 {
-                    32.0
-                } else {
-                    lq.stats.bits_per_weight_ideal_mask
-                },
-                demoted_pct: if cfg.mode == Mode::Fp32 {
-                    0.0
-                } else {
-                    lq.stats.demoted_pct
-                },
-            }
-        })
-        .collect();
+    let summary = summarize(&acc, labels.is_some(), check_cpu, qr.is_some(), &q);
+    let layers = layer_evals(graph, &acc, &q, cfg.mode);
     Ok(EvalResult {
         model: model.to_string(),
         dataset: data.name.clone(),
@@ -622,6 +445,246 @@ pub fn evaluate_calibrated(
         layers,
         quant: Some(q),
     })
+}
+
+/// Images that fit the model, and a scheme that fits the mode.
+fn check_inputs(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::Data {
+            path: data.name.clone(),
+            reason: "no images".into(),
+        });
+    }
+    if data.shape[1..] != graph.input_shape[1..] {
+        return Err(Error::Data {
+            path: data.name.clone(),
+            reason: format!(
+                "images of shape {:?} do not fit the model input {:?}",
+                data.shape, graph.input_shape
+            ),
+        });
+    }
+    match (cfg.mode, cfg.quant.scheme) {
+        (Mode::Fp32, s) if s != Scheme::Fp32 => {
+            return Err(Error::InvalidArg {
+                arg: "mode".into(),
+                reason: format!(
+                    "fp32 mode ignores --scheme {}; use --scheme fp32, or mode fake-quant / integer",
+                    s.as_str()
+                ),
+            });
+        }
+        (m, Scheme::Fp32) if m != Mode::Fp32 => {
+            return Err(Error::InvalidArg {
+                arg: "mode".into(),
+                reason: format!(
+                    "{} mode needs a quantization scheme other than fp32",
+                    m.as_str()
+                ),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// On the GPU: the quantized logits of every image (batched), the images behind the activity
+/// statistics, and the device's name; on the CPU nothing yet, every image, `cpu`.
+#[allow(clippy::type_complexity)]
+fn gpu_pass(
+    qe: &Engine,
+    data: &Dataset,
+    exec: &Exec,
+) -> Result<(Option<Vec<Vec<f32>>>, usize, String)> {
+    Ok(match exec {
+        Exec::Gpu {
+            ctx,
+            stats_images,
+            batch,
+            ..
+        } => {
+            let ge = crate::gpu::engine::GpuEngine::new(ctx, qe, *batch)?;
+            let per = data.per_image();
+            let mut out = Vec::with_capacity(data.len());
+            let mut done = 0;
+            while done < data.len() {
+                let m = ge.batch.min(data.len() - done);
+                out.extend(ge.run(&data.images[done * per..(done + m) * per])?);
+                done += m;
+            }
+            (
+                Some(out),
+                (*stats_images).min(data.len()),
+                format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+            )
+        }
+        Exec::Cpu => (None, data.len(), "cpu".to_string()),
+    })
+}
+
+/// The quantized pass image by image on the per-image engine (plans the batched executor
+/// cannot run, fp32 / fake-quant modes, and the GPU's statistics and `--check-cpu`): `gpu`
+/// holds the GPU logits of every image and whether to compare them with the CPU engine;
+/// activity is observed on the first `stats_n` images.
+fn per_image_pass(
+    qe: &Engine,
+    data: &Dataset,
+    p: &batched::Pass,
+    gpu: Option<(&[Vec<f32>], bool)>,
+    stats_n: usize,
+) -> Result<Acc> {
+    let (reference, labels, already_probs, progress, nl) =
+        (p.reference, p.labels, p.already_probs, p.progress, p.layers);
+    let (gpu_logits, check_cpu) = (gpu.map(|g| g.0), gpu.is_some_and(|g| g.1));
+    let qr = p.check;
+    let mode = qe.mode;
+    (0..data.len())
+        .into_par_iter()
+        .try_fold(
+            || Acc::new(nl),
+            |mut a, i| -> Result<Acc> {
+                let x = data.image(i);
+                let observe = i < stats_n;
+                if let (true, Some(g)) = (check_cpu, gpu_logits) {
+                    let c = &qe.run(x, false)?.0[0];
+                    let differs = if mode == Mode::Integer {
+                        c != &g[i]
+                    } else {
+                        let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+                        c.iter()
+                            .zip(&g[i])
+                            .any(|(p, q)| (p - q).abs() > GPU_FLOAT_CHECK_REL_TOL * scale)
+                    };
+                    a.gpu_mismatch += differs as usize;
+                }
+                let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
+                let (qo, qobs) = match gpu_logits {
+                    Some(g) => {
+                        let obs = if observe {
+                            qe.run_activity(x, fobs.is_some())?.1
+                        } else {
+                            Vec::new()
+                        };
+                        (vec![g[i].clone()], obs)
+                    }
+                    None if observe => qe.run_activity(x, fobs.is_some())?,
+                    None => qe.run(x, false)?,
+                };
+                if let Some(r) = qr {
+                    // the reference kernels on the same image: every logit must be equal
+                    a.ref_mismatch += (r.run(x, false)?.0 != qo) as usize;
+                }
+                a.n_stats += observe as usize;
+                progress.inc();
+                let qv = &qo[0];
+                a.score(f, qv, labels.map(|l| l[i] as usize), already_probs);
+                for (k, ql) in qobs.iter().enumerate() {
+                    a.act_elems[k] += ql.act_elems;
+                    a.act_zeros[k] += ql.act_zeros;
+                    for c in 0..3 {
+                        a.dense[k][c] += ql.pairs_dense[c];
+                        a.nz[k][c] += ql.pairs_nz[c];
+                    }
+                }
+                if let (Some(fl), false) = (fobs, qobs.is_empty()) {
+                    let q: Vec<&[f32]> = qobs.iter().map(|o| &o.output[..]).collect();
+                    a.sqnr(fl, &q);
+                }
+                Ok(a)
+            },
+        )
+        .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))
+}
+
+/// The summary of a pass: accuracy, agreement, divergence and the paired test.
+fn summarize(
+    acc: &Acc,
+    labelled: bool,
+    check_cpu: bool,
+    check_ref: bool,
+    q: &ModelQuant,
+) -> Summary {
+    let n = acc.n as f64;
+    let frac = |c: usize| c as f64 / n;
+    let paired = labelled.then_some(crate::stats::PairedTop1 {
+        both: acc.paired[0],
+        only_reference: acc.paired[1],
+        only_candidate: acc.paired[2],
+        neither: acc.paired[3],
+    });
+    Summary {
+        images: acc.n,
+        labelled,
+        top1: labelled.then(|| frac(acc.top1)),
+        top5: labelled.then(|| frac(acc.top5)),
+        fp32_top1: labelled.then(|| frac(acc.fp_top1)),
+        fp32_top5: labelled.then(|| frac(acc.fp_top5)),
+        agreement_top1: frac(acc.agree),
+        gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
+        reference_mismatches: check_ref.then_some(acc.ref_mismatch),
+        top1_delta_pts: paired.map(|p| p.delta_pts()),
+        top1_delta_ci95: paired.map(|p| p.ci95_pts()),
+        mcnemar_p: paired.map(|p| p.mcnemar_p()),
+        discordant: paired.map(|p| [p.only_reference, p.only_candidate]),
+        kl_mean: acc.kl / n,
+        bits_per_weight: q.summary.bits_per_weight,
+    }
+}
+
+/// One row per weight layer: activity per image, output SQNR, storage.
+fn layer_evals(graph: &Graph, acc: &Acc, q: &ModelQuant, mode: Mode) -> Vec<LayerEval> {
+    let ns = acc.n_stats.max(1) as f64;
+    graph
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(k, (node, lr))| {
+            let lq = q
+                .layers
+                .iter()
+                .find(|l| l.node == *node)
+                .expect("every layer quantized");
+            let w = lr.weight();
+            LayerEval {
+                name: graph.nodes[*node].name.clone(),
+                kind: lr.kind().into(),
+                applied: if mode == Mode::Fp32 {
+                    "fp32".into()
+                } else {
+                    lq.applied.clone()
+                },
+                macs_per_image: graph.macs(&graph.nodes[*node]) as f64,
+                act_zero_frac: acc.act_zeros[k] as f64 / acc.act_elems[k].max(1) as f64,
+                weight_zero_frac: if mode == Mode::Fp32 {
+                    w.data.iter().filter(|&&v| v == 0.0).count() as f64 / w.numel() as f64
+                } else {
+                    lq.stats.zero as f64 / lq.stats.params as f64
+                },
+                macs_w_high_per_image: acc.dense[k][0] as f64 / ns,
+                macs_w_low_per_image: acc.dense[k][1] as f64 / ns,
+                macs_w_zero_per_image: acc.dense[k][2] as f64 / ns,
+                macs_nz_act_w_high_per_image: acc.nz[k][0] as f64 / ns,
+                macs_nz_act_w_low_per_image: acc.nz[k][1] as f64 / ns,
+                macs_nz_act_w_zero_per_image: acc.nz[k][2] as f64 / ns,
+                output_sqnr_db: sqnr_db(acc.sig[k], acc.noise[k]),
+                bits_per_weight: if mode == Mode::Fp32 {
+                    32.0
+                } else {
+                    lq.stats.bits_per_weight
+                },
+                bits_per_weight_ideal_mask: if mode == Mode::Fp32 {
+                    32.0
+                } else {
+                    lq.stats.bits_per_weight_ideal_mask
+                },
+                demoted_pct: if mode == Mode::Fp32 {
+                    0.0
+                } else {
+                    lq.stats.demoted_pct
+                },
+            }
+        })
+        .collect()
 }
 
 /// The dataset's labels if they index the model's `classes`. Labels of another label set
