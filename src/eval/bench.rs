@@ -17,6 +17,7 @@ use super::top_k;
 /// Throughput of the engine alone (no FP32 reference run, no statistics): best images/s
 /// over `repeat` passes of `images` images, in parallel over images. Calibration (for
 /// quantized modes) uses the first 64 images and is not timed.
+#[allow(clippy::too_many_arguments)]
 pub fn bench(
     graph: &Graph,
     data: &Dataset,

@@ -531,7 +531,7 @@ fn conv_kernel(gm: &ConvGeom, lc: &crate::exec::LayerConsts) -> Kernel {
         })
         .collect();
     // rows read in place need a whole number of 4-byte groups
-    let pointwise = gm.is_pointwise() && gm.c % 4 == 0;
+    let pointwise = gm.is_pointwise() && gm.c.is_multiple_of(4);
     Kernel::Gemm {
         geom: Some(*gm),
         pw,
@@ -553,6 +553,6 @@ fn dense_kernel(src: &Val, ic: usize, oc: usize, lc: &crate::exec::LayerConsts) 
     Kernel::Gemm {
         geom: None,
         pw: vec![pw],
-        im2col: ic % 4 != 0,
+        im2col: !ic.is_multiple_of(4),
     }
 }

@@ -54,6 +54,7 @@ fn copy_small(dst: &mut [i8], src: &[i8], n: usize) {
 /// writes past the run are overwritten by the next run, or land in the zero-weight tail of
 /// the row or the next row, which is written after).
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub fn im2col(
     x: &[i8],
     n: usize,
