@@ -135,8 +135,8 @@ fn engine_fp32_matches_reference_on_mnist() {
     let (g, ds) = mnist();
     let e = Engine::new(&g, Mode::Fp32, None, None).unwrap();
     for i in 0..50 {
-        let (out, _) = e.run(ds.image(i), false).unwrap();
-        let x = Tensor::new(ds.shape.clone(), ds.image(i).to_vec());
+        let (out, _) = e.run(&ds.image(i).unwrap(), false).unwrap();
+        let x = Tensor::new(ds.shape.clone(), ds.image(i).unwrap());
         let want = &reference::run(&g, &x, &HashMap::new()).unwrap()[0];
         let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (a, b) in out[0].iter().zip(&want.data) {
@@ -182,12 +182,12 @@ fn integer_mode_is_deterministic_and_accurate() {
         },
     )
     .unwrap();
-    let calib = Tensor::new(vec![64, 1, 28, 28], ds.images[..64 * 784].to_vec());
+    let calib = Tensor::new(vec![64, 1, 28, 28], ds.images(0, 64).unwrap());
     let sc = engine::calibrate(&g, &calib, Calib::Max, 100.0).unwrap();
     let e = Engine::new(&g, Mode::Integer, Some(&q), Some(&sc)).unwrap();
     for i in 0..20 {
-        let (x, _) = e.run(ds.image(i), false).unwrap();
-        let (y, _) = e.run(ds.image(i), false).unwrap();
+        let (x, _) = e.run(&ds.image(i).unwrap(), false).unwrap();
+        let (y, _) = e.run(&ds.image(i).unwrap(), false).unwrap();
         assert_eq!(x, y);
     }
 }

@@ -37,12 +37,11 @@ fn configs() -> Vec<QuantConfig> {
 fn check(model: &str, cfg: &QuantConfig, n: usize, batch: usize, isa: Isa) -> usize {
     let (g, card) = strumlab::zoo::resolve(model, &LoadOptions::default()).expect("model");
     let data = strumlab::data::load(&card.dataset, &card, false).expect("data");
-    let per = data.per_image();
     let n = n.min(data.len());
     let nc = 64.min(data.len());
     let mut cshape = data.shape.clone();
     cshape[0] = nc;
-    let calib = Tensor::new(cshape, data.images[..nc * per].to_vec());
+    let calib = Tensor::new(cshape, data.images(0, nc).unwrap());
     let scales = engine::calibrate(&g, &calib, Calib::Max, 100.0).expect("scales");
     let q = quantize_graph(&g, cfg).expect("quantize");
     let e = Engine::new(&g, Mode::Integer, Some(&q), Some(&scales))
@@ -67,7 +66,7 @@ fn check(model: &str, cfg: &QuantConfig, n: usize, batch: usize, isa: Isa) -> us
     let mut i = 0;
     while i < n {
         let m = batch.min(n - i);
-        let x = &data.images[i * per..(i + m) * per];
+        let x = &data.images(i, i + m).unwrap();
         let lf = fused.run(&mut af, x, m, &mut Observe::default());
         let mut outs = Vec::new();
         let lp = plain.run(
@@ -87,7 +86,9 @@ fn check(model: &str, cfg: &QuantConfig, n: usize, batch: usize, isa: Isa) -> us
         );
         let k = fused.out_len();
         for b in 0..m {
-            let (r, obs) = e.run(data.image(i + b), true).expect("reference run");
+            let (r, obs) = e
+                .run(&data.image(i + b).unwrap(), true)
+                .expect("reference run");
             assert_eq!(
                 &lf[b * k..(b + 1) * k],
                 &r[0][..],
@@ -104,7 +105,10 @@ fn check(model: &str, cfg: &QuantConfig, n: usize, batch: usize, isa: Isa) -> us
     // activity against the reference engine's observations, summed over the same images
     let e2 = Engine::new(&g, Mode::Integer, Some(&q), Some(&scales)).expect("engine");
     for b in 0..n {
-        let obs = e2.run_activity(data.image(b), false).expect("run").1;
+        let obs = e2
+            .run_activity(&data.image(b).unwrap(), false)
+            .expect("run")
+            .1;
         for (l, o) in obs.iter().enumerate() {
             act.act_elems[l] -= o.act_elems;
             act.act_zeros[l] -= o.act_zeros;
@@ -125,11 +129,10 @@ fn check(model: &str, cfg: &QuantConfig, n: usize, batch: usize, isa: Isa) -> us
 fn check_pairs(model: &str) {
     let (g, card) = strumlab::zoo::resolve(model, &LoadOptions::default()).expect("model");
     let data = strumlab::data::load(&card.dataset, &card, false).expect("data");
-    let per = data.per_image();
     let nc = 64.min(data.len());
     let mut cshape = data.shape.clone();
     cshape[0] = nc;
-    let calib = Tensor::new(cshape, data.images[..nc * per].to_vec());
+    let calib = Tensor::new(cshape, data.images(0, nc).unwrap());
     let scales = engine::calibrate(&g, &calib, Calib::Max, 100.0).expect("scales");
     let cfg = &configs()[1];
     let q = quantize_graph(&g, cfg).expect("quantize");
@@ -142,7 +145,7 @@ fn check_pairs(model: &str) {
         let m = 16.min(n - i);
         p.run(
             &mut a,
-            &data.images[i * per..(i + m) * per],
+            &data.images(i, i + m).unwrap(),
             m,
             &mut Observe {
                 activity: Some(&mut act),
@@ -153,7 +156,7 @@ fn check_pairs(model: &str) {
     let mut want = vec![[0u64; 3]; p.stats.len()];
     for i in 0..n {
         for (l, o) in e
-            .run_activity(data.image(i), false)
+            .run_activity(&data.image(i).unwrap(), false)
             .unwrap()
             .1
             .iter()

@@ -165,7 +165,7 @@ fn whole_models_fast_equals_reference() {
         let ds = strumlab::data::load(data, &card, false).unwrap();
         let mut shape = ds.shape.clone();
         shape[0] = 32;
-        let calib = strumlab::model::Tensor::new(shape, ds.images[..32 * ds.per_image()].to_vec());
+        let calib = strumlab::model::Tensor::new(shape, ds.images(0, 32).unwrap());
         let sc = strumlab::cpu::engine::calibrate(
             &g,
             &calib,
@@ -191,8 +191,8 @@ fn whole_models_fast_equals_reference() {
                 .unwrap()
                 .with_kernels(Kernels::Reference);
             for i in 0..n {
-                let a = fast.run(ds.image(i), false).unwrap().0;
-                let b = refr.run(ds.image(i), false).unwrap().0;
+                let a = fast.run(&ds.image(i).unwrap(), false).unwrap().0;
+                let b = refr.run(&ds.image(i).unwrap(), false).unwrap().0;
                 assert_eq!(a, b, "{model} {} image {i}", cfg.label());
             }
         }
@@ -271,8 +271,8 @@ fn whole_models_fp32_fast_close_to_reference() {
             .unwrap()
             .with_kernels(Kernels::Reference);
         for i in 0..100 {
-            let a = &fast.run(ds.image(i), false).unwrap().0[0];
-            let b = &refr.run(ds.image(i), false).unwrap().0[0];
+            let a = &fast.run(&ds.image(i).unwrap(), false).unwrap().0[0];
+            let b = &refr.run(&ds.image(i).unwrap(), false).unwrap().0[0];
             let scale = b.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
             for (p, q) in a.iter().zip(b) {
                 // 100 x the kernel tolerance: errors of ~10 layers compound

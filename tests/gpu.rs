@@ -46,7 +46,7 @@ fn calibrated(
     shape[0] = n;
     let sc = strumlab::cpu::engine::calibrate(
         &graph,
-        &strumlab::model::Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec()),
+        &strumlab::model::Tensor::new(shape, ds.images(0, n).unwrap()),
         strumlab::quant::config::Calib::Max,
         100.0,
     )
@@ -472,11 +472,11 @@ fn requantized_gpu_engine_matches_cpu_engines() {
         ge.requantize(&cfg).unwrap();
         let q = strumlab::quant::quantize_graph(&graph, &cfg).unwrap();
         let e = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
-        let got = ge.run(&ds.images[..n * ds.per_image()]).unwrap();
+        let got = ge.run(&ds.images(0, n).unwrap()).unwrap();
         for (i, l) in got.iter().enumerate() {
             assert_eq!(
                 l,
-                &e.run(ds.image(i), false).unwrap().0[0],
+                &e.run(&ds.image(i).unwrap(), false).unwrap().0[0],
                 "{} image {i}",
                 cfg.label()
             );
@@ -489,9 +489,7 @@ fn requantized_gpu_engine_matches_cpu_engines() {
         .iter()
         .map(|&y| y as i32)
         .collect();
-    let resident = ge
-        .upload(&ds.images[..m * ds.per_image()], &labels)
-        .unwrap();
+    let resident = ge.upload(&ds.images(0, m).unwrap(), &labels).unwrap();
     let cfg = QuantConfig {
         scheme: Scheme::Dliq,
         low: 6,
@@ -503,7 +501,9 @@ fn requantized_gpu_engine_matches_cpu_engines() {
     let q = strumlab::quant::quantize_graph(&graph, &cfg).unwrap();
     let e = Engine::new(&graph, Mode::Integer, Some(&q), Some(&sc)).unwrap();
     let want: Vec<i32> = (0..m)
-        .map(|i| strumlab::eval::top_k(&e.run(ds.image(i), false).unwrap().0[0], 1)[0] as i32)
+        .map(|i| {
+            strumlab::eval::top_k(&e.run(&ds.image(i).unwrap(), false).unwrap().0[0], 1)[0] as i32
+        })
         .collect();
     assert_eq!(top1, want);
     let hits = want.iter().zip(&labels).filter(|(a, b)| a == b).count() as u32;
@@ -669,7 +669,7 @@ fn compare_float_layers(
     let n = logits.len();
     let (mut worst, mut agree) = (0f32, 0);
     for i in 0..n {
-        let (out, obs) = cpu.run(ds.image(i), true).unwrap();
+        let (out, obs) = cpu.run(&ds.image(i).unwrap(), true).unwrap();
         for (node, v) in got {
             let per = v.len() / n;
             let o = obs
@@ -711,8 +711,8 @@ fn float_modes_match_cpu_per_layer() {
         .unwrap();
         let cpu = Engine::new(&graph, mode, Some(&q), (mode != Mode::Fp32).then_some(&sc)).unwrap();
         let ge = strumlab::gpu::engine::GpuEngine::new(&g, &cpu, 64).unwrap();
-        let got = ge.run_layers(&ds.images[..n * ds.per_image()]).unwrap();
-        let logits = ge.run(&ds.images[..n * ds.per_image()]).unwrap();
+        let got = ge.run_layers(&ds.images(0, n).unwrap()).unwrap();
+        let logits = ge.run(&ds.images(0, n).unwrap()).unwrap();
         let (worst, agree) = compare_float_layers(
             &graph,
             &cpu,
@@ -1103,7 +1103,7 @@ fn integer_engine_pair(
         shape[0] = calib;
         let sc = engine::calibrate(
             &graph,
-            &Tensor::new(shape, ds.images[..calib * ds.per_image()].to_vec()),
+            &Tensor::new(shape, ds.images(0, calib).unwrap()),
             Calib::Max,
             100.0,
         )
@@ -1114,11 +1114,9 @@ fn integer_engine_pair(
         let mut done = 0;
         while done < n {
             let m = ge.batch.min(n - done);
-            let got = ge
-                .run(&ds.images[done * ds.per_image()..(done + m) * ds.per_image()])
-                .unwrap();
+            let got = ge.run(&ds.images(done, done + m).unwrap()).unwrap();
             for (k, logits) in got.iter().enumerate() {
-                let want = &cpu.run(ds.image(done + k), false).unwrap().0[0];
+                let want = &cpu.run(&ds.image(done + k).unwrap(), false).unwrap().0[0];
                 assert_eq!(
                     logits,
                     want,
@@ -1135,11 +1133,7 @@ fn integer_engine_pair(
                 .map(|l| strumlab::eval::top_k(l, 1)[0] as i32)
                 .collect();
             let (top1, counts) = ge
-                .run_topk(
-                    &ds.images[done * ds.per_image()..(done + m) * ds.per_image()],
-                    &labels,
-                    &reference,
-                )
+                .run_topk(&ds.images(done, done + m).unwrap(), &labels, &reference)
                 .unwrap();
             assert_eq!(top1, reference, "{model} {scheme:?}: on-GPU top-1");
             let hits5 = got
@@ -1386,7 +1380,7 @@ fn effnet_lite0_fake_quant_matches_cpu_per_layer() {
     let Some(g) = gpu() else { return };
     let n = 4;
     let (graph, ds, sc) = calibrated("effnet-lite0", "imagenet-samples", n);
-    let x = &ds.images[..n * ds.per_image()];
+    let x = &ds.images(0, n).unwrap();
     let q = strumlab::quant::quantize_graph(
         &graph,
         &QuantConfig {

@@ -405,7 +405,10 @@ fn activation_calibration_on_real_mnist_images() {
     assert_eq!(shape, vec![10_000, 1, 28, 28]);
     assert_eq!(labels.len(), 10_000);
     let n = 32;
-    let x = Tensor::new(vec![n, 1, 28, 28], px[..n * 784].to_vec());
+    let x = Tensor::new(
+        vec![n, 1, 28, 28],
+        px[..n * 784].iter().map(|&v| v as f32).collect(),
+    );
     let max = strumlab::quant::calibrate_activations(&g, &x, Calib::Max, 100.0).unwrap();
     let pct = strumlab::quant::calibrate_activations(&g, &x, Calib::Percentile, 99.9).unwrap();
     assert_eq!(max.len(), 3);

@@ -268,7 +268,7 @@ fn output_criterion_needs_images_and_weighs_by_input_energy() {
     let n = 16;
     let mut shape = ds.shape.clone();
     shape[0] = n;
-    let x = strumlab::model::Tensor::new(shape, ds.images[..n * ds.per_image()].to_vec());
+    let x = strumlab::model::Tensor::new(shape, ds.images(0, n).unwrap());
     let energy = strumlab::quant::input_energy(&g, &x).unwrap();
     assert_eq!(energy.len(), g.layers().len());
     let q = strumlab::quant::quantize_graph_with(&g, &cfg, Some(&energy)).unwrap();

@@ -403,6 +403,7 @@ fn sweep_computes_the_fp32_reference_once() {
         verbose: false,
         spec_path: "small".into(),
         reference_cache: Some(dir.join("refs")),
+        no_image_cache: false,
     };
     let first = sweep::run_sweep(&spec, &opts("a")).unwrap();
     assert!(first.ran >= 3 && first.failed == 0, "{first:?}");

@@ -86,11 +86,11 @@ fn exported_onnx_loads_back_to_the_same_network() {
         let back = load_onnx_bytes(&bytes, "export", &LoadOptions::default()).unwrap();
         assert_eq!(back.layers().len(), g.layers().len());
         let x: Vec<f32> = match ds {
-            Some(d) => data::load(d, &card, false).unwrap().image(0).to_vec(),
+            Some(d) => data::load(d, &card, false).unwrap().image(0).unwrap(),
             None => data::load("mnist-test", &card, false)
                 .unwrap()
                 .image(0)
-                .to_vec(),
+                .unwrap(),
         };
         let a = Engine::new(&g, Mode::Fp32, None, None)
             .unwrap()
@@ -152,7 +152,11 @@ fn photo_folders_label_and_report_bad_images() {
     assert_eq!(ds.labels, Some(vec![7, 42]));
     assert_eq!(ds.shape, vec![1, 3, 16, 16]);
     // Blue channel is constant 128 everywhere after resizing.
-    assert!(ds.image(0)[2 * 256..3 * 256].iter().all(|&v| v == 128.0));
+    assert!(
+        ds.image(0).unwrap()[2 * 256..3 * 256]
+            .iter()
+            .all(|&v| v == 128.0)
+    );
     std::fs::write(dir.join("imagenet_02_3.jpg"), b"not a jpeg").unwrap();
     let e = data::load(dir.to_str().unwrap(), &card, false)
         .unwrap_err()

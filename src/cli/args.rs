@@ -109,6 +109,11 @@ pub struct SweepArgs {
     /// Override every run's image limit (0: all images).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Do not keep decoded image folders in the preprocessed-image cache
+    /// (`<cache>/preprocessed`, capped by STRUMLAB_IMAGE_CACHE_MB): decode into a temporary
+    /// file that goes away with the run.
+    #[arg(long)]
+    pub no_cache: bool,
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -207,6 +212,11 @@ pub struct SearchArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Do not keep decoded image folders in the preprocessed-image cache
+    /// (`<cache>/preprocessed`, capped by STRUMLAB_IMAGE_CACHE_MB): decode into a temporary
+    /// file that goes away with the run.
+    #[arg(long)]
+    pub no_cache: bool,
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -431,6 +441,11 @@ pub struct EvalArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Do not keep decoded image folders in the preprocessed-image cache
+    /// (`<cache>/preprocessed`, capped by STRUMLAB_IMAGE_CACHE_MB): decode into a temporary
+    /// file that goes away with the run.
+    #[arg(long)]
+    pub no_cache: bool,
     /// No progress line on stderr (it is shown only on a terminal).
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -329,13 +329,13 @@ fn cmd_export(a: ExportArgs) -> Result<String> {
     let e = crate::cpu::engine::Engine::new(&g, crate::cpu::engine::Mode::Fp32, None, None)?;
     let mut logits = Vec::new();
     for i in 0..data.len() {
-        logits.extend(e.run(data.image(i), false)?.0.remove(0));
+        logits.extend(e.run(&data.image(i)?, false)?.0.remove(0));
     }
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     if let Some(onnx) = &onnx {
         report::write_atomic(&a.out.join("model.onnx"), onnx)?;
     }
-    report::write_atomic(&a.out.join("inputs.f32"), &bytes(&data.images))?;
+    report::write_atomic(&a.out.join("inputs.f32"), &bytes(&data.all()?))?;
     report::write_atomic(&a.out.join("logits.f32"), &bytes(&logits))?;
     let mut ishape = data.shape.clone();
     ishape[0] = data.len();
@@ -389,6 +389,7 @@ fn cmd_sweep(a: SweepArgs) -> Result<String> {
         verbose: a.verbose,
         spec_path: origin,
         reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
+        no_image_cache: a.no_cache,
     };
     let r = crate::sweep::run_sweep(&spec, &opts)?;
     if r.ran > 0 && r.failed == r.ran {
@@ -483,10 +484,13 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
     if let Some(w) = crate::data::label_mismatch(&spec, &card) {
         eprintln!("{w}");
     }
-    let mut data = crate::data::load_limited(&spec, &card, a.skip_bad_images, a.limit)?;
-    if let Some(n) = a.limit {
-        data.truncate(n);
-    }
+    let lo = crate::data::LoadOpts {
+        skip_bad: a.skip_bad_images,
+        limit: a.limit,
+        cache: !a.no_cache,
+        quiet: a.quiet,
+    };
+    let data = crate::data::load_with(&spec, &card, &lo)?;
     let ctx = crate::gpu::GpuContext::for_device(a.device, a.quiet)?;
     let mut refs = crate::eval::RefCache::on_disk();
     let cpu = crate::eval::Exec::Cpu;
@@ -557,10 +561,13 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
 fn search(a: &SearchArgs) -> Result<String> {
     let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
-    let mut data = crate::data::load_limited(&spec, &card, false, a.limit)?;
-    if let Some(n) = a.limit {
-        data.truncate(n);
-    }
+    let lo = crate::data::LoadOpts {
+        limit: a.limit,
+        cache: !a.no_cache,
+        quiet: a.quiet,
+        ..Default::default()
+    };
+    let data = crate::data::load_with(&spec, &card, &lo)?;
     let opts = crate::search::Options {
         model: a.model.clone(),
         max_drop_pts: a.max_drop,

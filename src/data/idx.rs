@@ -90,7 +90,7 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// An image/label pair of IDX files as `[N, 1, H, W]` pixel values 0..255 and labels.
-pub fn read_idx_dataset(images: &Path, labels: &Path) -> Result<(Vec<usize>, Vec<f32>, Vec<u32>)> {
+pub fn read_idx_dataset(images: &Path, labels: &Path) -> Result<(Vec<usize>, Vec<u8>, Vec<u32>)> {
     let im = read_idx_u8(images)?;
     let lb = read_idx_u8(labels)?;
     if im.dims.len() != 3 || lb.dims.len() != 1 || im.dims[0] != lb.dims[0] {
@@ -103,9 +103,5 @@ pub fn read_idx_dataset(images: &Path, labels: &Path) -> Result<(Vec<usize>, Vec
         });
     }
     let shape = vec![im.dims[0], 1, im.dims[1], im.dims[2]];
-    Ok((
-        shape,
-        im.data.iter().map(|&v| v as f32).collect(),
-        lb.data.iter().map(|&v| v as u32).collect(),
-    ))
+    Ok((shape, im.data, lb.data.iter().map(|&v| v as u32).collect()))
 }

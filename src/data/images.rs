@@ -1,7 +1,8 @@
 //! Photo folders (JPEG/PNG) preprocessed per model card: RGB, resize of the shorter side
 //! (bilinear, antialiased when shrinking), centre crop, then per-channel normalisation.
 //! Labels come from class subfolders named by index (`123/x.jpg`) or ImageNet synset
-//! (`n01440764/x.jpg`), from a `labels.txt` / `labels.csv` file (`file label` per line), from
+//! (`n01440764/x.jpg`), from a `labels.txt` / `labels.csv` / `LOC_val_solution.csv` file
+//! (`file label` per line, the label an index or a synset), from
 //! the file name (`imagenet_NN_LABEL.jpg`, the foolbox samples), or are absent (agreement
 //! only; a folder is labelled only if every image is).
 
@@ -47,10 +48,17 @@ fn folder_label(name: &str) -> Option<u32> {
         .map(|k| k as u32)
 }
 
-/// A labels file in the folder (`labels.txt` or `labels.csv`): one `file label` pair per
-/// line, separated by whitespace or a comma; `#` starts a comment.
+/// Names of a labels file in a flat folder, in the order looked for: `labels.txt` /
+/// `labels.csv` (ours), `LOC_val_solution.csv` (ImageNet-val as distributed with the
+/// localisation challenge: `ImageId,PredictionString`, the synset first in the string).
+const LABEL_FILES: &[&str] = &["labels.txt", "labels.csv", "LOC_val_solution.csv"];
+
+/// A labels file in the folder ([`LABEL_FILES`]): one `file label` pair per line, separated
+/// by whitespace or a comma, the label a class index or an ImageNet synset, the file with or
+/// without its extension; further fields on a line are ignored; a first line whose label is
+/// neither is a header; `#` starts a comment.
 fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u32>>> {
-    for name in ["labels.txt", "labels.csv"] {
+    for name in LABEL_FILES {
         let p = dir.join(name);
         if !p.is_file() {
             continue;
@@ -60,6 +68,7 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
             source,
         })?;
         let mut m = std::collections::HashMap::new();
+        let mut first = true;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -69,15 +78,23 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
                 .collect();
-            let bad = || Error::Data {
-                path: p.display().to_string(),
-                reason: format!("line {}: expected 'file label', got '{line}'", i + 1),
-            };
-            match parts.as_slice() {
-                [f, l] => {
-                    m.insert(f.to_string(), l.parse::<u32>().map_err(|_| bad())?);
+            let header = std::mem::replace(&mut first, false);
+            let label = parts.get(1).and_then(|l| folder_label(l));
+            match (parts.first(), label) {
+                (Some(f), Some(l)) if parts.len() >= 2 => {
+                    m.insert(f.to_string(), l);
                 }
-                _ => return Err(bad()),
+                _ if header && parts.len() >= 2 => {}
+                _ => {
+                    return Err(Error::Data {
+                        path: p.display().to_string(),
+                        reason: format!(
+                            "line {}: expected 'file label' (a class index or an ImageNet \
+                             synset), got '{line}'",
+                            i + 1
+                        ),
+                    });
+                }
             }
         }
         return Ok(Some(m));
@@ -121,8 +138,9 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             let l = match &file_labels {
-                Some(m) => m.get(&name).copied(),
+                Some(m) => m.get(&name).or_else(|| m.get(stem)).copied(),
                 None => label_from_name(&p),
             };
             out.push((p, l));
@@ -136,14 +154,59 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
 const MAX_SIDE: u32 = 16384;
 const MAX_DECODED_BYTES: u64 = 1 << 30;
 
-/// Decode and preprocess one image into `[C, H, W]`.
+/// Decode and preprocess one image into the model's input layout, normalised.
 pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
+    let px = preprocess_u8(path, card)?;
+    let mut out = vec![0f32; px.len()];
+    super::store::Norm::of(card).apply(&px, &mut out);
+    Ok(out)
+}
+
+/// Decode, resize and crop one image into raw 0..255 pixels in the model's input layout
+/// (`[C, H, W]`, or `[H, W, C]` for an NHWC card; channels in the card's order).
+pub fn preprocess_u8(path: &Path, card: &ModelCard) -> Result<Vec<u8>> {
     let err = |reason: String| Error::Data {
         path: path.display().to_string(),
         reason,
     };
-    // Bound the decoded size from the header before decoding: a small file may declare
-    // 20000 x 20000 pixels.
+    let img = decode(path)?;
+    let [th, tw] = card.size;
+    let img = resize(img, card);
+    let (w, h) = img.dimensions();
+    if (w as usize) < tw || (h as usize) < th {
+        return Err(err(format!(
+            "image is {w}x{h} after resizing, smaller than the {tw}x{th} crop"
+        )));
+    }
+    let (x0, y0) = if card.center_crop {
+        ((w as usize - tw) / 2, (h as usize - th) / 2)
+    } else {
+        (0, 0)
+    };
+    let mut out = vec![0u8; 3 * th * tw];
+    for y in 0..th {
+        for x in 0..tw {
+            let p = img.get_pixel((x0 + x) as u32, (y0 + y) as u32);
+            for c in 0..3 {
+                let at = if card.nhwc {
+                    (y * tw + x) * 3 + c
+                } else {
+                    (c * th + y) * tw + x
+                };
+                out[at] = p[if card.bgr { 2 - c } else { c }];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decode to RGB, bounding the decoded size from the header first: a small file may
+/// declare 20000 x 20000 pixels.
+fn decode(path: &Path) -> Result<image::RgbImage> {
+    let err = |reason: String| Error::Data {
+        path: path.display().to_string(),
+        reason,
+    };
     let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| err(format!("cannot read image ({})", crate::error::flat(e))))?;
@@ -152,12 +215,16 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let img = reader
+    Ok(reader
         .decode()
         .map_err(|e| err(format!("cannot decode image ({})", crate::error::flat(e))))?
-        .to_rgb8();
+        .to_rgb8())
+}
+
+/// The card's resize: the shorter side to `resize_shorter`, or to exactly `resize`.
+fn resize(img: image::RgbImage, card: &ModelCard) -> image::RgbImage {
     let [th, tw] = card.size;
-    let img = match card.resize_shorter {
+    match card.resize_shorter {
         Some(s) => {
             let (w, h) = img.dimensions();
             let (nw, nh) = if w <= h {
@@ -177,44 +244,17 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
             let [rh, rw] = card.resize.unwrap_or([th, tw]);
             image::imageops::resize(&img, rw as u32, rh as u32, FilterType::Triangle)
         }
-    };
-    let (w, h) = img.dimensions();
-    if (w as usize) < tw || (h as usize) < th {
-        return Err(err(format!(
-            "image is {w}x{h} after resizing, smaller than the {tw}x{th} crop"
-        )));
     }
-    let (x0, y0) = if card.center_crop {
-        ((w as usize - tw) / 2, (h as usize - th) / 2)
-    } else {
-        (0, 0)
-    };
-    let mut out = vec![0f32; 3 * th * tw];
-    for y in 0..th {
-        for x in 0..tw {
-            let p = img.get_pixel((x0 + x) as u32, (y0 + y) as u32);
-            for c in 0..3 {
-                let v = card.normalise(c, p[if card.bgr { 2 - c } else { c }] as f32);
-                let at = if card.nhwc {
-                    (y * tw + x) * 3 + c
-                } else {
-                    (c * th + y) * tw + x
-                };
-                out[at] = v;
-            }
-        }
-    }
-    Ok(out)
 }
 
-/// Load every image of a folder. Unreadable images are fatal unless `skip_bad`, in which
-/// case each is reported on stderr with its path.
+/// Load the images of a folder through the preprocessed-image cache ([`super::pcache`]).
+/// Unreadable images are fatal unless `skip_bad`, in which case each is reported on stderr
+/// with its path.
 pub fn load_folder(
     dir: &Path,
     name: &str,
     card: &ModelCard,
-    skip_bad: bool,
-    limit: Option<usize>,
+    o: &super::pcache::LoadOpts,
 ) -> Result<Dataset> {
     if card.channels != 3 {
         return Err(Error::Data {
@@ -222,13 +262,29 @@ pub fn load_folder(
             reason: format!("model '{}' does not take RGB images", card.name),
         });
     }
-    let files = list(dir)?;
+    let mut files = list(dir)?;
     if files.is_empty() {
         return Err(Error::Data {
             path: dir.display().to_string(),
             reason: "no .jpg/.jpeg/.png images".into(),
         });
     }
+    let labelled = check_labels(dir, &files)?;
+    // only the first `limit` images (in path order) are read
+    files.truncate(o.limit.unwrap_or(usize::MAX));
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let (store, kept) = super::pcache::load(&paths, card, o)?;
+    let labels: Vec<u32> = kept.iter().map(|&i| files[i].1.unwrap_or(0)).collect();
+    let shape = if card.nhwc {
+        vec![1, card.size[0], card.size[1], 3]
+    } else {
+        vec![1, 3, card.size[0], card.size[1]]
+    };
+    Ok(Dataset::new(name, shape, labelled.then_some(labels), store))
+}
+
+/// Whether every image has a label; an error when only some do.
+fn check_labels(dir: &Path, files: &[(PathBuf, Option<u32>)]) -> Result<bool> {
     let labelled = files.iter().all(|(_, l)| l.is_some());
     let some = files.iter().filter(|(_, l)| l.is_some()).count();
     if !labelled && some > 0 {
@@ -245,27 +301,5 @@ pub fn load_folder(
             ),
         });
     }
-    let mut images = Vec::new();
-    let mut labels = Vec::new();
-    // only the first `limit` images (in path order) are decoded
-    for (p, l) in files.iter().take(limit.unwrap_or(usize::MAX)) {
-        match preprocess(p, card) {
-            Ok(v) => {
-                images.extend(v);
-                labels.push(l.unwrap_or(0));
-            }
-            Err(e) if skip_bad => eprintln!("skipped: {e}"),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Dataset {
-        name: name.to_string(),
-        shape: if card.nhwc {
-            vec![1, card.size[0], card.size[1], 3]
-        } else {
-            vec![1, 3, card.size[0], card.size[1]]
-        },
-        images,
-        labels: labelled.then_some(labels),
-    })
+    Ok(labelled)
 }

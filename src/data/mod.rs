@@ -3,55 +3,132 @@
 pub mod card;
 pub mod idx;
 pub mod images;
+pub mod pcache;
+pub mod store;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use card::ModelCard;
+pub use pcache::LoadOpts;
+use store::{Norm, Pixels, Store};
 
 use crate::error::{Error, Result};
 
-/// Images in a model's input layout (`[C, H, W]` each, FP32), with labels when known.
+/// Images in a model's input layout, with labels when known. The pixels stay raw (u8) in
+/// memory or in the preprocessed-image cache file and are normalised to FP32 only for the
+/// images asked for ([`Dataset::images`]), so a dataset's size does not set the memory a
+/// run needs. Cloning and [`Dataset::range`] share the pixels.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub name: String,
     /// Shape of one image, e.g. `[1, 1, 28, 28]` (batch 1).
     pub shape: Vec<usize>,
-    pub images: Vec<f32>,
     pub labels: Option<Vec<u32>>,
+    store: Arc<Store>,
+    /// This view's images are `first..first + n` of the store.
+    first: usize,
+    n: usize,
 }
 
 impl Dataset {
+    pub fn new(name: &str, shape: Vec<usize>, labels: Option<Vec<u32>>, store: Store) -> Self {
+        let n = store.n;
+        Dataset {
+            name: name.to_string(),
+            shape,
+            labels,
+            store: Arc::new(store),
+            first: 0,
+            n,
+        }
+    }
     pub fn len(&self) -> usize {
-        self.images.len() / self.per_image().max(1)
+        self.n
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.n == 0
     }
     pub fn per_image(&self) -> usize {
         self.shape.iter().product()
     }
-    pub fn image(&self, i: usize) -> &[f32] {
-        let p = self.per_image();
-        &self.images[i * p..(i + 1) * p]
+    /// Images `a..b`, normalised, back to back (`(b - a) * per_image()` values).
+    pub fn images(&self, a: usize, b: usize) -> Result<Vec<f32>> {
+        assert!(a <= b && b <= self.n, "images {a}..{b} of {}", self.n);
+        self.store.read(self.first + a, self.first + b)
+    }
+    /// Image `i`, normalised.
+    pub fn image(&self, i: usize) -> Result<Vec<f32>> {
+        self.images(i, i + 1)
+    }
+    /// Every image, normalised (for small sets: calibration, export).
+    pub fn all(&self) -> Result<Vec<f32>> {
+        self.images(0, self.n)
+    }
+    /// A hash of this view's pixels, how they were made and normalised (cache keys).
+    pub fn content_key(&self) -> u64 {
+        let mut w: Vec<u64> = vec![self.store.key, self.first as u64, self.n as u64];
+        w.extend(self.shape.iter().map(|&d| d as u64));
+        w.extend(self.store.norm.key_words());
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        crate::hash::fnv1a64(&bytes)
+    }
+    /// Where the pixels are read from: `memory` or the cache file's path.
+    pub fn source(&self) -> String {
+        match &self.store.pixels {
+            Pixels::Memory(_) => "memory".into(),
+            Pixels::File { path, .. } => path.display().to_string(),
+        }
     }
     /// Images `a..b` (and their labels) as a dataset of their own, named `<name>[a..b]`.
     pub fn range(&self, a: usize, b: usize) -> Dataset {
-        let p = self.per_image();
-        let b = b.min(self.len());
+        let b = b.min(self.n);
         let a = a.min(b);
         Dataset {
             name: format!("{}[{a}..{b}]", self.name),
             shape: self.shape.clone(),
-            images: self.images[a * p..b * p].to_vec(),
             labels: self.labels.as_ref().map(|l| l[a..b].to_vec()),
+            store: self.store.clone(),
+            first: self.first + a,
+            n: b - a,
         }
     }
     /// Keep the first `n` images.
     pub fn truncate(&mut self, n: usize) {
-        let p = self.per_image();
-        self.images.truncate(n * p);
+        self.n = self.n.min(n);
         if let Some(l) = &mut self.labels {
             l.truncate(n);
+        }
+    }
+}
+
+/// Remove the oldest files of `dir` (by modification time) until it holds at most `cap`
+/// bytes, never `keep` (the file just written) nor hidden files (builds in progress).
+/// Errors are ignored: it is a cache.
+pub(crate) fn evict(dir: &Path, keep: &Path, cap: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let name = e.file_name();
+            let ours = name.to_string_lossy();
+            if !m.is_file() || ours.starts_with('.') {
+                return None;
+            }
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, p) in files {
+        if total <= cap {
+            break;
+        }
+        if p != keep && std::fs::remove_file(&p).is_ok() {
+            total -= len;
         }
     }
 }
@@ -130,7 +207,14 @@ pub fn label_mismatch(spec: &str, card: &ModelCard) -> Option<String> {
 /// Load a dataset by name (see [`NAMED`]) or path: an IDX image file whose labels file
 /// sits beside it as `*labels-idx1*`, or a folder of photos ([`images`]).
 pub fn load(spec: &str, card: &ModelCard, skip_bad: bool) -> Result<Dataset> {
-    load_limited(spec, card, skip_bad, None)
+    load_with(
+        spec,
+        card,
+        &LoadOpts {
+            skip_bad,
+            ..Default::default()
+        },
+    )
 }
 
 /// [`load`] keeping the first `limit` images; an image folder decodes only those.
@@ -140,6 +224,19 @@ pub fn load_limited(
     skip_bad: bool,
     limit: Option<usize>,
 ) -> Result<Dataset> {
+    load_with(
+        spec,
+        card,
+        &LoadOpts {
+            skip_bad,
+            limit,
+            ..Default::default()
+        },
+    )
+}
+
+/// [`load`] with every option.
+pub fn load_with(spec: &str, card: &ModelCard, o: &LoadOpts) -> Result<Dataset> {
     if spec.is_empty() {
         return Err(Error::InvalidArg {
             arg: "data".into(),
@@ -152,7 +249,20 @@ pub fn load_limited(
             ),
         });
     }
-    let path = match NAMED.iter().find(|(n, _)| *n == spec) {
+    let path = resolve(spec)?;
+    if path.is_dir() {
+        return images::load_folder(&path, spec, card, o);
+    }
+    let mut d = load_idx(&path, spec, card)?;
+    if let Some(n) = o.limit {
+        d.truncate(n);
+    }
+    Ok(d)
+}
+
+/// The path of a named dataset, or `spec` itself.
+fn resolve(spec: &str) -> Result<PathBuf> {
+    Ok(match NAMED.iter().find(|(n, _)| *n == spec) {
         Some((_, p)) => match p.strip_prefix("cache:") {
             Some(rel) => {
                 let p = cache_dir().join(rel);
@@ -169,10 +279,11 @@ pub fn load_limited(
             None => repo_root().join(p),
         },
         None => PathBuf::from(spec),
-    };
-    if path.is_dir() {
-        return images::load_folder(&path, spec, card, skip_bad, limit);
-    }
+    })
+}
+
+/// An IDX image file and the labels file beside it, pixels kept raw in memory.
+fn load_idx(path: &Path, spec: &str, card: &ModelCard) -> Result<Dataset> {
     let fname = path
         .file_name()
         .and_then(|s| s.to_str())
@@ -187,7 +298,7 @@ pub fn load_limited(
         });
     }
     let labels = path.with_file_name(fname.replace("images-idx3", "labels-idx1"));
-    let (shape, px, lb) = idx::read_idx_dataset(&path, &labels)?;
+    let (shape, px, lb) = idx::read_idx_dataset(path, &labels)?;
     if card.channels != 1 || card.size != [shape[2], shape[3]] {
         return Err(Error::Data {
             path: path.display().to_string(),
@@ -197,10 +308,17 @@ pub fn load_limited(
             ),
         });
     }
-    Ok(Dataset {
-        name: spec.to_string(),
-        shape: vec![1, 1, shape[2], shape[3]],
-        images: px.iter().map(|&v| card.normalise(0, v)).collect(),
-        labels: Some(lb),
-    })
+    let store = Store {
+        key: crate::hash::fnv1a64(&px),
+        pixels: Pixels::Memory(px),
+        per_image: shape[2] * shape[3],
+        n: shape[0],
+        norm: Norm::of(card),
+    };
+    Ok(Dataset::new(
+        spec,
+        vec![1, 1, shape[2], shape[3]],
+        Some(lb),
+        store,
+    ))
 }

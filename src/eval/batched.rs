@@ -68,8 +68,7 @@ fn call(
     (plain, pp): (&Program, &ArenaPool),
 ) -> Result<(Acc, Activity)> {
     let m = batch.min(data.len() - i0);
-    let per = data.per_image();
-    let x = &data.images[i0 * per..(i0 + m) * per];
+    let x = &data.images(i0, i0 + m)?;
     let mut act = Activity::new(p.layers);
     let mut outs = Vec::new();
     let sqnr = i0 < p.reference.sqnr_images;
@@ -92,7 +91,7 @@ fn call(
         let i = i0 + b;
         let qv = &logits[b * k..(b + 1) * k];
         if let Some(r) = p.check {
-            acc.ref_mismatch += (r.run(data.image(i), false)?.0[0] != qv) as usize;
+            acc.ref_mismatch += (r.run(&data.image(i)?, false)?.0[0] != qv) as usize;
         }
         let f = p.reference.logits(i);
         acc.score(f, qv, p.labels.map(|l| l[i] as usize), p.already_probs);

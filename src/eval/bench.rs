@@ -35,7 +35,7 @@ pub fn bench(
         shape[0] = n;
         Some(engine::calibrate(
             graph,
-            &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
+            &Tensor::new(shape, data.images(0, n)?),
             Calib::Max,
             100.0,
         )?)
@@ -47,25 +47,22 @@ pub fn bench(
         && let Ok(p) =
             crate::cpu::fast::Program::compile(e.plan(), true, crate::cpu::fast::Isa::detect())
     {
-        return Ok(bench_batched(
-            &p,
-            data,
-            images,
-            repeat,
-            batch.unwrap_or(p.auto_batch()),
-        ));
+        return bench_batched(&p, data, images, repeat, batch.unwrap_or(p.auto_batch()));
     }
-    e.run(data.image(0), false)?; // warm-up
+    e.run(&data.image(0)?, false)?; // warm-up
     let mut best = 0f64;
     for _ in 0..repeat {
         let t = std::time::Instant::now();
         (0..images)
             .into_par_iter()
-            .try_for_each(|i| e.run(data.image(i % data.len()), false).map(|_| ()))?;
+            .try_for_each(|i| e.run(&data.image(i % data.len())?, false).map(|_| ()))?;
         best = best.max(images as f64 / t.elapsed().as_secs_f64());
     }
     Ok(best)
 }
+
+/// Largest dataset (as FP32 input) a GPU sweep keeps resident on the device.
+const RESIDENT_MAX_BYTES: usize = 1 << 30;
 
 /// Throughput of the batched executor: best images/s over `repeat` passes of `images`
 /// images (cycling through the dataset) in calls of `batch` images, rayon over calls, one
@@ -76,15 +73,16 @@ fn bench_batched(
     images: usize,
     repeat: usize,
     batch: usize,
-) -> f64 {
+) -> Result<f64> {
     use crate::cpu::fast::{Arena, ArenaPool, Observe};
     let per = data.per_image();
     let batch = batch.clamp(1, data.len().max(1));
     // a pool of whole batches taken from the dataset, contiguous
     let calls = images.div_ceil(batch);
-    let pool: Vec<f32> = (0..batch * calls.min(64))
-        .flat_map(|i| data.image(i % data.len()).iter().copied())
-        .collect();
+    let mut pool: Vec<f32> = Vec::with_capacity(batch * calls.min(64) * per);
+    for i in 0..batch * calls.min(64) {
+        pool.extend(data.image(i % data.len())?);
+    }
     let slices = pool.len() / (batch * per);
     let run = |arena: &mut Arena, c: usize| {
         let x = &pool[(c % slices) * batch * per..][..batch * per];
@@ -103,7 +101,7 @@ fn bench_batched(
     if crate::cpu::fast::profile::enabled() {
         eprint!("{}", crate::cpu::fast::profile::report());
     }
-    best
+    Ok(best)
 }
 
 /// Throughput of the GPU engine (any numerics mode): best images/s over `repeat` passes of
@@ -125,7 +123,7 @@ pub fn bench_gpu(
     shape[0] = n;
     let scales = engine::calibrate(
         graph,
-        &Tensor::new(shape, data.images[..n * data.per_image()].to_vec()),
+        &Tensor::new(shape, data.images(0, n)?),
         Calib::Max,
         100.0,
     )?;
@@ -138,9 +136,10 @@ pub fn bench_gpu(
     let ge = crate::gpu::engine::GpuEngine::new(ctx, &cpu, batch)?;
     let per = data.per_image();
     // A batch of images cycling through the dataset.
-    let pool: Vec<f32> = (0..ge.batch)
-        .flat_map(|i| data.image(i % data.len()).to_vec())
-        .collect();
+    let mut pool: Vec<f32> = Vec::with_capacity(ge.batch * per);
+    for i in 0..ge.batch {
+        pool.extend(data.image(i % data.len())?);
+    }
     ge.run(&pool[..per])?; // warm-up: pipelines compiled
     let mut best = 0f64;
     for _ in 0..repeat {
@@ -193,7 +192,7 @@ pub fn bench_sweep(
     let n = 64.min(data.len());
     let mut shape = data.shape.clone();
     shape[0] = n;
-    let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+    let calib = Tensor::new(shape, data.images(0, n)?);
     let scales = engine::calibrate(graph, &calib, Calib::Max, 100.0)?;
     let mut out = Vec::new();
     // GPU: one engine for the whole sweep; each configuration re-quantizes the resident
@@ -205,7 +204,11 @@ pub fn bench_sweep(
             let mut ge = crate::gpu::engine::GpuEngine::new(ctx, &e0, batch)?;
             ge.enable_requantize(configs[0].weight_calib, configs[0].percentile);
             // The dataset is uploaded once for the whole sweep when it fits.
-            let resident = ge.upload(&data.images, &labels).ok();
+            let bytes = data.len() * data.per_image() * 4;
+            let resident = match bytes <= RESIDENT_MAX_BYTES {
+                true => ge.upload(&data.all()?, &labels).ok(),
+                false => None,
+            };
             Some((ge, resident))
         }
         None => None,
@@ -218,7 +221,7 @@ pub fn bench_sweep(
                 (0..data.len())
                     .into_par_iter()
                     .map(|i| -> Result<u64> {
-                        let o = e.run(data.image(i), false)?.0;
+                        let o = e.run(&data.image(i)?, false)?.0;
                         Ok((top_k(&o[0], 1)[0] as i32 == labels[i]) as u64)
                     })
                     .try_reduce(|| 0, |a, b| Ok(a + b))?
@@ -229,14 +232,13 @@ pub fn bench_sweep(
                     Some(r) => ge.count_resident(r)?[0] as u64,
                     // Too large to keep on the GPU: batch by batch.
                     None => {
-                        let per = data.per_image();
                         let none = vec![-1i32; ge.batch];
                         let mut h = 0u64;
                         let mut done = 0;
                         while done < data.len() {
                             let m = ge.batch.min(data.len() - done);
                             let (_, c) = ge.run_topk(
-                                &data.images[done * per..(done + m) * per],
+                                &data.images(done, done + m)?,
                                 &labels[done..done + m],
                                 &none[..m],
                             )?;

@@ -504,12 +504,11 @@ fn gpu_pass(
             ..
         } => {
             let ge = crate::gpu::engine::GpuEngine::new(ctx, qe, *batch)?;
-            let per = data.per_image();
             let mut out = Vec::with_capacity(data.len());
             let mut done = 0;
             while done < data.len() {
                 let m = ge.batch.min(data.len() - done);
-                out.extend(ge.run(&data.images[done * per..(done + m) * per])?);
+                out.extend(ge.run(&data.images(done, done + m)?)?);
                 done += m;
             }
             (
@@ -543,7 +542,7 @@ fn per_image_pass(
         .try_fold(
             || Acc::new(nl),
             |mut a, i| -> Result<Acc> {
-                let x = data.image(i);
+                let x = &data.image(i)?;
                 let observe = i < stats_n;
                 if let (true, Some(g)) = (check_cpu, gpu_logits) {
                     let c = &qe.run(x, false)?.0[0];
@@ -728,7 +727,7 @@ fn quantize_for(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<Model
         let n = cfg.calib_images.clamp(1, data.len());
         let mut shape = data.shape.clone();
         shape[0] = n;
-        let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
+        let calib = Tensor::new(shape, data.images(0, n)?);
         Some(crate::quant::input_energy(graph, &calib)?)
     } else {
         None

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::cpu::engine::{self, Engine, Mode, Scales};
-use crate::data::Dataset;
+use crate::data::{Dataset, evict};
 use crate::error::Result;
 use crate::model::{Graph, Op, Tensor};
 use crate::quant::config::Calib;
@@ -31,6 +31,9 @@ pub const SQNR_BUDGET_BYTES: usize = 256 << 20;
 
 const MAGIC: &[u8; 16] = b"strumlab-fp32ref";
 
+/// Images normalised and run at a time by the FP32 pass (about 38 MB of input at 224x224).
+const STREAM_CHUNK: usize = 64;
+
 /// Default size cap of the on-disk reference cache (`STRUMLAB_REFERENCE_CACHE_MB` sets
 /// another); past it the least recently written files are removed.
 pub const CACHE_CAP_BYTES: u64 = 2 << 30;
@@ -40,36 +43,6 @@ fn cache_cap_bytes() -> u64 {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(CACHE_CAP_BYTES, |mb| mb << 20)
-}
-
-/// Remove the oldest files of `dir` (by modification time) until it holds at most `cap`
-/// bytes, never `keep` (the file just written). Errors are ignored: it is a cache.
-fn evict(dir: &Path, keep: &Path, cap: u64) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            let name = e.file_name();
-            let ours = name.to_string_lossy();
-            if !m.is_file() || ours.starts_with('.') {
-                return None;
-            }
-            Some((m.modified().ok()?, m.len(), e.path()))
-        })
-        .collect();
-    let mut total: u64 = files.iter().map(|f| f.1).sum();
-    files.sort();
-    for (_, len, p) in files {
-        if total <= cap {
-            break;
-        }
-        if p != keep && std::fs::remove_file(&p).is_ok() {
-            total -= len;
-        }
-    }
 }
 
 /// 64-bit FNV-1a over 8-byte words (a cache key, not a digest).
@@ -130,11 +103,6 @@ fn hash_graph(h: &mut Fnv, g: &Graph) {
     }
 }
 
-fn hash_images(h: &mut Fnv, shape: &[usize], data: &[f32]) {
-    h.str(&format!("{shape:?}"));
-    h.f32s(data);
-}
-
 /// The FP32 logits of every image and the per-layer FP32 outputs of the first
 /// `sqnr_images` images.
 pub struct Fp32Reference {
@@ -174,22 +142,29 @@ impl Fp32Reference {
             .min(data.len())
             .min((SQNR_BUDGET_BYTES / per_image_bytes.max(1)).max(1));
         let progress = crate::progress::Progress::new("fp32 reference", data.len(), quiet);
-        let runs: Vec<(Vec<f32>, Vec<Vec<f32>>)> = (0..data.len())
-            .into_par_iter()
-            .map(|i| {
-                let (mut out, obs) = fp.run(data.image(i), i < k)?;
-                progress.inc();
-                let layers = obs.into_iter().map(|o| o.output).collect();
-                Ok((out.swap_remove(0), layers))
-            })
-            .collect::<Result<_>>()?;
-        let classes = runs.first().map_or(0, |r| r.0.len());
-        let mut logits = Vec::with_capacity(classes * runs.len());
+        let per = data.per_image();
+        let mut logits = Vec::new();
         let mut layer_out = Vec::with_capacity(k);
-        for (l, layers) in runs {
-            logits.extend(l);
-            if !layers.is_empty() {
-                layer_out.push(layers);
+        let mut classes = 0;
+        // chunks of images read and normalised at a time: memory stays bounded
+        for a in (0..data.len()).step_by(STREAM_CHUNK) {
+            let b = (a + STREAM_CHUNK).min(data.len());
+            let x = data.images(a, b)?;
+            let runs: Vec<(Vec<f32>, Vec<Vec<f32>>)> = (a..b)
+                .into_par_iter()
+                .map(|i| {
+                    let (mut out, obs) = fp.run(&x[(i - a) * per..(i - a + 1) * per], i < k)?;
+                    progress.inc();
+                    let layers = obs.into_iter().map(|o| o.output).collect();
+                    Ok((out.swap_remove(0), layers))
+                })
+                .collect::<Result<_>>()?;
+            for (l, layers) in runs {
+                classes = l.len();
+                logits.extend(l);
+                if !layers.is_empty() {
+                    layer_out.push(layers);
+                }
             }
         }
         Ok(Fp32Reference {
@@ -346,13 +321,7 @@ impl RefCache {
         h.word(REFERENCE_VERSION);
         h.word(sqnr_images as u64);
         hash_graph(&mut h, graph);
-        let mut shape = data.shape.clone();
-        shape[0] = data.len();
-        hash_images(
-            &mut h,
-            &shape,
-            &data.images[..data.len() * data.per_image()],
-        );
+        h.word(data.content_key());
         let key = h.0;
         if let Some(r) = self.refs.get(&key) {
             return Ok(r.clone());
@@ -381,12 +350,11 @@ impl RefCache {
         let n = c.images.clamp(1, data.len());
         let mut shape = data.shape.clone();
         shape[0] = n;
-        let calib = Tensor::new(shape, data.images[..n * data.per_image()].to_vec());
         let mut h = Fnv::new();
         h.word(REFERENCE_VERSION);
         h.str(&format!("{:?}{}", c.method, c.percentile.to_bits()));
         hash_graph(&mut h, graph);
-        hash_images(&mut h, &calib.shape, &calib.data);
+        h.word(data.range(0, n).content_key());
         let key = h.0;
         if let Some(s) = self.scales.get(&key) {
             return Ok(s.clone());
@@ -399,6 +367,7 @@ impl RefCache {
             Some(s) => s,
             None => {
                 self.calib_passes += 1;
+                let calib = Tensor::new(shape, data.images(0, n)?);
                 let s = engine::calibrate(graph, &calib, c.method, c.percentile)?;
                 let json = serde_json::to_vec(&s).expect("scales serialize");
                 self.write(&name, &json);

@@ -175,6 +175,7 @@ pub fn run(o: &Options) -> Result<String> {
         verbose: o.verbose,
         spec_path: SPEC.into(),
         reference_cache: Some(crate::data::cache_dir().join("fp32-reference")),
+        no_image_cache: false,
     };
     let summary = crate::sweep::run_sweep(&spec, &sopts)?;
     let sweep_s = t0.elapsed().as_secs_f64();

@@ -101,6 +101,9 @@ pub struct SweepOptions {
     /// Where FP32 references and activation scales are kept between sweeps (`None`: in
     /// memory only). The CLI passes `<asset cache>/fp32-reference`.
     pub reference_cache: Option<PathBuf>,
+    /// Decode image folders into a temporary file instead of the preprocessed-image cache
+    /// (`--no-cache`; `data::pcache`).
+    pub no_image_cache: bool,
 }
 
 /// What a sweep did.
@@ -279,6 +282,9 @@ pub struct Cache {
     /// FP32 references and activation scales (`eval::reference`): one FP32 pass per model
     /// and images for the whole sweep.
     pub refs: crate::eval::RefCache,
+    /// `--no-cache`: image folders are not kept in the preprocessed-image cache.
+    pub no_image_cache: bool,
+    pub quiet: bool,
 }
 
 impl Cache {
@@ -303,7 +309,14 @@ impl Cache {
         };
         self.data
             .entry((model.to_string(), spec.clone()))
-            .or_insert_with(|| crate::data::load(&spec, &card, false).map_err(|e| e.to_string()))
+            .or_insert_with(|| {
+                let o = crate::data::LoadOpts {
+                    cache: !self.no_image_cache,
+                    quiet: self.quiet,
+                    ..Default::default()
+                };
+                crate::data::load_with(&spec, &card, &o).map_err(|e| e.to_string())
+            })
             .clone()
             .map_err(|e| Error::Data {
                 path: spec,
@@ -571,6 +584,8 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
             .reference_cache
             .clone()
             .map_or_else(crate::eval::RefCache::memory, crate::eval::RefCache::in_dir),
+        no_image_cache: opts.no_image_cache,
+        quiet: opts.quiet,
         ..Default::default()
     };
     if opts.device != Some(Device::Cpu) && todo.iter().any(|r| r.params.device != Device::Cpu) {
