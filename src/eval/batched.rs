@@ -93,7 +93,7 @@ fn call(
         if let Some(r) = p.check {
             acc.ref_mismatch += (r.run(&data.image(i)?, false)?.0[0] != qv) as usize;
         }
-        let f = p.reference.logits(i);
+        let f = &p.reference.logits(i)?;
         acc.score(f, qv, p.labels.map(|l| l[i] as usize), p.already_probs);
         if let Some(fl) = p.reference.layer_outputs(i) {
             let q: Vec<&[f32]> = outs[b].iter().map(|v| &v[..]).collect();

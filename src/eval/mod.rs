@@ -3,6 +3,7 @@
 
 mod batched;
 pub mod bench;
+mod fp32ref;
 pub mod reference;
 
 use rayon::prelude::*;
@@ -556,7 +557,7 @@ fn per_image_pass(
                     };
                     a.gpu_mismatch += differs as usize;
                 }
-                let (f, fobs) = (reference.logits(i), reference.layer_outputs(i));
+                let (f, fobs) = (reference.logits(i)?, reference.layer_outputs(i));
                 let (qo, qobs) = match gpu_logits {
                     Some(g) => {
                         let obs = if observe {
@@ -576,7 +577,7 @@ fn per_image_pass(
                 a.n_stats += observe as usize;
                 progress.inc();
                 let qv = &qo[0];
-                a.score(f, qv, labels.map(|l| l[i] as usize), already_probs);
+                a.score(&f, qv, labels.map(|l| l[i] as usize), already_probs);
                 for (k, ql) in qobs.iter().enumerate() {
                     a.act_elems[k] += ql.act_elems;
                     a.act_zeros[k] += ql.act_zeros;

@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
-use crate::cpu::engine::{self, Engine, Mode, Scales};
+pub use super::fp32ref::Fp32Reference;
+use crate::cpu::engine::{self, Scales};
 use crate::data::{Dataset, evict};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Graph, Op, Tensor};
 use crate::quant::config::Calib;
 
@@ -29,10 +28,8 @@ pub const SQNR_IMAGES: usize = 256;
 /// image), so that a large model does not hold gigabytes.
 pub const SQNR_BUDGET_BYTES: usize = 256 << 20;
 
-const MAGIC: &[u8; 16] = b"strumlab-fp32ref";
-
 /// Images normalised and run at a time by the FP32 pass (about 38 MB of input at 224x224).
-const STREAM_CHUNK: usize = 64;
+pub(super) const STREAM_CHUNK: usize = 64;
 
 /// Default size cap of the on-disk reference cache (`STRUMLAB_REFERENCE_CACHE_MB` sets
 /// another); past it the least recently written files are removed.
@@ -103,140 +100,6 @@ fn hash_graph(h: &mut Fnv, g: &Graph) {
     }
 }
 
-/// The FP32 logits of every image and the per-layer FP32 outputs of the first
-/// `sqnr_images` images.
-pub struct Fp32Reference {
-    pub images: usize,
-    /// values of the first graph output per image
-    pub classes: usize,
-    logits: Vec<f32>,
-    /// images whose per-layer outputs are kept
-    pub sqnr_images: usize,
-    /// `[image][weight layer]` FP32 outputs
-    layer_out: Vec<Vec<Vec<f32>>>,
-}
-
-impl Fp32Reference {
-    pub fn logits(&self, i: usize) -> &[f32] {
-        &self.logits[i * self.classes..(i + 1) * self.classes]
-    }
-    /// The FP32 outputs of every weight layer for image `i`, if `i` is in the SQNR prefix.
-    pub fn layer_outputs(&self, i: usize) -> Option<&[Vec<f32>]> {
-        self.layer_out.get(i).map(|v| &v[..])
-    }
-
-    /// One FP32 pass over `data` (fast kernels, rayon over images).
-    fn compute(graph: &Graph, data: &Dataset, sqnr_images: usize, quiet: bool) -> Result<Self> {
-        let fp = Engine::new(graph, Mode::Fp32, None, None)?;
-        let per_image_bytes: usize = graph
-            .layers()
-            .iter()
-            .map(|(n, _)| {
-                4 * graph
-                    .shape(&graph.nodes[*n].output)
-                    .iter()
-                    .product::<usize>()
-            })
-            .sum();
-        let k = sqnr_images
-            .min(data.len())
-            .min((SQNR_BUDGET_BYTES / per_image_bytes.max(1)).max(1));
-        let progress = crate::progress::Progress::new("fp32 reference", data.len(), quiet);
-        let per = data.per_image();
-        let mut logits = Vec::new();
-        let mut layer_out = Vec::with_capacity(k);
-        let mut classes = 0;
-        // chunks of images read and normalised at a time: memory stays bounded
-        for a in (0..data.len()).step_by(STREAM_CHUNK) {
-            let b = (a + STREAM_CHUNK).min(data.len());
-            let x = data.images(a, b)?;
-            let runs: Vec<(Vec<f32>, Vec<Vec<f32>>)> = (a..b)
-                .into_par_iter()
-                .map(|i| {
-                    let (mut out, obs) = fp.run(&x[(i - a) * per..(i - a + 1) * per], i < k)?;
-                    progress.inc();
-                    let layers = obs.into_iter().map(|o| o.output).collect();
-                    Ok((out.swap_remove(0), layers))
-                })
-                .collect::<Result<_>>()?;
-            for (l, layers) in runs {
-                classes = l.len();
-                logits.extend(l);
-                if !layers.is_empty() {
-                    layer_out.push(layers);
-                }
-            }
-        }
-        Ok(Fp32Reference {
-            images: data.len(),
-            classes,
-            logits,
-            sqnr_images: k,
-            layer_out,
-        })
-    }
-
-    fn to_bytes(&self, key: u64) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
-        let layers = self.layer_out.first().map_or(0, |v| v.len());
-        for w in [key, self.images as u64, self.classes as u64]
-            .into_iter()
-            .chain([self.sqnr_images as u64, layers as u64])
-        {
-            b.extend(w.to_le_bytes());
-        }
-        if let Some(first) = self.layer_out.first() {
-            for l in first {
-                b.extend((l.len() as u64).to_le_bytes());
-            }
-        }
-        let vals = self.layer_out.iter().flatten().flatten();
-        for v in self.logits.iter().chain(vals) {
-            b.extend(v.to_le_bytes());
-        }
-        b
-    }
-
-    /// Parse a file written by `to_bytes`; `None` for another key or a malformed file.
-    fn from_bytes(b: &[u8], key: u64) -> Option<Self> {
-        let mut pos = MAGIC.len();
-        (b.get(..pos)? == MAGIC).then_some(())?;
-        let mut word = || -> Option<usize> {
-            let w = u64::from_le_bytes(b.get(pos..pos + 8)?.try_into().ok()?);
-            pos += 8;
-            usize::try_from(w).ok()
-        };
-        let file_key = word()?;
-        let (images, classes, k, layers) = (word()?, word()?, word()?, word()?);
-        let sizes: Vec<usize> = (0..layers).map(|_| word()).collect::<Option<_>>()?;
-        (file_key as u64 == key && k <= images).then_some(())?;
-        let count = images.checked_mul(classes)?.checked_add(
-            k.checked_mul(sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s))?)?,
-        )?;
-        let body = b.get(pos..)?;
-        (body.len() == count.checked_mul(4)?).then_some(())?;
-        let mut vals = body
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        let logits: Vec<f32> = vals.by_ref().take(images * classes).collect();
-        let layer_out = (0..k)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&s| vals.by_ref().take(s).collect())
-                    .collect()
-            })
-            .collect();
-        Some(Fp32Reference {
-            images,
-            classes,
-            logits,
-            sqnr_images: k,
-            layer_out,
-        })
-    }
-}
-
 /// Activation-calibration settings (the first `images` images of the dataset).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CalibKey {
@@ -292,6 +155,28 @@ impl RefCache {
         }
     }
 
+    /// A new temporary file in the cache folder for `name` (`None`: memory only, or the
+    /// folder cannot be written, with a note).
+    fn new_file(&mut self, name: &str) -> Option<(std::fs::File, PathBuf)> {
+        let dir = self.dir.clone()?;
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let f = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+        });
+        match f {
+            Ok(f) => Some((f, tmp)),
+            Err(e) => {
+                self.warn(&tmp, e);
+                None
+            }
+        }
+    }
+
     fn read(&self, name: &str) -> Option<Vec<u8>> {
         std::fs::read(self.dir.as_ref()?.join(name)).ok()
     }
@@ -327,17 +212,42 @@ impl RefCache {
             return Ok(r.clone());
         }
         let name = format!("{key:016x}.bin");
-        let r = match self
-            .read(&name)
-            .and_then(|b| Fp32Reference::from_bytes(&b, key))
-        {
-            Some(r) => r,
-            None => {
-                self.fp32_passes += 1;
-                let r = Fp32Reference::compute(graph, data, sqnr_images, quiet)?;
-                self.write(&name, &r.to_bytes(key));
-                r
+        let on_disk = self.dir.as_ref().map(|d| d.join(&name));
+        if let Some(r) = on_disk.as_ref().and_then(|p| Fp32Reference::open(p, key)) {
+            let r = Arc::new(r);
+            self.refs.insert(key, r.clone());
+            return Ok(r);
+        }
+        self.fp32_passes += 1;
+        let r = match self.new_file(&name) {
+            Some((file, tmp)) => {
+                let r = Fp32Reference::compute(
+                    graph,
+                    data,
+                    sqnr_images,
+                    quiet,
+                    Some((file, &tmp, key)),
+                );
+                let dir = self.dir.clone().expect("a file implies a folder");
+                let fin = dir.join(&name);
+                match r.and_then(|r| {
+                    std::fs::rename(&tmp, &fin).map_err(|e| Error::Output {
+                        path: fin.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    Ok(r)
+                }) {
+                    Ok(r) => {
+                        evict(&dir, &fin, cache_cap_bytes());
+                        r
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
             }
+            None => Fp32Reference::compute(graph, data, sqnr_images, quiet, None)?,
         };
         let r = Arc::new(r);
         self.refs.insert(key, r.clone());
@@ -383,28 +293,6 @@ impl RefCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reference_file_round_trips_and_rejects_other_keys() {
-        let r = Fp32Reference {
-            images: 3,
-            classes: 2,
-            logits: vec![1.0, -2.0, 0.5, 3.0, f32::MIN, 7.25],
-            sqnr_images: 2,
-            layer_out: vec![
-                vec![vec![1.0, 2.0, 3.0], vec![4.0]],
-                vec![vec![5.0, 6.0, 7.0], vec![8.0]],
-            ],
-        };
-        let b = r.to_bytes(42);
-        let back = Fp32Reference::from_bytes(&b, 42).expect("parses");
-        assert_eq!(back.logits, r.logits);
-        assert_eq!(back.layer_out, r.layer_out);
-        assert_eq!(back.logits(2), &[f32::MIN, 7.25]);
-        assert!(Fp32Reference::from_bytes(&b, 43).is_none());
-        assert!(Fp32Reference::from_bytes(&b[..b.len() - 1], 42).is_none());
-        assert!(Fp32Reference::from_bytes(&b[..20], 42).is_none());
-    }
 
     #[test]
     fn eviction_keeps_the_cache_under_its_cap_and_the_newest_file() {
