@@ -49,7 +49,7 @@ def build_folder(n):
         com = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
         d = os.path.join(val, synsets[label])
         os.makedirs(d, exist_ok=True)
-        # names like ImageNet-val's, sorted so that any prefix mixes the classes
+        # names like ImageNet-val's (a prefix of the sorted listing covers few classes)
         with open(os.path.join(d, f"ILSVRC2012_val_{k:08d}.JPEG"), "wb") as f:
             f.write(b[:2] + com + b[2:])
     open(stamp, "w").close()

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod reproduce;
+pub mod run;
 pub mod search;
 pub mod stats;
 pub mod sweep;

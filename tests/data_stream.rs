@@ -165,3 +165,17 @@ fn limit_decodes_a_prefix_and_labels_come_from_imagenet_val_csv() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_devkit_ground_truth_file_is_refused_with_what_to_do() {
+    let dir = folder("devkit", 2, nonce());
+    std::fs::write(dir.join("ILSVRC2012_validation_ground_truth.txt"), "490\n361\n").unwrap();
+    let e = data::load(dir.to_str().unwrap(), &card(false), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ILSVRC2012_validation_ground_truth.txt") && e.contains("synset subfolders"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,7 +10,7 @@ use strumlab::cpu::engine::{self, Engine, Mode};
 use strumlab::cpu::kernels::{self, ConvGeom};
 use strumlab::cpu::reference;
 use strumlab::data::{self, ModelCard};
-use strumlab::eval::{EvalConfig, evaluate};
+use strumlab::eval::{RunConfig, evaluate};
 use strumlab::model::{Conv, LoadOptions, Tensor, load_onnx, load_onnx_bytes};
 use strumlab::quant::config::Calib;
 use strumlab::quant::{QuantConfig, Scheme, quantize_graph};
@@ -21,18 +21,21 @@ fn mnist() -> (strumlab::model::Graph, data::Dataset) {
     (g, data::load("mnist-test", &card, false).unwrap())
 }
 
-fn cfg(scheme: Scheme, mode: Mode) -> EvalConfig {
-    EvalConfig {
+fn cfg(scheme: Scheme, mode: Mode) -> RunConfig {
+    RunConfig {
         quant: QuantConfig {
             scheme,
             ..Default::default()
         },
         mode,
-        calib_images: 64,
-        act_calib: Calib::Max,
-        act_percentile: 99.99,
+        calib: strumlab::run::ActCalib {
+            images: 64,
+            method: Calib::Max,
+            percentile: 99.99,
+        },
         quiet: true,
         check_reference: false,
+        ..Default::default()
     }
 }
 

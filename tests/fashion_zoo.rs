@@ -2,12 +2,9 @@
 //! nodes under experiments/data/fashion-zoo): FP32 accuracy on the vendored 10k test set is
 //! pinned to the figure in each model card, and stays above the zoo's targets.
 
-use strumlab::cpu::engine::Mode;
 use strumlab::data;
-use strumlab::eval::{EvalConfig, evaluate};
+use strumlab::eval::{RunConfig, evaluate};
 use strumlab::model::{LoadOptions, Op};
-use strumlab::quant::config::Calib;
-use strumlab::quant::{QuantConfig, Scheme};
 
 /// (zoo name, minimum FP32 top-1 the zoo promises on the 10k test set).
 const ZOO: [(&str, f64); 3] = [
@@ -30,17 +27,13 @@ fn committed_zoo_fp32_accuracy_is_pinned() {
             .unwrap_or_else(|| panic!("{name}: card has no fp32_top1_reference"));
         let ds = data::load(&card.dataset, &card, false).unwrap();
         assert_eq!(ds.len(), 10_000);
-        let cfg = EvalConfig {
-            quant: QuantConfig {
-                scheme: Scheme::Fp32,
+        let cfg = RunConfig {
+            calib: strumlab::run::ActCalib {
+                images: 0,
                 ..Default::default()
             },
-            mode: Mode::Fp32,
-            calib_images: 0,
-            act_calib: Calib::Max,
-            act_percentile: 99.99,
             quiet: true,
-            check_reference: false,
+            ..RunConfig::fp32()
         };
         let r = evaluate(&g, name, &ds, &cfg).unwrap();
         assert_eq!(r.summary.top1, Some(pinned), "{name}");

@@ -435,14 +435,17 @@ fn sweep_computes_the_fp32_reference_once() {
     // `--limit` is part of a run's id
     let run = &spec.with_limit(Some(120)).expand("small").unwrap()[1];
     assert_eq!(run.params.limit, 120);
-    let cfg = strumlab::eval::EvalConfig {
+    let cfg = strumlab::eval::RunConfig {
         quant: run.quant.clone(),
         mode: run.params.mode,
-        calib_images: run.params.calib_images,
-        act_calib: run.params.act_calib,
-        act_percentile: run.params.act_percentile,
+        calib: strumlab::run::ActCalib {
+            images: run.params.calib_images,
+            method: run.params.act_calib,
+            percentile: run.params.act_percentile,
+        },
         quiet: true,
         check_reference: false,
+        ..Default::default()
     };
     let alone = strumlab::eval::evaluate(&g, "mnist-8", &data, &cfg).unwrap();
     let row = a.iter().find(|r| r.0 == run.id).unwrap();

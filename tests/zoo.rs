@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use strumlab::cpu::engine::{Engine, Mode};
 use strumlab::data::{self, ModelCard};
-use strumlab::eval::{EvalConfig, evaluate};
+use strumlab::eval::{RunConfig, evaluate};
 use strumlab::model::{LoadOptions, load_onnx_bytes};
 use strumlab::quant::config::Calib;
 use strumlab::quant::{QuantConfig, Scheme};
@@ -37,18 +37,21 @@ fn assets_present() -> bool {
     ok
 }
 
-fn fp32() -> EvalConfig {
-    EvalConfig {
+fn fp32() -> RunConfig {
+    RunConfig {
         quant: QuantConfig {
             scheme: Scheme::Fp32,
             ..Default::default()
         },
         mode: Mode::Fp32,
-        calib_images: 20,
-        act_calib: Calib::Max,
-        act_percentile: 99.99,
+        calib: strumlab::run::ActCalib {
+            images: 20,
+            method: Calib::Max,
+            percentile: 99.99,
+        },
         quiet: true,
         check_reference: false,
+        ..Default::default()
     }
 }
 
@@ -181,17 +184,20 @@ fn open_nsfw_loads_and_quantizes_with_high_agreement() {
     let mut ds = data::load("photos", &card, false).unwrap();
     assert!(ds.labels.is_none(), "photos are unlabelled");
     ds.truncate(8);
-    let cfg = EvalConfig {
+    let cfg = RunConfig {
         quant: QuantConfig {
             scheme: Scheme::Mip2q,
             ..Default::default()
         },
         mode: Mode::Integer,
-        calib_images: 8,
-        act_calib: Calib::Max,
-        act_percentile: 99.99,
+        calib: strumlab::run::ActCalib {
+            images: 8,
+            method: Calib::Max,
+            percentile: 99.99,
+        },
         quiet: true,
         check_reference: false,
+        ..Default::default()
     };
     let r = evaluate(&g, "open-nsfw", &ds, &cfg).unwrap();
     assert_eq!(r.summary.top1, None);

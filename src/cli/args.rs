@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::quant::config::*;
 
 #[derive(Parser, Debug)]
@@ -227,26 +227,25 @@ pub struct SearchArgs {
 pub struct ActCalibArgs {
     /// Images used to calibrate activation scales: the first N of the dataset (of the
     /// search part in `search`).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = crate::run::CALIB_IMAGES)]
     pub calib_images: usize,
     /// Activation clipping: max, percentile or mse (per tensor).
     #[arg(long, value_enum, default_value = "max")]
     pub act_calib: Calib,
     /// Percentile for --act-calib percentile.
-    #[arg(long, default_value_t = 99.99)]
+    #[arg(long, default_value_t = crate::run::ACT_PERCENTILE)]
     pub act_percentile: f32,
 }
 
 impl ActCalibArgs {
-    /// The percentile must lie in (0, 100].
-    pub(crate) fn checked(&self) -> Result<&Self> {
-        if !(self.act_percentile > 0.0 && self.act_percentile <= 100.0) {
-            return Err(Error::InvalidArg {
-                arg: "act-percentile".into(),
-                reason: format!("{} is outside (0, 100]", self.act_percentile),
-            });
+    /// The calibration setting (the percentile must lie in (0, 100]).
+    pub(crate) fn to_calib(&self) -> Result<crate::run::ActCalib> {
+        crate::run::ActCalib {
+            images: self.calib_images,
+            method: self.act_calib,
+            percentile: self.act_percentile,
         }
-        Ok(self)
+        .checked()
     }
 }
 
@@ -425,7 +424,7 @@ pub struct EvalArgs {
     pub device: BenchDevice,
     /// With the GPU: images (the first N) behind the per-layer activity statistics, which
     /// the CPU engine computes.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = crate::run::GPU_STATS_IMAGES)]
     pub stats_images: usize,
     /// With the GPU: also run the CPU engine on every image and fail unless every image's
     /// logits agree (integer mode: bit for bit; float modes: within 2e-3 of the largest logit).

@@ -462,19 +462,22 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<String> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<String> {
-    let calib = a.calib.checked()?;
     let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
-    let cfg = crate::eval::EvalConfig {
+    let cfg = crate::run::RunConfig {
         quant: QuantConfig {
             scheme,
             ..a.quant.to_config()?
         },
         mode,
-        calib_images: calib.calib_images,
-        act_calib: calib.act_calib,
-        act_percentile: calib.act_percentile,
-        quiet: a.quiet,
+        calib: a.calib.to_calib()?,
+        device: a.device,
+        limit: a.limit,
+        image_cache: !a.no_cache,
+        gpu_stats_images: a.stats_images,
+        check_cpu: a.check_cpu,
         check_reference: a.check_reference,
+        quiet: a.quiet,
+        ..Default::default()
     };
     let opts = LoadOptions {
         input_shape: a.input_shape.as_ref().map(|s| s.0.clone()),
@@ -484,34 +487,9 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
     if let Some(w) = crate::data::label_mismatch(&spec, &card) {
         eprintln!("{w}");
     }
-    let lo = crate::data::LoadOpts {
-        skip_bad: a.skip_bad_images,
-        limit: a.limit,
-        cache: !a.no_cache,
-        quiet: a.quiet,
-    };
-    let data = crate::data::load_with(&spec, &card, &lo)?;
-    let ctx = crate::gpu::GpuContext::for_device(a.device, a.quiet)?;
+    let data = crate::data::load_with(&spec, &card, &cfg.load_opts(a.skip_bad_images))?;
     let mut refs = crate::eval::RefCache::on_disk();
-    let cpu = crate::eval::Exec::Cpu;
-    let r = match &ctx {
-        Some(ctx) => {
-            let exec = crate::eval::Exec::Gpu {
-                ctx,
-                stats_images: a.stats_images,
-                batch: 64,
-                check_cpu: a.check_cpu,
-            };
-            match crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &exec, &mut refs) {
-                Err(e) if a.device == BenchDevice::Auto => {
-                    eprintln!("notice: {e}; running on the CPU");
-                    crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?
-                }
-                other => other?,
-            }
-        }
-        None => crate::eval::evaluate_with(&g, &a.model, &data, &cfg, &cpu, &mut refs)?,
-    };
+    let r = crate::eval::run(&g, &a.model, &data, &cfg, &mut refs)?;
     if a.check_cpu {
         match r.summary.gpu_cpu_mismatches {
             Some(0) => eprintln!(
@@ -579,9 +557,7 @@ fn search(a: &SearchArgs) -> Result<String> {
         refine: a.refine,
         margin_se: a.margin_se,
         base: a.quant.to_config()?,
-        calib_images: a.calib.checked()?.calib_images,
-        act_calib: a.calib.act_calib,
-        act_percentile: a.calib.act_percentile,
+        calib: a.calib.to_calib()?,
         quiet: a.quiet,
     };
     let arch = crate::data::repo_path(&a.arch);

@@ -99,6 +99,17 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
         }
         return Ok(Some(m));
     }
+    let devkit = dir.join("ILSVRC2012_validation_ground_truth.txt");
+    if devkit.is_file() {
+        // its labels are the devkit's ILSVRC2012_IDs, whose order only meta.mat gives
+        return Err(Error::Data {
+            path: devkit.display().to_string(),
+            reason: "devkit class ids need the devkit's meta.mat, which strumlab does not \
+                     read: sort the images into synset subfolders, or give LOC_val_solution.csv \
+                     or a labels.csv of 'file synset'"
+                .into(),
+        });
+    }
     Ok(None)
 }
 

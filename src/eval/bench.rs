@@ -9,7 +9,6 @@ use crate::cpu::engine::{self, Engine, Mode};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Graph, Tensor};
-use crate::quant::config::Calib;
 use crate::quant::{QuantConfig, quantize_graph};
 
 use super::top_k;
@@ -29,18 +28,9 @@ pub fn bench(
     batch: Option<usize>,
 ) -> Result<f64> {
     let q = quantize_graph(graph, quant)?;
-    let scales = if mode != Mode::Fp32 {
-        let n = 64.min(data.len());
-        let mut shape = data.shape.clone();
-        shape[0] = n;
-        Some(engine::calibrate(
-            graph,
-            &Tensor::new(shape, data.images(0, n)?),
-            Calib::Max,
-            100.0,
-        )?)
-    } else {
-        None
+    let scales = match mode {
+        Mode::Fp32 => None,
+        _ => Some(default_scales(graph, data)?),
     };
     let e = Engine::new(graph, mode, Some(&q), scales.as_ref())?.with_kernels(kernels);
     if kernels == crate::cpu::engine::Kernels::Fast
@@ -59,6 +49,16 @@ pub fn bench(
         best = best.max(images as f64 / t.elapsed().as_secs_f64());
     }
     Ok(best)
+}
+
+/// Activation scales of a benchmark: the run defaults (`run::ActCalib::default()`) on the
+/// first images of `data`.
+fn default_scales(graph: &Graph, data: &Dataset) -> Result<engine::Scales> {
+    let c = crate::run::ActCalib::default();
+    let n = c.images.min(data.len());
+    let mut shape = data.shape.clone();
+    shape[0] = n;
+    engine::calibrate(graph, &Tensor::new(shape, data.images(0, n)?), c.method, c.percentile)
 }
 
 /// Largest dataset (as FP32 input) a GPU sweep keeps resident on the device.
@@ -118,15 +118,7 @@ pub fn bench_gpu(
     batch: usize,
 ) -> Result<f64> {
     let q = quantize_graph(graph, quant)?;
-    let n = 64.min(data.len());
-    let mut shape = data.shape.clone();
-    shape[0] = n;
-    let scales = engine::calibrate(
-        graph,
-        &Tensor::new(shape, data.images(0, n)?),
-        Calib::Max,
-        100.0,
-    )?;
+    let scales = default_scales(graph, data)?;
     let cpu = Engine::new(
         graph,
         mode,
@@ -189,11 +181,7 @@ pub fn bench_sweep(
         return Ok((Vec::new(), 0.0));
     }
     let t0 = std::time::Instant::now();
-    let n = 64.min(data.len());
-    let mut shape = data.shape.clone();
-    shape[0] = n;
-    let calib = Tensor::new(shape, data.images(0, n)?);
-    let scales = engine::calibrate(graph, &calib, Calib::Max, 100.0)?;
+    let scales = default_scales(graph, data)?;
     let mut out = Vec::new();
     // GPU: one engine for the whole sweep; each configuration re-quantizes the resident
     // weights on the GPU (`strum_quantize`) instead of uploading them.

@@ -228,18 +228,22 @@ impl Fp32Reference {
         let nlog = images.checked_mul(classes)?;
         let total = offset.checked_add(4 * (nlog.checked_add(k.checked_mul(per_k)?)?) as u64)?;
         (len == total).then_some(())?;
-        let mut lb = vec![0u8; 4 * k * per_k];
-        file.read_exact_at(&mut lb, offset + 4 * nlog as u64).ok()?;
-        let vals = from_le(&lb);
-        let mut it = vals.into_iter();
-        let layer_out = (0..k)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&s| it.by_ref().take(s).collect())
-                    .collect()
-            })
-            .collect();
+        // image by image: no second copy of the (up to SQNR_BUDGET_BYTES) layer outputs
+        let mut lb = vec![0u8; 4 * per_k];
+        let mut layer_out = Vec::with_capacity(k);
+        for j in 0..k {
+            let at = offset + 4 * (nlog + j * per_k) as u64;
+            file.read_exact_at(&mut lb, at).ok()?;
+            let mut pos = 0;
+            let image: Vec<Vec<f32>> = sizes
+                .iter()
+                .map(|&s| {
+                    pos += 4 * s;
+                    from_le(&lb[pos - 4 * s..pos])
+                })
+                .collect();
+            layer_out.push(image);
+        }
         Some(Fp32Reference {
             images,
             classes,

@@ -16,26 +16,12 @@ use crate::cpu::engine::{Engine, Mode};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Graph, Op, Tensor};
-use crate::quant::config::Calib;
-use crate::quant::{ModelQuant, QuantConfig, Scheme, sqnr_db};
+use crate::quant::{ModelQuant, Scheme, sqnr_db};
 
 /// Version of the eval CSV layouts (docs/csv-schemas.md).
 pub const EVAL_CSV_SCHEMA: u32 = 4;
 
-#[derive(Clone, Debug)]
-pub struct EvalConfig {
-    pub quant: QuantConfig,
-    pub mode: Mode,
-    /// Images used to calibrate activation scales (the first N of the dataset).
-    pub calib_images: usize,
-    pub act_calib: Calib,
-    pub act_percentile: f32,
-    /// Hide the progress line (it only shows on a terminal anyway).
-    pub quiet: bool,
-    /// Integer mode on the CPU: also run the reference kernels on every image and count the
-    /// images whose logits differ from the fast kernels' (`--check-reference`).
-    pub check_reference: bool,
-}
+pub use crate::run::RunConfig;
 
 pub use crate::exec::Device;
 
@@ -298,7 +284,7 @@ pub fn evaluate(
     graph: &Graph,
     model: &str,
     data: &Dataset,
-    cfg: &EvalConfig,
+    cfg: &RunConfig,
 ) -> Result<EvalResult> {
     evaluate_on(graph, model, data, cfg, &Exec::Cpu)
 }
@@ -308,7 +294,7 @@ pub fn evaluate_on(
     graph: &Graph,
     model: &str,
     data: &Dataset,
-    cfg: &EvalConfig,
+    cfg: &RunConfig,
     exec: &Exec,
 ) -> Result<EvalResult> {
     evaluate_with(graph, model, data, cfg, exec, &mut RefCache::memory())
@@ -321,11 +307,40 @@ pub fn evaluate_with(
     graph: &Graph,
     model: &str,
     data: &Dataset,
-    cfg: &EvalConfig,
+    cfg: &RunConfig,
     exec: &Exec,
     refs: &mut RefCache,
 ) -> Result<EvalResult> {
     evaluate_calibrated(graph, model, data, data, cfg, exec, refs)
+}
+
+/// Evaluate on the device `cfg` names: the CPU; any GPU adapter (`gpu`); or a hardware GPU
+/// when one opens and the model runs there, else the CPU with a one-line notice (`auto`).
+pub fn run(
+    graph: &Graph,
+    model: &str,
+    data: &Dataset,
+    cfg: &RunConfig,
+    refs: &mut RefCache,
+) -> Result<EvalResult> {
+    let Some(ctx) = crate::gpu::GpuContext::for_device(cfg.device, cfg.quiet)? else {
+        return evaluate_with(graph, model, data, cfg, &Exec::Cpu, refs);
+    };
+    let exec = Exec::Gpu {
+        ctx: &ctx,
+        stats_images: cfg.gpu_stats_images,
+        batch: cfg.gpu_batch(),
+        check_cpu: cfg.check_cpu,
+    };
+    match evaluate_with(graph, model, data, cfg, &exec, refs) {
+        Err(e) if cfg.device == Device::Auto => {
+            if !cfg.quiet {
+                eprintln!("notice: {e}; running on the CPU");
+            }
+            evaluate_with(graph, model, data, cfg, &Exec::Cpu, refs)
+        }
+        other => other,
+    }
 }
 
 /// [`evaluate_with`] with the activation scales calibrated on the first images of `calib`
@@ -336,7 +351,7 @@ pub fn evaluate_calibrated(
     model: &str,
     data: &Dataset,
     calib: &Dataset,
-    cfg: &EvalConfig,
+    cfg: &RunConfig,
     exec: &Exec,
     refs: &mut RefCache,
 ) -> Result<EvalResult> {
@@ -344,9 +359,9 @@ pub fn evaluate_calibrated(
     let q = quantize_for(graph, calib, cfg)?;
     let scales = if cfg.mode != Mode::Fp32 {
         let key = CalibKey {
-            images: cfg.calib_images,
-            method: cfg.act_calib,
-            percentile: cfg.act_percentile,
+            images: cfg.calib.images,
+            method: cfg.calib.method,
+            percentile: cfg.calib.percentile,
         };
         Some(refs.scales(graph, calib, key)?)
     } else {
@@ -449,7 +464,7 @@ pub fn evaluate_calibrated(
 }
 
 /// Images that fit the model, and a scheme that fits the mode.
-fn check_inputs(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<()> {
+fn check_inputs(graph: &Graph, data: &Dataset, cfg: &RunConfig) -> Result<()> {
     if data.is_empty() {
         return Err(Error::Data {
             path: data.name.clone(),
@@ -721,11 +736,11 @@ fn usable_labels<'d>(data: &'d Dataset, classes: usize, quiet: bool) -> Result<O
 
 /// Quantize `graph` for `cfg` (the output-SQNR dynamic criterion weighs by the input
 /// energy of the calibration images).
-fn quantize_for(graph: &Graph, data: &Dataset, cfg: &EvalConfig) -> Result<ModelQuant> {
+fn quantize_for(graph: &Graph, data: &Dataset, cfg: &RunConfig) -> Result<ModelQuant> {
     let energy = if cfg.quant.l_policy == crate::quant::config::LPolicy::Dynamic
         && cfg.quant.dyn_criterion == crate::quant::config::DynCriterion::OutputSqnr
     {
-        let n = cfg.calib_images.clamp(1, data.len());
+        let n = cfg.calib.images.clamp(1, data.len());
         let mut shape = data.shape.clone();
         shape[0] = n;
         let calib = Tensor::new(shape, data.images(0, n)?);

@@ -29,9 +29,7 @@ fn options(model: &str, quiet: bool) -> Options {
         refine: 8,
         margin_se: 1.0,
         base: Default::default(),
-        calib_images: 64,
-        act_calib: crate::quant::config::Calib::Max,
-        act_percentile: 99.99,
+        calib: crate::run::ActCalib::default(),
         quiet,
     }
 }

@@ -24,13 +24,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{EvalConfig, EvalResult, Exec, RefCache};
+use crate::eval::{RunConfig, EvalResult, Exec, RefCache};
 use crate::exec::Mode;
 use crate::hw::HwReport;
 use crate::hw::config::{Arch, Tech};
 use crate::hw::pe::Variant;
 use crate::model::Graph;
-use crate::quant::config::{Calib, LayerConfigFile, LayerSetting};
+use crate::quant::config::{LayerConfigFile, LayerSetting};
 use crate::quant::{QuantConfig, Scheme};
 
 /// What the search minimises.
@@ -78,9 +78,8 @@ pub struct Options {
     pub margin_se: f64,
     /// Every other quantization parameter (B included).
     pub base: QuantConfig,
-    pub calib_images: usize,
-    pub act_calib: Calib,
-    pub act_percentile: f32,
+    /// activation calibration (on the first images of the search part)
+    pub calib: crate::run::ActCalib,
     pub quiet: bool,
 }
 
@@ -228,14 +227,13 @@ impl Evaluator<'_> {
             Part::Search => &s.search,
             Part::Heldout => &s.heldout,
         };
-        let cfg = EvalConfig {
+        let cfg = RunConfig {
             quant: q.clone(),
             mode: Mode::Integer,
-            calib_images: self.o.calib_images,
-            act_calib: self.o.act_calib,
-            act_percentile: self.o.act_percentile,
+            calib: self.o.calib,
             quiet: true,
             check_reference: false,
+            ..Default::default()
         };
         let r = crate::eval::evaluate_calibrated(
             self.graph,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu::engine::Mode;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{Device, EvalConfig, EvalResult, Exec};
+use crate::eval::{Device, RunConfig, EvalResult, Exec};
 use crate::hw::pe::Variant;
 use crate::model::{Graph, LoadOptions};
 use crate::quant::Scheme;
@@ -414,14 +414,17 @@ fn execute_inner(
     if limit > 0 {
         data.truncate(limit);
     }
-    let cfg = EvalConfig {
+    let cfg = RunConfig {
         quant: run.quant.clone(),
         mode: p.mode,
-        calib_images: p.calib_images,
-        act_calib: p.act_calib,
-        act_percentile: p.act_percentile,
+        calib: crate::run::ActCalib {
+            images: p.calib_images,
+            method: p.act_calib,
+            percentile: p.act_percentile,
+        },
         quiet: true,
         check_reference: false,
+        ..Default::default()
     };
     let device = opts.device.unwrap_or(p.device);
     let want_gpu = match device {

@@ -64,9 +64,9 @@ impl Default for RunParams {
             device: Device::Auto,
             hw: DEFAULT_HW.into(),
             limit: 0,
-            calib_images: 64,
-            act_calib: Calib::Max,
-            act_percentile: 99.99,
+            calib_images: crate::run::CALIB_IMAGES,
+            act_calib: crate::run::ACT_CALIB,
+            act_percentile: crate::run::ACT_PERCENTILE,
             low_frac: 0.0,
             layer_config: String::new(),
         }

@@ -502,17 +502,9 @@ pub fn run(opts: &TrainOptions) -> Result<Vec<TrainSummary>> {
             reason: format!("generated card does not parse: {e}"),
         })?;
         let ds = crate::data::load("fashion-test", &card, false)?;
-        let cfg = crate::eval::EvalConfig {
-            quant: crate::quant::QuantConfig {
-                scheme: crate::quant::Scheme::Fp32,
-                ..Default::default()
-            },
-            mode: crate::cpu::engine::Mode::Fp32,
-            calib_images: 0,
-            act_calib: crate::quant::config::Calib::Max,
-            act_percentile: 99.99,
+        let cfg = crate::run::RunConfig {
             quiet: true,
-            check_reference: false,
+            ..crate::run::RunConfig::fp32()
         };
         let r = crate::eval::evaluate(&g, &spec.name, &ds, &cfg)?;
         s.fp32_top1 = r.summary.top1.unwrap_or(0.0);
