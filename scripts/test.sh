@@ -48,3 +48,5 @@ if [ "$rc" = 3 ]; then
 elif [ "$rc" != 0 ]; then
   exit "$rc"
 fi
+# The Python package: wheel built with maturin, installed into .venv-py, pytest against the CLI.
+bash scripts/python-check.sh "$PWD/target/debug/strumlab"

@@ -169,7 +169,11 @@ fn limit_decodes_a_prefix_and_labels_come_from_imagenet_val_csv() {
 #[test]
 fn the_devkit_ground_truth_file_is_refused_with_what_to_do() {
     let dir = folder("devkit", 2, nonce());
-    std::fs::write(dir.join("ILSVRC2012_validation_ground_truth.txt"), "490\n361\n").unwrap();
+    std::fs::write(
+        dir.join("ILSVRC2012_validation_ground_truth.txt"),
+        "490\n361\n",
+    )
+    .unwrap();
     let e = data::load(dir.to_str().unwrap(), &card(false), false)
         .unwrap_err()
         .to_string();

@@ -176,18 +176,25 @@ pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
 /// Decode, resize and crop one image into raw 0..255 pixels in the model's input layout
 /// (`[C, H, W]`, or `[H, W, C]` for an NHWC card; channels in the card's order).
 pub fn preprocess_u8(path: &Path, card: &ModelCard) -> Result<Vec<u8>> {
-    let err = |reason: String| Error::Data {
+    preprocess_rgb(decode(path)?, card).map_err(|reason| Error::Data {
         path: path.display().to_string(),
         reason,
-    };
-    let img = decode(path)?;
+    })
+}
+
+/// Resize and crop one decoded RGB image as the card says, into raw 0..255 pixels in the
+/// model's input layout; `Err` says why not.
+pub fn preprocess_rgb(
+    img: image::RgbImage,
+    card: &ModelCard,
+) -> std::result::Result<Vec<u8>, String> {
     let [th, tw] = card.size;
     let img = resize(img, card);
     let (w, h) = img.dimensions();
     if (w as usize) < tw || (h as usize) < th {
-        return Err(err(format!(
+        return Err(format!(
             "image is {w}x{h} after resizing, smaller than the {tw}x{th} crop"
-        )));
+        ));
     }
     let (x0, y0) = if card.center_crop {
         ((w as usize - tw) / 2, (h as usize - th) / 2)

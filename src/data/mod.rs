@@ -1,5 +1,6 @@
 //! Datasets: labelled (or unlabelled) images, preprocessed into a model's input layout.
 
+pub mod arrays;
 pub mod card;
 pub mod idx;
 pub mod images;
@@ -76,7 +77,7 @@ impl Dataset {
     /// Where the pixels are read from: `memory` or the cache file's path.
     pub fn source(&self) -> String {
         match &self.store.pixels {
-            Pixels::Memory(_) => "memory".into(),
+            Pixels::Memory(_) | Pixels::F32(_) => "memory".into(),
             Pixels::File { path, .. } => path.display().to_string(),
         }
     }

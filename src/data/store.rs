@@ -67,10 +67,12 @@ impl Norm {
     }
 }
 
-/// Raw pixels of `n` images of `per_image` bytes each.
+/// Raw pixels of `n` images of `per_image` bytes each (or FP32 input values).
 #[derive(Debug)]
 pub enum Pixels {
     Memory(Vec<u8>),
+    /// Already the model's preprocessed input (the Python API's FP32 arrays): read as is.
+    F32(Vec<f32>),
     /// A cache file: pixels start at byte `offset`.
     File {
         file: File,
@@ -90,14 +92,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Raw pixels of images `a..b` into `buf`.
-    pub fn read_raw(&self, a: usize, b: usize, buf: &mut Vec<u8>) -> Result<()> {
+    /// Raw pixels of images `a..b` into `buf` (u8 stores only).
+    fn read_raw(&self, a: usize, b: usize, buf: &mut Vec<u8>) -> Result<()> {
         let (lo, hi) = (a * self.per_image, b * self.per_image);
         match &self.pixels {
             Pixels::Memory(v) => {
                 buf.clear();
                 buf.extend_from_slice(&v[lo..hi]);
             }
+            Pixels::F32(_) => unreachable!("FP32 inputs are read by `read`"),
             Pixels::File { file, path, offset } => {
                 buf.resize(hi - lo, 0);
                 file.read_exact_at(buf, offset + lo as u64)
@@ -112,6 +115,9 @@ impl Store {
 
     /// Images `a..b`, normalised, back to back.
     pub fn read(&self, a: usize, b: usize) -> Result<Vec<f32>> {
+        if let Pixels::F32(v) = &self.pixels {
+            return Ok(v[a * self.per_image..b * self.per_image].to_vec());
+        }
         let mut raw = Vec::new();
         self.read_raw(a, b, &mut raw)?;
         let mut out = vec![0f32; raw.len()];

@@ -58,7 +58,12 @@ fn default_scales(graph: &Graph, data: &Dataset) -> Result<engine::Scales> {
     let n = c.images.min(data.len());
     let mut shape = data.shape.clone();
     shape[0] = n;
-    engine::calibrate(graph, &Tensor::new(shape, data.images(0, n)?), c.method, c.percentile)
+    engine::calibrate(
+        graph,
+        &Tensor::new(shape, data.images(0, n)?),
+        c.method,
+        c.percentile,
+    )
 }
 
 /// Largest dataset (as FP32 input) a GPU sweep keeps resident on the device.

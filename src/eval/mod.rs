@@ -280,12 +280,7 @@ pub fn scheme_and_mode(scheme: Option<Scheme>, mode: Option<Mode>) -> Result<(Sc
 }
 
 /// Evaluate `graph` on `data` with `cfg`. FP32 always runs too (the agreement reference).
-pub fn evaluate(
-    graph: &Graph,
-    model: &str,
-    data: &Dataset,
-    cfg: &RunConfig,
-) -> Result<EvalResult> {
+pub fn evaluate(graph: &Graph, model: &str, data: &Dataset, cfg: &RunConfig) -> Result<EvalResult> {
     evaluate_on(graph, model, data, cfg, &Exec::Cpu)
 }
 

@@ -159,7 +159,10 @@ impl RefCache {
     /// folder cannot be written, with a note).
     fn new_file(&mut self, name: &str) -> Option<(std::fs::File, PathBuf)> {
         let dir = self.dir.clone()?;
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // unique per process and per call: threads may compute the same reference at once
+        let tmp = dir.join(format!(".{name}.{}-{seq}.tmp", std::process::id()));
         let f = std::fs::create_dir_all(&dir).and_then(|_| {
             std::fs::File::options()
                 .read(true)

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{RunConfig, EvalResult, Exec, RefCache};
+use crate::eval::{EvalResult, Exec, RefCache, RunConfig};
 use crate::exec::Mode;
 use crate::hw::HwReport;
 use crate::hw::config::{Arch, Tech};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu::engine::Mode;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{Device, RunConfig, EvalResult, Exec};
+use crate::eval::{Device, EvalResult, Exec, RunConfig};
 use crate::hw::pe::Variant;
 use crate::model::{Graph, LoadOptions};
 use crate::quant::Scheme;
@@ -273,7 +273,8 @@ pub fn git_revision() -> String {
 #[derive(Default)]
 pub struct Cache {
     graphs: HashMap<String, std::result::Result<(Graph, crate::data::card::ModelCard), String>>,
-    data: HashMap<(String, String), std::result::Result<Dataset, String>>,
+    /// by (model, data, image limit: 0 = all): an image folder decodes only what a run reads
+    data: HashMap<(String, String, usize), std::result::Result<Dataset, String>>,
     hw: HashMap<
         String,
         std::result::Result<(crate::hw::config::Arch, crate::hw::config::Tech), String>,
@@ -300,7 +301,7 @@ impl Cache {
                 reason: e.clone(),
             })
     }
-    fn dataset(&mut self, model: &str, data: &str) -> Result<Dataset> {
+    fn dataset(&mut self, model: &str, data: &str, limit: usize) -> Result<Dataset> {
         let card = self.graph(model)?.1.clone();
         let spec = if data.is_empty() {
             card.dataset.clone()
@@ -308,9 +309,10 @@ impl Cache {
             data.to_string()
         };
         self.data
-            .entry((model.to_string(), spec.clone()))
+            .entry((model.to_string(), spec.clone(), limit))
             .or_insert_with(|| {
                 let o = crate::data::LoadOpts {
+                    limit: (limit > 0).then_some(limit),
                     cache: !self.no_image_cache,
                     quiet: self.quiet,
                     ..Default::default()
@@ -409,8 +411,8 @@ fn execute_inner(
     }
     let p = &run.params;
     let t0 = Instant::now();
-    let mut data = cache.dataset(&p.model, &p.data)?;
     let limit = opts.limit.unwrap_or(p.limit);
+    let mut data = cache.dataset(&p.model, &p.data, limit)?;
     if limit > 0 {
         data.truncate(limit);
     }

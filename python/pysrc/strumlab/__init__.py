@@ -1,0 +1,117 @@
+"""strumlab from Python: StruM structured mixed-precision quantization, evaluation of
+quantized CNNs on your images or numpy arrays, results as pandas DataFrames.
+
+Every computation is the Rust library's (the same code as the `strumlab` CLI); this module
+only converts arguments and results. Column names are those of docs/csv-schemas.md.
+
+    import strumlab
+    m = strumlab.load_model("fmnist-resnet")
+    q = strumlab.quantize(m, "mip2q", block=8, low=4)
+    r = strumlab.evaluate(m, images_u8, labels=labels, scheme="mip2q", low=4)
+    r.summary["top1"], r.layers[["name", "output_sqnr_db"]]
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _strumlab
+from ._errors import InvalidArgument, NotFound, StrumlabError
+from ._strumlab import Model
+
+__version__: str = _strumlab.__version__
+
+__all__ = [
+    "Model", "LayerWeights", "Quantized", "Evaluation", "load_model", "quantize", "evaluate",
+    "StrumlabError", "InvalidArgument", "NotFound", "__version__",
+]
+
+
+def load_model(spec: str, card: Optional[str] = None, input_shape: Optional[Sequence[int]] = None) -> Model:
+    """A zoo model by name (``mnist-8``, ``fmnist-resnet``, ``effnet-lite0``, ...) or an ONNX
+    file; ``card``: a model card TOML (preprocessing); ``input_shape``: for symbolic inputs."""
+    return _strumlab.load_model(str(spec), None if card is None else str(card),
+                                None if input_shape is None else [int(d) for d in input_shape])
+
+
+def _quant(scheme: str, block: int, low: int, options: dict) -> dict:
+    q = {"scheme": scheme, "block": int(block), "low": int(low)}
+    q.update(options)
+    return q
+
+
+@dataclass
+class LayerWeights:
+    """One quantized layer: integer weights ``q`` (scale units; absent for FP32), the class
+    mask (0: INT8, 1: 4-bit, 2: zero), the dequantized FP32 weights ``deq`` (what the
+    quantized layer computes with: load these into your own PyTorch model) and the scales
+    (per output channel, or per block for MX)."""
+    name: str
+    deq: np.ndarray
+    q: Optional[np.ndarray]
+    mask: Optional[np.ndarray]
+    scales: np.ndarray
+
+
+@dataclass
+class Quantized:
+    """The result of :func:`quantize`: the model summary, per-layer statistics (one row per
+    weight layer) and each layer's weights by name."""
+    summary: dict
+    layers: pd.DataFrame
+    weights: dict = field(repr=False)
+
+
+def quantize(model: Model, scheme: str = "int8", block: int = 8, low: int = 4, **options: Any) -> Quantized:
+    """Quantize every weight layer of ``model``. ``options`` are the quantization parameters
+    of docs/quantization.md by their TOML names (``selection="error"``,
+    ``block_axis="flat"``, ``l_policy="dynamic"``, ...); an unknown one raises
+    :class:`InvalidArgument` naming it."""
+    summary, layers = _strumlab.quantize(model, json.dumps(_quant(scheme, block, low, options)))
+    rows, weights = [], {}
+    for l in layers:
+        stats = json.loads(l["stats"])
+        rows.append({"name": l["name"], "kind": l["kind"], "applied": l["applied"],
+                     "reason": l["reason"], "shape": tuple(l["shape"]), **stats})
+        weights[l["name"]] = LayerWeights(l["name"], l["deq"], l.get("q"), l.get("mask"), l["scales"])
+    return Quantized(json.loads(summary), pd.DataFrame(rows), weights)
+
+
+@dataclass
+class Evaluation:
+    """The result of :func:`evaluate`: ``summary`` (top-1/top-5, FP32 top-1, the paired
+    change with its 95 % interval and McNemar p, agreement, KL, bits per weight), per-layer
+    activity and SQNR (``layers``, the columns of the eval CSV), and the whole ``eval --json``
+    document (``raw``)."""
+    summary: dict
+    layers: pd.DataFrame
+    raw: dict = field(repr=False)
+
+
+def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, scheme: str = "int8",
+             block: int = 8, low: int = 4, mode: Optional[str] = None, device: str = "cpu",
+             limit: Optional[int] = None, calib_images: int = 64, act_calib: str = "max",
+             act_percentile: float = 99.99, cache: bool = True, **options: Any) -> Evaluation:
+    """Evaluate ``model`` quantized with ``scheme`` against its FP32 run on ``data``: a
+    dataset name (``fashion-test``, ``imagenet-samples``, ...), an image folder or IDX file,
+    or a numpy array: ``uint8`` raw pixels (N x H x W, N x H x W x C or N x C x H x W) get the
+    model card's preprocessing; ``float32`` arrays are taken as the model's preprocessed
+    input. ``labels`` (class indices) enable accuracy on arrays. The GIL is released while
+    the Rust engine runs."""
+    if isinstance(data, np.ndarray):
+        if data.dtype not in (np.uint8, np.float32):
+            raise InvalidArgument(f"data: numpy arrays must be uint8 pixels or float32 inputs, not {data.dtype}")
+        data = np.ascontiguousarray(data)
+    elif not isinstance(data, str):
+        data = str(data)
+    cfg = {"quant": _quant(scheme, block, low, options), "mode": mode, "device": device, "limit": limit,
+           "calib_images": int(calib_images), "act_calib": act_calib, "act_percentile": float(act_percentile),
+           "cache": bool(cache)}
+    lab = None if labels is None else [int(v) for v in np.asarray(labels).ravel()]
+    doc, rows = _strumlab.evaluate(model, data, json.dumps(cfg), lab)
+    raw = json.loads(doc)
+    return Evaluation(raw["summary"], pd.DataFrame(json.loads(rows)), raw)

@@ -1,0 +1,159 @@
+"""The Python API over the Rust core: round trips, numpy input bit-identical to the CLI's
+dataset paths, errors with the library's message, stubs matching the module, threads.
+
+Run by scripts/python-check.sh (part of the test command) against the CLI binary in
+$STRUMLAB_BIN."""
+import ast
+import gzip
+import inspect
+import json
+import os
+import pathlib
+import subprocess
+import threading
+import tomllib
+
+import numpy as np
+import pytest
+
+import strumlab
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("STRUMLAB_BIN", str(ROOT / "target" / "debug" / "strumlab"))
+CACHE = pathlib.Path(os.environ.get("STRUMLAB_CACHE") or
+                     pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "strumlab")
+
+
+def idx(path):
+    """An IDX u8 file read with numpy: (dims, values)."""
+    b = gzip.open(path).read()
+    nd = b[3]
+    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def fashion(n):
+    d = ROOT / "experiments" / "data" / "fashion-mnist"
+    return idx(d / "t10k-images-idx3-ubyte.gz")[:n], idx(d / "t10k-labels-idx1-ubyte.gz")[:n]
+
+
+def cli_eval(*args):
+    out = subprocess.run([BIN, "eval", "--json", "-q", *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def test_version_and_stubs_match_the_module():
+    assert strumlab.__version__ == tomllib.loads((ROOT / "python" / "Cargo.toml").read_text())["package"]["version"]
+    stub = ast.parse((ROOT / "python" / "pysrc" / "strumlab" / "_strumlab.pyi").read_text())
+    funcs = {n.name: [a.arg for a in n.args.args] for n in stub.body if isinstance(n, ast.FunctionDef)}
+    classes = {n.name: {f.name for f in n.body if isinstance(f, ast.FunctionDef)} for n in stub.body
+               if isinstance(n, ast.ClassDef)}
+    public = {k for k in dir(strumlab._strumlab) if not k.startswith("_")}
+    assert public == set(funcs) | set(classes), public ^ (set(funcs) | set(classes))
+    for name, params in funcs.items():
+        got = list(inspect.signature(getattr(strumlab._strumlab, name)).parameters)
+        assert got == params, (name, got, params)
+    for name, members in classes.items():
+        cls = getattr(strumlab._strumlab, name)
+        assert members == {k for k in dir(cls) if not k.startswith("_")}, name
+
+
+def test_load_and_quantize_round_trip():
+    m = strumlab.load_model("fmnist-resnet")
+    assert m.input_shape == [1, 1, 28, 28] and m.dataset == "fashion-test"
+    q = strumlab.quantize(m, "mip2q", block=8, low=4)
+    assert list(q.layers["name"]) == m.layers
+    for col in ("bits_per_weight", "demoted_pct", "sqnr_db", "applied"):
+        assert col in q.layers.columns, col
+    demoted = 0
+    for row in q.layers.itertuples():
+        w = q.weights[row.name]
+        assert w.deq.shape == row.shape and w.mask.shape == row.shape and w.q.shape == row.shape
+        assert w.deq.dtype == np.float32 and w.q.dtype == np.int32
+        counts = [int(np.count_nonzero(w.mask == k)) for k in range(3)]
+        assert counts == [row.high, row.low, row.zero], row.name
+        demoted += row.applied.startswith("mip2q")
+    assert demoted > 0, "some layers carry MIP2Q lanes"
+    # the summary is the library's
+    assert q.summary["layers"] == len(m.layers)
+
+
+def test_bad_arguments_raise_with_the_library_message():
+    with pytest.raises(ValueError, match="neither a file nor a known model"):
+        strumlab.load_model("no-such-model")
+    m = strumlab.load_model("mnist-8")
+    with pytest.raises(strumlab.InvalidArgument, match="unknown field `nonsense`"):
+        strumlab.quantize(m, "mip2q", nonsense=1)
+    with pytest.raises(strumlab.StrumlabError, match="3 labels for 2 images"):
+        strumlab.evaluate(m, np.zeros((2, 28, 28), np.uint8), labels=[1, 2, 3])
+    with pytest.raises(ValueError, match="grey images"):
+        strumlab.evaluate(m, np.zeros((2, 20, 20), np.uint8))
+    with pytest.raises(strumlab.InvalidArgument, match="uint8 pixels or float32"):
+        strumlab.evaluate(m, np.zeros((2, 28, 28), np.float64))
+    with pytest.raises(FileNotFoundError):
+        strumlab.evaluate(m, "/no/such/folder/images-idx3-ubyte.gz")
+
+
+def same_numbers(a, b):
+    for k in ("images", "top1", "top5", "fp32_top1", "agreement_top1", "kl_mean", "mcnemar_p"):
+        assert a["summary"][k] == b["summary"][k], k
+    for la, lb in zip(a["layers"], b["layers"]):
+        for k in ("name", "act_zero_frac", "output_sqnr_db", "macs_nz_act_w_low_per_image"):
+            assert la[k] == lb[k], (la["name"], k)
+
+
+def test_numpy_u8_and_f32_equal_the_cli_on_fashion_mnist():
+    n = 300
+    x, y = fashion(n)
+    cli = cli_eval("--model", "fmnist-resnet", "--data", "fashion-test", "--limit", str(n),
+                   "--scheme", "mip2q", "--low", "4")
+    m = strumlab.load_model("fmnist-resnet")
+    r = strumlab.evaluate(m, x, labels=y, scheme="mip2q", low=4)
+    same_numbers(r.raw, cli)
+    assert list(r.layers.columns)[:3] == ["name", "kind", "applied"]
+    # the card's normalisation done in numpy (float32 arithmetic, as the library's)
+    card = tomllib.loads((ROOT / "experiments" / "models" / "fmnist-resnet.toml").read_text())
+    f = ((x.astype(np.float32) * np.float32(card["pixel_scale"]) - np.float32(card["mean"][0]))
+         / np.float32(card["std"][0]))[:, None, :, :]
+    r32 = strumlab.evaluate(m, f.astype(np.float32), labels=y, scheme="mip2q", low=4)
+    same_numbers(r32.raw, cli)
+
+
+def test_rgb_arrays_nhwc_and_nchw_equal_the_folder_path(tmp_path):
+    PIL = pytest.importorskip("PIL.Image")
+    photos = CACHE / "photos"
+    if not photos.is_dir():
+        if os.environ.get("STRUMLAB_REQUIRE_ASSETS") == "1":
+            pytest.fail("photos not fetched (scripts/fetch-assets.sh)")
+        pytest.skip("photos not fetched")
+    # two photos cut to one size and stored losslessly, so both paths see the same pixels
+    arrs = []
+    for i, name in enumerate(["baboon.jpg", "fruits.jpg"]):
+        im = PIL.open(photos / name).convert("RGB").crop((0, 0, 300, 260))
+        im.save(tmp_path / f"img{i}.png")
+        arrs.append(np.asarray(im))
+    nhwc = np.stack(arrs)
+    m = strumlab.load_model("effnet-lite0")
+    kw = dict(scheme="mip2q", low=4, calib_images=2)
+    folder = strumlab.evaluate(m, str(tmp_path), **kw).raw
+    a = strumlab.evaluate(m, nhwc, **kw).raw
+    b = strumlab.evaluate(m, np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), **kw).raw
+    same_numbers(a, folder)
+    same_numbers(b, folder)
+
+
+def test_evaluate_from_several_threads_gives_the_same_result():
+    x, y = fashion(200)
+    m = strumlab.load_model("fmnist-resnet")
+    out = [None] * 3
+
+    def go(i):
+        out[i] = strumlab.evaluate(m, x, labels=y, scheme="dliq", low=2).raw
+
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for o in out[1:]:
+        same_numbers(o, out[0])
