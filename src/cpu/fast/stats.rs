@@ -69,12 +69,17 @@ pub fn conv_input(
     let per = g.h * g.w * c;
     let x = &x[..n * per];
     a.act_elems[k] += x.len() as u64;
-    nz.clear();
+    // every entry is written by the first image (no zeroing pass)
     nz.resize(per, 0);
     a.act_zeros[k] += flags(x, per, nz);
     let x = &nz[..];
     let t = &mut a.taps[k];
     t.resize(c * g.kh * g.kw, 0);
+    if g.is_pointwise() {
+        // one tap that sees every position: the per-channel sums (what the tables give)
+        pointwise_sums(x, c, t);
+        return;
+    }
     for ry in 0..g.sh.min(g.h) {
         for rx in 0..g.sw.min(g.w) {
             let mut built = false;
@@ -111,19 +116,53 @@ pub fn conv_input(
     }
 }
 
+/// Per-channel sums of the NHWC flags `x` added into `t` (vectorised like [`flags`]).
+fn pointwise_sums(x: &[u32], c: usize, t: &mut [u64]) {
+    #[inline(always)]
+    fn body(x: &[u32], c: usize, t: &mut [u64]) {
+        let mut s = vec![0u32; c];
+        for px in x.chunks_exact(c) {
+            for (a, &v) in s.iter_mut().zip(px) {
+                *a += v;
+            }
+        }
+        for (a, v) in t.iter_mut().zip(s) {
+            *a += v as u64;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn wide(x: &[u32], c: usize, t: &mut [u64]) {
+            body(x, c, t)
+        }
+        if super::Isa::detect() == super::Isa::Avx512Vnni {
+            // SAFETY: the features were detected.
+            return unsafe { wide(x, c, t) };
+        }
+    }
+    body(x, c, t)
+}
+
 /// Add each image's non-zero flags into `nz` and return the zeros (the loops vectorised
 /// with AVX-512 where the CPU has it).
 fn flags(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
     #[inline(always)]
     fn body(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
         let mut zeros = 0u64;
-        for img in x.chunks_exact(per) {
+        for (i, img) in x.chunks_exact(per).enumerate() {
             for chunk in img.chunks(4096) {
                 let z: u32 = chunk.iter().map(|&v| (v == 0) as u32).sum();
                 zeros += z as u64;
             }
-            for (s, &v) in nz.iter_mut().zip(img) {
-                *s += (v != 0) as u32;
+            if i == 0 {
+                for (s, &v) in nz.iter_mut().zip(img) {
+                    *s = (v != 0) as u32;
+                }
+            } else {
+                for (s, &v) in nz.iter_mut().zip(img) {
+                    *s += (v != 0) as u32;
+                }
             }
         }
         zeros
@@ -145,11 +184,35 @@ fn flags(x: &[i8], per: usize, nz: &mut [u32]) -> u64 {
 /// Summed-area table of the (per-image summed) non-zero flags of phase (`ry`, `rx`), channel innermost:
 /// `sat[((a + 1) * (cols + 1) + b + 1) * c + ch]`.
 fn build(x: &[u32], g: &ConvGeom, ry: usize, rx: usize, sat: &mut Vec<u32>) {
+    let rows = (g.h - ry).div_ceil(g.sh);
+    let cols = (g.w - rx).div_ceil(g.sw);
+    let line = (cols + 1) * g.c;
+    // the interior is written below: only row 0 and column 0 need zeros
+    sat.resize((rows + 1) * line, 0);
+    sat[..line].fill(0);
+    for a in 1..=rows {
+        sat[a * line..a * line + g.c].fill(0);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn wide(x: &[u32], g: &ConvGeom, ry: usize, rx: usize, sat: &mut [u32]) {
+            fill(x, g, ry, rx, sat)
+        }
+        if super::Isa::detect() == super::Isa::Avx512Vnni {
+            // SAFETY: the features were detected.
+            return unsafe { wide(x, g, ry, rx, sat) };
+        }
+    }
+    fill(x, g, ry, rx, sat)
+}
+
+/// The interior of [`build`]'s table: running row sums plus the row above.
+#[inline(always)]
+fn fill(x: &[u32], g: &ConvGeom, ry: usize, rx: usize, sat: &mut [u32]) {
     let c = g.c;
     let rows = (g.h - ry).div_ceil(g.sh);
     let cols = (g.w - rx).div_ceil(g.sw);
-    sat.clear();
-    sat.resize((rows + 1) * (cols + 1) * c, 0);
     let mut run = vec![0u32; c];
     let line = (cols + 1) * c;
     for a in 0..rows {
