@@ -258,6 +258,33 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// FP32 depthwise (`cpu::dwconv`): the reference kernel's per-output order, so equal to
+    /// it (f32 `==`: a zero's sign may differ) over strides, dilations, asymmetric padding
+    /// and channel multipliers, zero weights included.
+    #[test]
+    fn depthwise_f32_equals_reference((g0, seed) in geometry()) {
+        let group = g0.group.max(2);
+        let ocg = g0.oc / g0.group;
+        let g = ConvGeom { c: group, icg: 1, group, oc: group * ocg, ..g0 };
+        let mut rng = common::Rng(seed | 1);
+        let x: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..g.oc * g.kh * g.kw)
+            .map(|i| if i % 5 == 3 { 0.0 } else { rng.normal() })
+            .collect();
+        let per = g.oh * g.ow;
+        let bias: Vec<f32> = (0..g.oc).map(|_| rng.normal()).collect();
+        let fill = || bias.iter().flat_map(|&b| std::iter::repeat_n(b, per)).collect::<Vec<f32>>();
+        let mut want = fill();
+        kernels::conv2d(&x, &w, &g, &mut want, |v| v);
+        let mut got = fill();
+        strumlab::cpu::dwconv::depthwise_f32(&x, &w, &g, &mut got, &mut Vec::new());
+        prop_assert_eq!(got, want, "{:?}", g);
+    }
+}
+
 /// Whole models in FP32 mode: fast and reference engines agree on the top-1 class of almost
 /// every image and on every logit within a small multiple of the kernel tolerance.
 #[test]

@@ -652,6 +652,9 @@ impl<'g> Engine<'g> {
             Some(gm) if fast && super::gemm::takes(gm) => {
                 SCRATCH.with_borrow_mut(|s| super::gemm::conv_f32(f, &plan.w_f, gm, &mut acc, s))
             }
+            Some(gm) if fast && super::dwconv::takes(gm) => SCRATCH.with_borrow_mut(|s| {
+                super::dwconv::depthwise_f32(f, &plan.w_f, gm, &mut acc, &mut s.pad)
+            }),
             Some(gm) => kernels::conv2d(f, &plan.w_f, gm, &mut acc, |v| v),
             None if fast => super::gemm::dense_f32(f, &plan.w_f, ic, oc, &mut acc),
             None => kernels::dense(f, &plan.w_f, ic, oc, &mut acc, |v| v),

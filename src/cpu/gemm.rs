@@ -12,8 +12,9 @@
 //! reference kernels, the oracle) bit for bit; tests/fast_kernels.rs checks it over random
 //! geometries.
 //!
-//! Depthwise convolutions (one input channel per group) stay on the reference kernel: a
-//! GEMM with one row per group gains nothing.
+//! Depthwise convolutions (one input channel per group) do not take the GEMM (one row per
+//! group gains nothing): integer mode keeps the reference kernel, FP32 mode
+//! [`super::dwconv`].
 //!
 //! FP32 mode uses the same lowering ([`conv_f32`], [`dense_f32`]) with the weights and
 //! activations themselves; its sums run in the GEMM's order, not the reference kernel's, so
@@ -41,6 +42,8 @@ pub fn takes(g: &ConvGeom) -> bool {
 pub struct Scratch {
     col: Vec<f32>,
     out: Vec<f32>,
+    /// padded planes of [`super::dwconv::depthwise_f32`]
+    pub pad: Vec<f32>,
 }
 
 /// im2col of group `grp` of one image `[C, H, W]`: rows `(ic, ky, kx)` in the OIHW

@@ -5,6 +5,7 @@
 
 pub mod reference;
 
+pub mod dwconv;
 pub mod engine;
 pub mod fast;
 pub mod gemm;
