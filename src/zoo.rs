@@ -43,6 +43,7 @@ fn load_with_card_shape(file: &Path, opts: &LoadOptions, card: &ModelCard) -> Re
                 file,
                 &LoadOptions {
                     input_shape: Some(shape),
+                    ..opts.clone()
                 },
             )
         }

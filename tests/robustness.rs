@@ -416,6 +416,57 @@ fn symbolic_spatial_dims_take_input_shape() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10 images"), "{out}");
+    // quantize reads the weights only: it needs no shape
+    let (code, out, err) = strumlab(&["quantize", m, "--scheme", "mip2q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fc"), "{out}");
+    // the other commands that load a model take --input-shape as their error asks
+    fails_with(&["hw", "--model", m], "pass --input-shape");
+    let (code, out, err) = strumlab(&["hw", "--model", m, "--input-shape", "1,1,28,28"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("PE"), "{out}");
+    let exp = dir.join("export");
+    let (code, _, err) = strumlab(&[
+        "export",
+        "--model",
+        m,
+        "--data",
+        "mnist-test",
+        "--limit",
+        "3",
+        "--out",
+        exp.to_str().unwrap(),
+        "--input-shape",
+        "1,1,28,28",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(exp.join("logits.f32")).unwrap().len(),
+        3 * 10 * 4
+    );
+    // and so do sweep specs
+    let spec = dir.join("sym-sweep.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"sym\"\n[base]\nmodel = {m:?}\ninput_shape = [1, 1, 28, 28]\n\
+             data = \"mnist-test\"\nlimit = 10\nhw = \"\"\ndevice = \"cpu\"\n\
+             [matrix]\nscheme = [\"int8\"]\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("sweep-out");
+    let (code, _, err) = strumlab(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows = std::fs::read_to_string(out_dir.join("runs.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    assert!(rows.lines().nth(1).unwrap().contains(",ok,"), "{rows}");
 }
 
 /// A real model with a symbolic input and Constant-node weights (the PP-OCR text-direction

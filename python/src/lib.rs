@@ -95,7 +95,10 @@ fn load_model(
     card: Option<std::path::PathBuf>,
     input_shape: Option<Vec<usize>>,
 ) -> PyResult<Model> {
-    let opts = LoadOptions { input_shape };
+    let opts = LoadOptions {
+        input_shape,
+        ..Default::default()
+    };
     let (graph, card) = py
         .allow_threads(|| strumlab::zoo::resolve_with_card(&spec, &opts, card.as_deref()))
         .map_err(raise)?;

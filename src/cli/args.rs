@@ -167,6 +167,8 @@ pub struct SearchArgs {
     /// Zoo name or ONNX file.
     #[arg(long, default_value = "fmnist-resnet")]
     pub model: String,
+    #[command(flatten)]
+    pub src: SourceArgs,
     /// Labelled dataset; default: the model card's.
     #[arg(long)]
     pub data: Option<String>,
@@ -277,6 +279,8 @@ pub struct HwArgs {
     /// Zoo name or ONNX file.
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
+    #[command(flatten)]
+    pub src: SourceArgs,
     /// Per-layer activity from `strumlab eval --out` with the same scheme; without it a
     /// density model is used (the output says which).
     #[arg(long)]
@@ -325,6 +329,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
     #[command(flatten)]
+    pub src: SourceArgs,
+    #[command(flatten)]
     pub quant: QuantArgs,
     /// Numerics: fp32, fake-quant or integer [default: integer; fp32 with --scheme fp32].
     #[arg(long, value_enum)]
@@ -372,6 +378,8 @@ pub struct ExportArgs {
     /// Zoo name or ONNX file.
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
+    #[command(flatten)]
+    pub src: SourceArgs,
     /// Dataset (default: the model card's).
     #[arg(long)]
     pub data: Option<String>,
@@ -389,15 +397,8 @@ pub struct EvalArgs {
     /// Zoo name (see experiments/models/) or an ONNX file.
     #[arg(long, default_value = "mnist-8")]
     pub model: String,
-    /// Input shape at batch 1, comma separated (e.g. 1,3,48,192), for a file whose input has
-    /// symbolic dimensions other than the batch (a symbolic batch is taken as 1).
-    #[arg(long, value_parser = parse_shape)]
-    pub input_shape: Option<ShapeArg>,
-    /// A model card (TOML, docs/zoo.md): the preprocessing of an ONNX file the zoo does not
-    /// know (size, channels, pixel scale, mean / std, resize and crop, BGR, NHWC) and its
-    /// dataset; it replaces a zoo model's own card.
-    #[arg(long)]
-    pub card: Option<PathBuf>,
+    #[command(flatten)]
+    pub src: SourceArgs,
     /// Dataset: mnist-test, fashion-test (vendored), imagenet-samples, photos (fetched), an
     /// IDX image file, or a folder of JPEG/PNG images; default: the model card's.
     #[arg(long)]
@@ -452,14 +453,44 @@ pub struct EvalArgs {
 
 pub use crate::eval::Device as BenchDevice;
 
+/// How a model file is read: its input shape and its card. Every command that runs a model
+/// on images takes them (`inspect` and `quantize` take `--input-shape`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SourceArgs {
+    /// Input shape at batch 1, comma separated (e.g. 1,3,48,192), for a file whose input has
+    /// symbolic dimensions other than the batch (a symbolic batch is taken as 1).
+    #[arg(long, value_parser = parse_shape)]
+    pub input_shape: Option<ShapeArg>,
+    /// A model card (TOML, docs/zoo.md): the preprocessing of an ONNX file the zoo does not
+    /// know (size, channels, pixel scale, mean / std, resize and crop, BGR, NHWC) and its
+    /// dataset; it replaces a zoo model's own card.
+    #[arg(long)]
+    pub card: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// Load `model` (zoo name or ONNX file) with this shape and card.
+    pub fn resolve(
+        &self,
+        model: &str,
+    ) -> Result<(crate::model::Graph, crate::data::card::ModelCard)> {
+        crate::zoo::resolve_with_card(model, &self.load_options(), self.card.as_deref())
+    }
+
+    pub(crate) fn load_options(&self) -> crate::model::LoadOptions {
+        crate::model::LoadOptions {
+            input_shape: self.input_shape.as_ref().map(|s| s.0.clone()),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ModelArgs {
     /// An ONNX model file, or a zoo name (experiments/models/*.toml, e.g. effnet-lite0).
     pub model: PathBuf,
-    /// Input shape at batch 1, comma separated (e.g. 1,3,224,224); needed when the file's
-    /// input has symbolic dimensions other than the batch.
-    #[arg(long, value_parser = parse_shape)]
-    pub input_shape: Option<ShapeArg>,
+    #[command(flatten)]
+    pub src: SourceArgs,
 }
 
 /// A tensor shape given on the command line.

@@ -13,10 +13,29 @@ mod args;
 pub use args::*;
 
 fn load(m: &ModelArgs) -> Result<crate::model::Graph> {
-    let opts = LoadOptions {
-        input_shape: m.input_shape.as_ref().map(|s| s.0.clone()),
-    };
-    Ok(crate::zoo::resolve(&m.model.display().to_string(), &opts)?.0)
+    Ok(m.src.resolve(&m.model.display().to_string())?.0)
+}
+
+/// Stand-in for a symbolic input height / width when only the weights are read.
+const WEIGHTS_ONLY_SIZE: usize = 224;
+
+/// [`load`] for work that reads the weights only: a file whose input has symbolic
+/// dimensions (and no `--input-shape` or card that fixes them) loads with a stand-in size;
+/// if the graph's shapes do not work out at that size, the original error stands.
+fn load_weights(m: &ModelArgs) -> Result<crate::model::Graph> {
+    match load(m) {
+        Err(Error::InvalidModel(msg)) if msg.contains("is symbolic") => {
+            let opts = LoadOptions {
+                symbolic_size: Some(WEIGHTS_ONLY_SIZE),
+                ..m.src.load_options()
+            };
+            let spec = m.model.display().to_string();
+            crate::zoo::resolve_with_card(&spec, &opts, m.src.card.as_deref())
+                .map(|(g, _)| g)
+                .map_err(|_| Error::InvalidModel(msg))
+        }
+        other => other,
+    }
 }
 
 fn to_json(v: &serde_json::Value) -> Result<String> {
@@ -58,7 +77,7 @@ fn cmd_inspect(a: InspectArgs) -> Result<String> {
 
 fn cmd_quantize(a: QuantizeArgs) -> Result<String> {
     let cfg = a.quant.to_config()?;
-    let g = load(&a.model)?;
+    let g = load_weights(&a.model)?;
     let q = quantize_graph(&g, &cfg)?;
     let model = a.model.model.display().to_string();
     if let Some(out) = &a.out {
@@ -102,7 +121,7 @@ fn cmd_devices(a: DevicesArgs) -> Result<String> {
 
 fn cmd_hw(a: HwArgs) -> Result<String> {
     let cfg = a.quant.to_config()?;
-    let (g, _) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let (g, _) = a.src.resolve(&a.model)?;
     let claims = crate::hw::load_claims(&crate::data::repo_path(&a.claims))?;
     let arch = crate::data::repo_path(&a.arch);
     use crate::hw::pe::Variant;
@@ -189,7 +208,7 @@ fn bench_sweep(a: BenchArgs) -> Result<String> {
             ..base.clone()
         })
         .collect();
-    let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let (g, card) = a.src.resolve(&a.model)?;
     let data = crate::data::load(&card.dataset, &card, false)?;
     let (cpu_pts, cpu_s) = crate::eval::bench_sweep(&g, &data, &configs, None)?;
     let per_min = |s: f64| n as f64 / s * 60.0;
@@ -243,7 +262,7 @@ fn bench(a: BenchArgs) -> Result<String> {
     let mut cfg = a.quant.to_config()?;
     let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
     cfg.scheme = scheme;
-    let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let (g, card) = a.src.resolve(&a.model)?;
     let data = crate::data::load(&card.dataset, &card, false)?;
     let (r, dev) = if let Some(mut ctx) = crate::gpu::GpuContext::for_device(a.device, false)? {
         ctx.dp4a &= !a.portable_kernels;
@@ -307,7 +326,7 @@ fn bench(a: BenchArgs) -> Result<String> {
 }
 
 fn cmd_export(a: ExportArgs) -> Result<String> {
-    let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let (g, card) = a.src.resolve(&a.model)?;
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
     let mut data = crate::data::load(&spec, &card, false)?;
     data.truncate(a.limit);
@@ -479,10 +498,7 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
         quiet: a.quiet,
         ..Default::default()
     };
-    let opts = LoadOptions {
-        input_shape: a.input_shape.as_ref().map(|s| s.0.clone()),
-    };
-    let (g, card) = crate::zoo::resolve_with_card(&a.model, &opts, a.card.as_deref())?;
+    let (g, card) = a.src.resolve(&a.model)?;
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
     if let Some(w) = crate::data::label_mismatch(&spec, &card) {
         eprintln!("{w}");
@@ -537,7 +553,7 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
 }
 
 fn search(a: &SearchArgs) -> Result<String> {
-    let (g, card) = crate::zoo::resolve(&a.model, &LoadOptions::default())?;
+    let (g, card) = a.src.resolve(&a.model)?;
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
     let lo = crate::data::LoadOpts {
         limit: a.limit,

@@ -22,6 +22,10 @@ pub const OPSET_MAX: i64 = 21;
 pub struct LoadOptions {
     /// Full input shape at batch 1 (e.g. `[1, 3, 224, 224]`), overriding the file's.
     pub input_shape: Option<Vec<usize>>,
+    /// A symbolic input dimension other than the batch takes this value instead of being an
+    /// error: for work that reads the weights only (`quantize`), where the shapes then
+    /// describe a stand-in input.
+    pub symbolic_size: Option<usize>,
 }
 
 /// Load an ONNX file.
@@ -205,6 +209,7 @@ impl Loader {
                     match d.dim_value {
                         Some(v) if v > 0 => s.push(v as usize),
                         _ if k == 0 => s.push(1),
+                        _ if opts.symbolic_size.is_some() => s.extend(opts.symbolic_size),
                         _ => {
                             return Err(Error::InvalidModel(format!(
                                 "input '{input}' dimension {k} is symbolic; pass --input-shape"

@@ -289,27 +289,35 @@ pub struct Cache {
 }
 
 impl Cache {
-    fn graph(&mut self, model: &str) -> Result<&(Graph, crate::data::card::ModelCard)> {
+    /// The run's model: its file (or zoo name), input shape and card.
+    fn graph(&mut self, p: &spec::RunParams) -> Result<&(Graph, crate::data::card::ModelCard)> {
+        let key = format!("{}\0{:?}\0{}", p.model, p.input_shape, p.card);
         self.graphs
-            .entry(model.to_string())
+            .entry(key)
             .or_insert_with(|| {
-                crate::zoo::resolve(model, &LoadOptions::default()).map_err(|e| e.to_string())
+                let opts = LoadOptions {
+                    input_shape: (!p.input_shape.is_empty()).then(|| p.input_shape.clone()),
+                    ..Default::default()
+                };
+                let card = (!p.card.is_empty()).then(|| std::path::Path::new(&p.card));
+                crate::zoo::resolve_with_card(&p.model, &opts, card).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| Error::Data {
-                path: model.into(),
+                path: p.model.clone(),
                 reason: e.clone(),
             })
     }
-    fn dataset(&mut self, model: &str, data: &str, limit: usize) -> Result<Dataset> {
-        let card = self.graph(model)?.1.clone();
+    fn dataset(&mut self, p: &spec::RunParams, limit: usize) -> Result<Dataset> {
+        let card = self.graph(p)?.1.clone();
+        let (model, data) = (&p.model, &p.data);
         let spec = if data.is_empty() {
             card.dataset.clone()
         } else {
             data.to_string()
         };
         self.data
-            .entry((model.to_string(), spec.clone(), limit))
+            .entry((format!("{model}\0{}", p.card), spec.clone(), limit))
             .or_insert_with(|| {
                 let o = crate::data::LoadOpts {
                     limit: (limit > 0).then_some(limit),
@@ -412,7 +420,7 @@ fn execute_inner(
     let p = &run.params;
     let t0 = Instant::now();
     let limit = opts.limit.unwrap_or(p.limit);
-    let mut data = cache.dataset(&p.model, &p.data, limit)?;
+    let mut data = cache.dataset(p, limit)?;
     if limit > 0 {
         data.truncate(limit);
     }
@@ -436,7 +444,7 @@ fn execute_inner(
         // `auto` takes hardware GPUs only; `gpu` takes any adapter.
         Device::Auto => cache.gpu().is_ok_and(|c| c.is_hardware()),
     };
-    let graph = cache.graph(&p.model)?.0.clone();
+    let graph = cache.graph(p)?.0.clone();
     let r = if want_gpu {
         cache.gpu()?;
         let Cache {

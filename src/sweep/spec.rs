@@ -14,8 +14,10 @@ use crate::quant::config::{Calib, LPolicy};
 use crate::quant::{QuantConfig, Scheme};
 
 /// Parameters of one run that are not quantization parameters.
-pub const RUN_KEYS: [&str; 11] = [
+pub const RUN_KEYS: [&str; 13] = [
     "model",
+    "input_shape",
+    "card",
     "data",
     "mode",
     "device",
@@ -37,6 +39,12 @@ pub const DEFAULT_HW: &str = "experiments/hw/flexnn.toml";
 pub struct RunParams {
     /// Zoo name or ONNX file.
     pub model: String,
+    /// Input shape at batch 1 for a file with symbolic dimensions (`--input-shape`); empty:
+    /// the file's.
+    pub input_shape: Vec<usize>,
+    /// A model card file (`--card`; relative to the working directory); empty: the zoo's
+    /// card, or a plain one.
+    pub card: String,
     /// Dataset; empty: the model card's.
     pub data: String,
     pub mode: Mode,
@@ -59,6 +67,8 @@ impl Default for RunParams {
     fn default() -> Self {
         RunParams {
             model: "mnist-8".into(),
+            input_shape: Vec::new(),
+            card: String::new(),
             data: String::new(),
             mode: Mode::Integer,
             device: Device::Auto,
@@ -136,6 +146,8 @@ pub fn known_keys() -> Vec<String> {
     let q = toml::Table::try_from(QuantConfig::default()).expect("QuantConfig serializes");
     let mut keys: Vec<String> = vec![
         "model",
+        "input_shape",
+        "card",
         "data",
         "mode",
         "device",
