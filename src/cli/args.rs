@@ -184,7 +184,7 @@ pub struct SearchArgs {
     /// What to minimise (on the dynamic StruM PE, which runs a different L per layer).
     #[arg(long, value_enum, default_value = "pe-power")]
     pub objective: crate::search::Objective,
-    /// Use only the first N images of the dataset.
+    /// Use only the first N images of the dataset (0: all).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Fraction of the images (the first ones) the search tunes on; the rest is held out
@@ -383,7 +383,7 @@ pub struct ExportArgs {
     /// Dataset (default: the model card's).
     #[arg(long)]
     pub data: Option<String>,
-    /// Number of images to export.
+    /// Number of images to export (0: all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
     /// Output directory: model.onnx, inputs.f32, logits.f32 (little-endian, row-major) and
@@ -410,7 +410,7 @@ pub struct EvalArgs {
     /// [default: integer; fp32 with --scheme fp32].
     #[arg(long, value_enum)]
     pub mode: Option<crate::cpu::engine::Mode>,
-    /// Evaluate only the first N images.
+    /// Evaluate only the first N images (0: all).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Skip (and report) unreadable images instead of stopping.

@@ -328,8 +328,21 @@ fn bench(a: BenchArgs) -> Result<String> {
 fn cmd_export(a: ExportArgs) -> Result<String> {
     let (g, card) = a.src.resolve(&a.model)?;
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
-    let mut data = crate::data::load(&spec, &card, false)?;
-    data.truncate(a.limit);
+    let data = crate::data::load_limited(&spec, &card, false, Some(a.limit))?;
+    // Graphs with ops the exporter lacks still get inputs and logits (the peer then
+    // runs the original file).
+    let onnx = crate::model::export::to_onnx(&g, &Default::default()).ok();
+    let e = crate::cpu::engine::Engine::new(&g, crate::cpu::engine::Mode::Fp32, None, None)?;
+    let mut logits = Vec::new();
+    for i in 0..data.len() {
+        let l = e.run(&data.image(i)?, false)?.0.remove(0);
+        if !l.iter().all(|v| v.is_finite()) {
+            return Err(Error::InvalidModel(format!(
+                "the FP32 outputs of image {i} are NaN or infinite (the model overflows in FP32); nothing exported"
+            )));
+        }
+        logits.extend(l);
+    }
     if !a.out.exists() {
         std::fs::create_dir_all(&a.out).map_err(|e| Error::Output {
             path: a.out.display().to_string(),
@@ -341,14 +354,6 @@ fn cmd_export(a: ExportArgs) -> Result<String> {
             path: a.out.display().to_string(),
             reason: "exists and is not a directory".into(),
         });
-    }
-    // Graphs with ops the exporter lacks still get inputs and logits (the peer then
-    // runs the original file).
-    let onnx = crate::model::export::to_onnx(&g, &Default::default()).ok();
-    let e = crate::cpu::engine::Engine::new(&g, crate::cpu::engine::Mode::Fp32, None, None)?;
-    let mut logits = Vec::new();
-    for i in 0..data.len() {
-        logits.extend(e.run(&data.image(i)?, false)?.0.remove(0));
     }
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     if let Some(onnx) = &onnx {
@@ -435,8 +440,16 @@ fn cmd_merge(a: MergeArgs) -> Result<String> {
     if a.json {
         to_json(&serde_json::to_value(&m).unwrap_or_default())
     } else {
+        let left = if m.left_out > 0 {
+            format!(
+                "; {} rows of runs the manifest does not list (an earlier spec or --limit) left out",
+                m.left_out
+            )
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "merged {} files: {} rows ({} failed runs) of {} expected -> {}\n",
+            "merged {} files: {} rows ({} failed runs) of {} expected -> {}{left}\n",
             m.files.len(),
             m.rows,
             m.failed,

@@ -19,6 +19,12 @@ pub const MAX_IDX_BYTES: u64 = 1 << 30;
 /// the payload read up to the size its dims declare (at most [`MAX_IDX_BYTES`]), so a small
 /// gzip bomb cannot take gigabytes.
 pub fn read_idx_u8(path: &Path) -> Result<IdxU8> {
+    read_idx_u8_first(path, None)
+}
+
+/// [`read_idx_u8`] keeping only the first `limit` items (the first dimension): the rest of
+/// the payload is neither decompressed nor held, so `--limit 5` reads five images of any file.
+pub fn read_idx_u8_first(path: &Path, limit: Option<usize>) -> Result<IdxU8> {
     let err = |reason: String| Error::Data {
         path: path.display().to_string(),
         reason,
@@ -62,9 +68,14 @@ pub fn read_idx_u8(path: &Path) -> Result<IdxU8> {
                 "dims {dims:?} declare more than {MAX_IDX_BYTES} bytes, larger than any IDX dataset we read"
             ))
         })?;
+    let mut dims = dims;
+    let items = limit.map_or(dims[0], |l| l.min(dims[0]));
+    let partial = items < dims[0];
+    let n = if partial { n / dims[0] * items } else { n };
+    dims[0] = items;
     let mut data = Vec::with_capacity(n);
     (&mut stream)
-        .take(n as u64 + 1)
+        .take(n as u64 + (!partial) as u64)
         .read_to_end(&mut data)
         .map_err(gz)?;
     if data.len() != n {
@@ -90,9 +101,14 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// An image/label pair of IDX files as `[N, 1, H, W]` pixel values 0..255 and labels.
-pub fn read_idx_dataset(images: &Path, labels: &Path) -> Result<(Vec<usize>, Vec<u8>, Vec<u32>)> {
-    let im = read_idx_u8(images)?;
-    let lb = read_idx_u8(labels)?;
+/// Only the first `limit` images and labels are read.
+pub fn read_idx_dataset(
+    images: &Path,
+    labels: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<usize>, Vec<u8>, Vec<u32>)> {
+    let im = read_idx_u8_first(images, limit)?;
+    let lb = read_idx_u8_first(labels, limit)?;
     if im.dims.len() != 3 || lb.dims.len() != 1 || im.dims[0] != lb.dims[0] {
         return Err(Error::Data {
             path: images.display().to_string(),

@@ -1,4 +1,5 @@
-//! Photo folders (JPEG/PNG) preprocessed per model card: RGB, resize of the shorter side
+//! Photo folders (JPEG/PNG) preprocessed per model card: RGB (Rec. 709 luma for a one-channel
+//! model), resize of the shorter side
 //! (bilinear, antialiased when shrinking), centre crop, then per-channel normalisation.
 //! Labels come from class subfolders named by index (`123/x.jpg`) or ImageNet synset
 //! (`n01440764/x.jpg`), from a `labels.txt` / `labels.csv` / `LOC_val_solution.csv` file
@@ -82,7 +83,15 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
             let label = parts.get(1).and_then(|l| folder_label(l));
             match (parts.first(), label) {
                 (Some(f), Some(l)) if parts.len() >= 2 => {
-                    m.insert(f.to_string(), l);
+                    if let Some((first, _)) = m.insert(f.to_string(), (i + 1, l)) {
+                        return Err(Error::Data {
+                            path: p.display().to_string(),
+                            reason: format!(
+                                "line {}: '{f}' is labelled twice (first on line {first})",
+                                i + 1
+                            ),
+                        });
+                    }
                 }
                 _ if header && parts.len() >= 2 => {}
                 _ => {
@@ -97,7 +106,7 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
                 }
             }
         }
-        return Ok(Some(m));
+        return Ok(Some(m.into_iter().map(|(f, (_, l))| (f, l)).collect()));
     }
     let devkit = dir.join("ILSVRC2012_validation_ground_truth.txt");
     if devkit.is_file() {
@@ -115,7 +124,7 @@ fn labels_file(dir: &Path) -> Result<Option<std::collections::HashMap<String, u3
 
 /// Collect (path, label) pairs from a folder: class subfolders, a labels file, or
 /// foolbox-style names; anything else is unlabelled.
-fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
+fn list(dir: &Path, skip_bad: bool) -> Result<Vec<(PathBuf, Option<u32>)>> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -139,11 +148,11 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
                         source,
                     })?
                     .path();
-                if is_image(&f) {
+                if is_image(&f) && regular(&f, skip_bad)? {
                     out.push((f, label));
                 }
             }
-        } else if is_image(&p) {
+        } else if is_image(&p) && regular(&p, skip_bad)? {
             let name = p
                 .file_name()
                 .and_then(|s| s.to_str())
@@ -161,9 +170,35 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
     Ok(out)
 }
 
-/// Largest image side and decoded size accepted (a 16k x 16k RGB photo is 768 MiB).
+/// Whether an image path is a regular file (symlinks followed): a FIFO, socket or device
+/// named `x.jpg` would block or never end when read. It is an error naming the path, or
+/// with `skip_bad` skipped with a line on stderr.
+fn regular(p: &Path, skip_bad: bool) -> Result<bool> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => Ok(true),
+        other => {
+            let why = match other {
+                Err(e) => format!("cannot read ({e})"),
+                Ok(_) => "not a regular file (a FIFO, socket or device)".into(),
+            };
+            if skip_bad {
+                eprintln!("skipped: {}: {why}", p.display());
+                Ok(false)
+            } else {
+                Err(Error::Data {
+                    path: p.display().to_string(),
+                    reason: why,
+                })
+            }
+        }
+    }
+}
+
+/// Largest image side and decoded size accepted: 64 Mpixel of RGB (a 9000 x 7000 photo;
+/// cameras stop near 50 Mpixel), so that decoding, colour conversion and resizing of one
+/// image stay within a few hundred MB.
 const MAX_SIDE: u32 = 16384;
-const MAX_DECODED_BYTES: u64 = 1 << 30;
+const MAX_DECODED_BYTES: u64 = 192 << 20;
 
 /// Decode and preprocess one image into the model's input layout, normalised.
 pub fn preprocess(path: &Path, card: &ModelCard) -> Result<Vec<f32>> {
@@ -201,6 +236,9 @@ pub fn preprocess_rgb(
     } else {
         (0, 0)
     };
+    if card.channels == 1 {
+        return Ok(luma(&img, x0, y0, th, tw));
+    }
     let mut out = vec![0u8; 3 * th * tw];
     for y in 0..th {
         for x in 0..tw {
@@ -218,25 +256,68 @@ pub fn preprocess_rgb(
     Ok(out)
 }
 
+/// The `th x tw` crop at (`x0`, `y0`) of an RGB image as one grey channel: Rec. 709 luma
+/// (0.2126 R + 0.7152 G + 0.0722 B, rounded; the image crate's weights), so a grey image
+/// keeps its values exactly.
+fn luma(img: &image::RgbImage, x0: usize, y0: usize, th: usize, tw: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(th * tw);
+    for y in 0..th {
+        for x in 0..tw {
+            let [r, g, b] = img.get_pixel((x0 + x) as u32, (y0 + y) as u32).0;
+            let l = (2126 * r as u32 + 7152 * g as u32 + 722 * b as u32 + 5000) / 10000;
+            out.push(l as u8);
+        }
+    }
+    out
+}
+
 /// Decode to RGB, bounding the decoded size from the header first: a small file may
-/// declare 20000 x 20000 pixels.
+/// declare 20000 x 20000 pixels. A JPEG must end its last scan with the end-of-image
+/// marker: decoders fill a truncated file's missing rows with grey without a word.
 fn decode(path: &Path) -> Result<image::RgbImage> {
     let err = |reason: String| Error::Data {
         path: path.display().to_string(),
         reason,
     };
-    let mut reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
+    let bytes = std::fs::read(path)
         .map_err(|e| err(format!("cannot read image ({})", crate::error::flat(e))))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| err(format!("cannot read image ({})", crate::error::flat(e))))
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| err(format!("cannot decode image ({})", crate::error::flat(e))))?;
+    if w > MAX_SIDE || h > MAX_SIDE || 3 * w as u64 * h as u64 > MAX_DECODED_BYTES {
+        return Err(err(format!(
+            "image is {w} x {h} pixels, larger than the {} Mpixel (sides up to {MAX_SIDE}) \
+             strumlab decodes; shrink it first",
+            MAX_DECODED_BYTES / 3 >> 20
+        )));
+    }
+    if reader()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
+        return Err(err(
+            "truncated JPEG (no end-of-image marker after its last scan)".into(),
+        ));
+    }
+    let mut r = reader()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    Ok(reader
-        .decode()
+    limits.max_alloc = Some(2 * MAX_DECODED_BYTES);
+    r.limits(limits);
+    Ok(r.decode()
         .map_err(|e| err(format!("cannot decode image ({})", crate::error::flat(e))))?
         .to_rgb8())
+}
+
+/// Whether a JPEG's last start-of-scan (`FF DA`) is followed by an end-of-image marker
+/// (`FF D9`). Entropy-coded data stuffs `FF` as `FF 00`, so a marker found there is one;
+/// an embedded thumbnail's EOI comes before the main image's scans.
+fn jpeg_complete(b: &[u8]) -> bool {
+    let last_sos = b.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_sos.is_some_and(|i| b[i..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// The card's resize: the shorter side to `resize_shorter`, or to exactly `resize`.
@@ -274,17 +355,20 @@ pub fn load_folder(
     card: &ModelCard,
     o: &super::pcache::LoadOpts,
 ) -> Result<Dataset> {
-    if card.channels != 3 {
-        return Err(Error::Data {
-            path: dir.display().to_string(),
-            reason: format!("model '{}' does not take RGB images", card.name),
-        });
-    }
-    let mut files = list(dir)?;
+    let mut files = list(dir, o.skip_bad)?;
     if files.is_empty() {
         return Err(Error::Data {
             path: dir.display().to_string(),
             reason: "no .jpg/.jpeg/.png images".into(),
+        });
+    }
+    if card.channels != 3 && card.channels != 1 {
+        return Err(Error::Data {
+            path: dir.display().to_string(),
+            reason: format!(
+                "model '{}' takes {} channels; image folders give 1 (grey) or 3 (RGB)",
+                card.name, card.channels
+            ),
         });
     }
     let labelled = check_labels(dir, &files)?;
@@ -293,10 +377,11 @@ pub fn load_folder(
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let (store, kept) = super::pcache::load(&paths, card, o)?;
     let labels: Vec<u32> = kept.iter().map(|&i| files[i].1.unwrap_or(0)).collect();
+    let c = card.channels;
     let shape = if card.nhwc {
-        vec![1, card.size[0], card.size[1], 3]
+        vec![1, card.size[0], card.size[1], c]
     } else {
-        vec![1, 3, card.size[0], card.size[1]]
+        vec![1, c, card.size[0], card.size[1]]
     };
     Ok(Dataset::new(name, shape, labelled.then_some(labels), store))
 }

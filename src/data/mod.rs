@@ -250,15 +250,15 @@ pub fn load_with(spec: &str, card: &ModelCard, o: &LoadOpts) -> Result<Dataset> 
             ),
         });
     }
+    let o = &LoadOpts {
+        limit: o.limit.filter(|&n| n > 0),
+        ..o.clone()
+    };
     let path = resolve(spec)?;
     if path.is_dir() {
         return images::load_folder(&path, spec, card, o);
     }
-    let mut d = load_idx(&path, spec, card)?;
-    if let Some(n) = o.limit {
-        d.truncate(n);
-    }
-    Ok(d)
+    load_idx(&path, spec, card, o.limit)
 }
 
 /// The path of a named dataset, or `spec` itself.
@@ -283,8 +283,9 @@ fn resolve(spec: &str) -> Result<PathBuf> {
     })
 }
 
-/// An IDX image file and the labels file beside it, pixels kept raw in memory.
-fn load_idx(path: &Path, spec: &str, card: &ModelCard) -> Result<Dataset> {
+/// An IDX image file and the labels file beside it (the first `limit` images), pixels kept
+/// raw in memory.
+fn load_idx(path: &Path, spec: &str, card: &ModelCard, limit: Option<usize>) -> Result<Dataset> {
     let fname = path
         .file_name()
         .and_then(|s| s.to_str())
@@ -299,7 +300,7 @@ fn load_idx(path: &Path, spec: &str, card: &ModelCard) -> Result<Dataset> {
         });
     }
     let labels = path.with_file_name(fname.replace("images-idx3", "labels-idx1"));
-    let (shape, px, lb) = idx::read_idx_dataset(path, &labels)?;
+    let (shape, px, lb) = idx::read_idx_dataset(path, &labels, limit)?;
     if card.channels != 1 || card.size != [shape[2], shape[3]] {
         return Err(Error::Data {
             path: path.display().to_string(),

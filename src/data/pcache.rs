@@ -38,7 +38,8 @@ pub const CACHE_CAP_BYTES: u64 = 16 << 30;
 #[derive(Clone, Debug)]
 pub struct LoadOpts {
     pub skip_bad: bool,
-    /// Keep the first `limit` images (in path order); only those are read.
+    /// Keep the first `limit` images (in path order); only those are read. `Some(0)` means
+    /// all, as the sweep key `limit = 0` and every command's `--limit 0`.
     pub limit: Option<usize>,
     /// Use the on-disk cache (`false`: `--no-cache`).
     pub cache: bool,

@@ -144,7 +144,11 @@ impl Fp32Reference {
             let runs: Vec<(Vec<f32>, Vec<Vec<f32>>)> = (a..b)
                 .into_par_iter()
                 .map(|i| {
-                    let (mut o, obs) = fp.run(&x[(i - a) * per..(i - a + 1) * per], i < k)?;
+                    let xi = &x[(i - a) * per..(i - a + 1) * per];
+                    let (mut o, obs) = fp.run(xi, i < k)?;
+                    if !o[0].iter().all(|v| v.is_finite()) {
+                        return Err(not_finite(&fp, xi, i, data));
+                    }
                     progress.inc();
                     Ok((
                         o.swap_remove(0),
@@ -256,6 +260,23 @@ impl Fp32Reference {
             layer_out,
         })
     }
+}
+
+/// The error for an image whose FP32 outputs are NaN or infinite: accuracy, agreement and
+/// SQNR against such a reference would mean nothing. Names the first value that overflows.
+fn not_finite(fp: &Engine, x: &[f32], i: usize, data: &Dataset) -> Error {
+    let mut first: Option<String> = None;
+    let _ = fp.run_values(x, &mut |name, v| {
+        if first.is_none() && !v.iter().all(|x| x.is_finite()) {
+            first = Some(name.to_string());
+        }
+    });
+    Error::InvalidModel(format!(
+        "the FP32 outputs of image {i} of '{}' are NaN or infinite (first at '{}'): the model \
+         overflows in FP32, so there is nothing to compare against",
+        data.name,
+        first.unwrap_or_else(|| "the output".into())
+    ))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub struct Activity {
 /// The columns of an eval CSV that the hardware model reads.
 #[derive(Debug, Deserialize)]
 struct StatsRow {
+    schema_version: u32,
     config: String,
     layer: String,
     act_zero_frac: f64,
@@ -107,6 +108,14 @@ pub fn read_stats(path: &Path, label: &str) -> Result<HashMap<String, Activity>>
                 "row {} (layer '{}'): a zero fraction above 1",
                 line + 2,
                 row.layer
+            )));
+        }
+        if row.schema_version != crate::eval::EVAL_CSV_SCHEMA {
+            return Err(err(format!(
+                "row {}: eval CSV schema_version {}, this strumlab reads {}; run eval --out again",
+                line + 2,
+                row.schema_version,
+                crate::eval::EVAL_CSV_SCHEMA
             )));
         }
         if row.config != label {

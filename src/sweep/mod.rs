@@ -187,8 +187,20 @@ pub fn read_rows(path: &Path, repair: bool) -> Result<Vec<RunRow>> {
             ));
         }
     }
-    r.deserialize()
-        .map(|row| row.map_err(|e| data_err(path, e)))
+    r.deserialize::<RunRow>()
+        .map(|row| {
+            let row = row.map_err(|e| data_err(path, e))?;
+            if row.schema_version != SWEEP_CSV_SCHEMA {
+                return Err(data_err(
+                    path,
+                    format!(
+                        "run {} was written with sweep CSV schema_version {}, this strumlab writes {SWEEP_CSV_SCHEMA}; write this sweep to a new directory",
+                        row.run_id, row.schema_version
+                    ),
+                ));
+            }
+            Ok(row)
+        })
         .collect()
 }
 
@@ -709,11 +721,15 @@ pub struct MergeSummary {
     pub rows: usize,
     pub expected: usize,
     pub failed: usize,
+    /// Rows of runs the manifest does not list (an earlier spec or `--limit` wrote them into
+    /// the folder), not merged.
+    pub left_out: usize,
     pub merged: String,
 }
 
 /// Join the shard outputs of a sweep directory into `merged.csv`, in run order, checking
-/// that every run of the manifest appears exactly once and nothing else does.
+/// that every run of the manifest appears exactly once; rows of other runs (an earlier spec
+/// or image limit) are left out and counted.
 pub fn merge(dir: &Path) -> Result<MergeSummary> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         path: dir.to_path_buf(),
@@ -769,12 +785,12 @@ pub fn merge(dir: &Path) -> Result<MergeSummary> {
             by_id.insert(r.run_id.clone(), (r, f.clone()));
         }
     }
+    // Rows of runs the manifest does not list were kept by a sweep of another spec or
+    // image limit into this folder (a quick `--limit 100` first): left out and counted.
     let ids: HashSet<&str> = expected.iter().map(|r| r.id.as_str()).collect();
-    for id in by_id.keys() {
-        if !ids.contains(id.as_str()) {
-            problems.push(format!("run {id} is not in the manifest"));
-        }
-    }
+    let before = by_id.len();
+    by_id.retain(|id, _| ids.contains(id.as_str()));
+    let left_out = before - by_id.len();
     let missing: Vec<&str> = expected
         .iter()
         .filter(|r| !by_id.contains_key(&r.id))
@@ -804,6 +820,7 @@ pub fn merge(dir: &Path) -> Result<MergeSummary> {
         rows: rows.len(),
         expected: expected.len(),
         failed: rows.iter().filter(|r| r.status != "ok").count(),
+        left_out,
         merged: merged.display().to_string(),
     })
 }

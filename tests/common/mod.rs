@@ -203,3 +203,59 @@ pub fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     }
     b
 }
+
+/// The outcome of [`strumlab_measured`].
+pub struct Measured {
+    /// Exit code; `None` when the run was killed at the time limit.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident set of the child (ru_maxrss of wait4), bytes.
+    pub max_rss: u64,
+}
+
+/// Run the `strumlab` binary as a child process with a time limit, reading its own peak
+/// memory from wait4 (other tests' children do not count).
+pub fn strumlab_measured(args: &[&str], limit: std::time::Duration) -> Measured {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strumlab"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let t0 = std::time::Instant::now();
+    let (mut status, mut ru): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
+    let mut killed = false;
+    loop {
+        // SAFETY: plain syscall on our own child; `status` and `ru` outlive it.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        assert!(r >= 0, "wait4 failed");
+        if r == pid {
+            break;
+        }
+        if t0.elapsed() > limit && !killed {
+            // SAFETY: signalling our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Measured {
+        code: if killed { None } else { code },
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        max_rss: ru.ru_maxrss as u64 * 1024,
+    }
+}
