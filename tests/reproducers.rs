@@ -318,9 +318,11 @@ fn huge_fifo_and_truncated_images() {
     std::fs::remove_file(&fifo).unwrap();
     // a JPEG cut in half
     let jpg = folder.join("cut.jpg");
-    image::RgbImage::from_fn(256, 256, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]))
-        .save(&jpg)
-        .unwrap();
+    image::RgbImage::from_fn(256, 256, |x, y| {
+        image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+    })
+    .save(&jpg)
+    .unwrap();
     ok(&with(&[]));
     // cut inside the entropy-coded scan: decoders fill the missing rows without a word
     let b = std::fs::read(&jpg).unwrap();

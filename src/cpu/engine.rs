@@ -430,6 +430,24 @@ impl<'g> Engine<'g> {
                     V::F(sums.iter().map(|v| v / n as f32).collect())
                 }
             },
+            StepKind::Select { index, in_per } => match ins[0] {
+                V::Q(q, s) => V::Q(kernels::select(q, *in_per, index, 0), *s),
+                V::F(x) => V::F(kernels::select(x, *in_per, index, 0.0)),
+            },
+            StepKind::Lrn {
+                channels,
+                plane,
+                size,
+                p,
+                si,
+                so,
+            } => match ins[0] {
+                V::Q(q, _) => V::Q(
+                    kernels::lrn_i8(q, *channels, *plane, *p, *size, *si, *so),
+                    *so,
+                ),
+                V::F(x) => V::F(kernels::lrn_f32(x, *channels, *plane, *p, *size)),
+            },
             StepKind::Softmax { shape, axis } => {
                 let t = Tensor::new(shape.clone(), ins[0].to_f32());
                 V::F(super::reference::softmax(&t, *axis).data)

@@ -771,3 +771,60 @@ pub fn reduce_sum<T: Copy, A: Copy + AddAssign + Default>(
     }
     (sums, count.max(1))
 }
+
+/// `Op::Select` over images of `in_per` elements: output element `i` of an image is
+/// `x[index[i]]` of that image, or `zero` where the index is `SELECT_ZERO`.
+pub fn select<T: Copy>(x: &[T], in_per: usize, index: &[u32], zero: T) -> Vec<T> {
+    let mut out = Vec::with_capacity(x.len() / in_per.max(1) * index.len());
+    for img in x.chunks_exact(in_per) {
+        out.extend(index.iter().map(|&i| {
+            if i == crate::model::ir::SELECT_ZERO {
+                zero
+            } else {
+                img[i as usize]
+            }
+        }));
+    }
+    out
+}
+
+/// LRN across the `channels` of each image (planes of `plane` elements, NCHW):
+/// `y = x / (bias + alpha / size * sum of x^2 over channels c - (size-1)/2 ..= c + size/2) ^ beta`.
+pub fn lrn_f32(x: &[f32], channels: usize, plane: usize, p: [f32; 3], size: usize) -> Vec<f32> {
+    let [alpha, beta, bias] = p;
+    let (lo, hi) = ((size - 1) / 2, size / 2);
+    let mut out = vec![0f32; x.len()];
+    for (img, o) in x
+        .chunks_exact(channels * plane)
+        .zip(out.chunks_exact_mut(channels * plane))
+    {
+        for c in 0..channels {
+            let (a, b) = (c.saturating_sub(lo), (c + hi).min(channels - 1));
+            for e in 0..plane {
+                let sq: f32 = (a..=b)
+                    .map(|k| img[k * plane + e] * img[k * plane + e])
+                    .sum();
+                let v = img[c * plane + e];
+                o[c * plane + e] = v / (bias + alpha / size as f32 * sq).powf(beta);
+            }
+        }
+    }
+    out
+}
+
+/// [`lrn_f32`] in integer mode: INT8 codes of scale `si` in, codes of scale `so` out.
+pub fn lrn_i8(
+    q: &[i8],
+    channels: usize,
+    plane: usize,
+    p: [f32; 3],
+    size: usize,
+    si: f32,
+    so: f32,
+) -> Vec<i8> {
+    let x: Vec<f32> = q.iter().map(|&v| v as f32 * si).collect();
+    lrn_f32(&x, channels, plane, p, size)
+        .iter()
+        .map(|&y| quantize1(y / so))
+        .collect()
+}

@@ -145,6 +145,30 @@ fn run_inner(
                 concat(&parts, *axis)
             }
             Op::Softmax { axis } => softmax(x(0), *axis),
+            Op::Select { index, .. } => {
+                let t = x(0);
+                let mut s = graph.shape(&node.output).to_vec();
+                s[0] = batch;
+                let per = t.numel() / batch.max(1);
+                Tensor::new(s, super::kernels::select(&t.data, per, index, 0.0))
+            }
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => {
+                let t = x(0);
+                let plane = t.shape[2..].iter().product();
+                let y = super::kernels::lrn_f32(
+                    &t.data,
+                    t.shape[1],
+                    plane,
+                    [*alpha, *beta, *bias],
+                    *size,
+                );
+                Tensor::new(t.shape.clone(), y)
+            }
             Op::Pad { pads, mode } => {
                 let t = x(0);
                 let fill = match mode {

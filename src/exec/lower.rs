@@ -75,6 +75,7 @@ pub fn keeps_input_scale(op: &Op) -> bool {
             | Op::Transpose { .. }
             | Op::Identity
             | Op::Pad { .. }
+            | Op::Select { .. }
     )
 }
 
@@ -294,6 +295,26 @@ impl<'g> Plan<'g> {
                     shape: shp,
                     axes: axes.clone(),
                     k: si / (n as f32 * so),
+                    so,
+                }
+            }
+            Op::Select { index, .. } => StepKind::Select {
+                index: index.clone(),
+                in_per: shape(0).iter().product(),
+            },
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => {
+                let shp = shape(0);
+                StepKind::Lrn {
+                    channels: shp[1],
+                    plane: shp[2..].iter().product(),
+                    size: *size,
+                    p: [*alpha, *beta, *bias],
+                    si,
                     so,
                 }
             }

@@ -193,6 +193,21 @@ pub enum StepKind {
         k: f32,
         so: f32,
     },
+    /// `Op::Select` per image of `in_per` elements (the INT8 zero is code 0).
+    Select {
+        index: std::sync::Arc<[u32]>,
+        in_per: usize,
+    },
+    /// `Op::Lrn` over `channels` planes of `plane` elements; `p` = alpha, beta, bias;
+    /// integer mode dequantizes with `si` and requantizes with `so`.
+    Lrn {
+        channels: usize,
+        plane: usize,
+        size: usize,
+        p: [f32; 3],
+        si: f32,
+        so: f32,
+    },
     /// FP32 softmax (its input dequantized).
     Softmax {
         shape: Vec<usize>,

@@ -363,3 +363,27 @@ pub fn gather(data: &CVal, indices: &CVal, axis: usize) -> Result<CVal, String> 
         CVal::I(_, d) => CVal::I(out_shape, pick(d.len()).into_iter().map(|p| d[p]).collect()),
     })
 }
+
+/// ONNX Range of scalar constants: `start, start + delta, ...` below `limit` (above it for a
+/// negative delta), integer when all three are.
+pub fn range(start: &CVal, limit: &CVal, delta: &CVal) -> Result<CVal, String> {
+    if start.numel() != 1 || limit.numel() != 1 || delta.numel() != 1 {
+        return Err("Range takes scalar start, limit and delta".into());
+    }
+    let (s, l, d) = (
+        start.to_f32()[0] as f64,
+        limit.to_f32()[0] as f64,
+        delta.to_f32()[0] as f64,
+    );
+    if d == 0.0 || !(s.is_finite() && l.is_finite() && d.is_finite()) {
+        return Err(format!("Range delta {d} with start {s} and limit {l}"));
+    }
+    let n = ((l - s) / d).ceil().max(0.0) as usize;
+    numel_checked(&[n])?;
+    Ok(match (start, limit, delta) {
+        (CVal::I(_, a), CVal::I(..), CVal::I(_, c)) => {
+            CVal::I(vec![n], (0..n as i64).map(|k| a[0] + k * c[0]).collect())
+        }
+        _ => CVal::F(vec![n], (0..n).map(|k| (s + k as f64 * d) as f32).collect()),
+    })
+}

@@ -128,6 +128,36 @@ pub enum Op {
         axes: Vec<usize>,
         keepdims: bool,
     },
+    /// Every output element (at batch 1, row-major) copies input element `index[i]`, or is
+    /// zero where `index[i] == SELECT_ZERO`: Slice, each output of a Split, nearest Resize,
+    /// and the zero insertion of a ConvTranspose lowered to a Conv. Exact in integer mode
+    /// (activations are symmetric: zero is code 0).
+    Select {
+        kind: SelectKind,
+        index: std::sync::Arc<[u32]>,
+    },
+    /// Local response normalisation across channels (ONNX LRN):
+    /// `y = x / (bias + alpha / size * sum of x^2 over size channels) ^ beta`.
+    Lrn {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
+}
+
+/// The `index` entry of an [`Op::Select`] output element that is zero.
+pub const SELECT_ZERO: u32 = u32::MAX;
+
+/// The ONNX operator an [`Op::Select`] stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectKind {
+    Slice,
+    Split,
+    /// Resize (or Upsample) in `nearest` mode.
+    ResizeNearest,
+    /// The stride-zero insertion and padding in front of the Conv of a ConvTranspose.
+    ConvTransposeUpsample,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,6 +192,13 @@ impl Op {
             Op::Identity => "Identity",
             Op::Pad { .. } => "Pad",
             Op::ReduceMean { .. } => "ReduceMean",
+            Op::Select { kind, .. } => match kind {
+                SelectKind::Slice => "Slice",
+                SelectKind::Split => "Split",
+                SelectKind::ResizeNearest => "Resize",
+                SelectKind::ConvTransposeUpsample => "ConvTranspose",
+            },
+            Op::Lrn { .. } => "LRN",
         }
     }
 }

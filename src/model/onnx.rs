@@ -13,6 +13,9 @@ use super::onnx_proto::*;
 use super::shape;
 use crate::error::{Error, Result};
 
+#[path = "onnx_select.rs"]
+mod select;
+
 /// Lowest and highest default-domain opset accepted.
 pub const OPSET_MIN: i64 = 8;
 pub const OPSET_MAX: i64 = 21;
@@ -349,6 +352,14 @@ impl Loader {
                 )));
             }
         }
+        if op == "Split" {
+            let attrs = Attrs {
+                node: &name,
+                op: &op,
+                list: &n.attribute,
+            };
+            return self.split(&name, &ins, &n.output, &attrs);
+        }
         // Extra outputs (Dropout mask, MaxPool indices, BN training stats) must be unused.
         for extra in n.output.iter().skip(1) {
             if !extra.is_empty() && self.uses.get(extra).copied().unwrap_or(0) > 0 {
@@ -483,7 +494,6 @@ impl Loader {
             }
             "Slice" => {
                 let x = c(0)?;
-                let rank = x.shape().len();
                 let (starts, ends, axes, steps) = if self.opset >= 10 {
                     let opt = |k: usize| -> Result<Option<Vec<i64>>> {
                         match ins.get(k).filter(|s| !s.is_empty()) {
@@ -501,72 +511,35 @@ impl Loader {
                         None,
                     )
                 };
-                let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-                let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-                if axes.len() != starts.len()
-                    || ends.len() != starts.len()
-                    || steps.len() != starts.len()
-                {
-                    return Err(a.err("Slice starts/ends/axes/steps lengths differ".into()));
-                }
-                let mut ranges: Vec<Vec<usize>> =
-                    x.shape().iter().map(|&d| (0..d).collect()).collect();
-                for k in 0..axes.len() {
-                    let ax = shape::axis(axes[k], rank, false).map_err(e)?;
-                    let d = x.shape()[ax] as i64;
-                    let step = steps[k];
-                    if step == 0 {
-                        return Err(a.err("Slice step 0".into()));
-                    }
-                    let clampi = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
-                    let norm = |v: i64| if v < 0 { v + d } else { v };
-                    let mut idx = Vec::new();
-                    if step > 0 {
-                        let (mut i, end) =
-                            (clampi(norm(starts[k]), 0, d), clampi(norm(ends[k]), 0, d));
-                        while i < end {
-                            idx.push(i as usize);
-                            i += step;
-                        }
-                    } else {
-                        let (mut i, end) = (
-                            clampi(norm(starts[k]), -1, d - 1),
-                            clampi(norm(ends[k]), -1, d - 1),
-                        );
-                        while i > end {
-                            idx.push(i as usize);
-                            i += step;
-                        }
-                    }
-                    ranges[ax] = idx;
-                }
+                let ranges =
+                    select::slice_axes(x.shape(), &starts, &ends, axes, steps).map_err(e)?;
                 let out_shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
                 consts::numel_checked(&out_shape).map_err(e)?;
-                let src_strides: Vec<usize> = (0..rank)
-                    .map(|k| x.shape()[k + 1..].iter().product())
+                let wrapped: Vec<Vec<Option<usize>>> = ranges
+                    .into_iter()
+                    .map(|v| v.into_iter().map(Some).collect())
                     .collect();
-                let mut pos = Vec::new();
-                let n: usize = out_shape.iter().product();
-                let mut id = vec![0usize; rank];
-                for _ in 0..n {
-                    pos.push(
-                        (0..rank)
-                            .map(|k| ranges[k][id[k]] * src_strides[k])
-                            .sum::<usize>(),
-                    );
-                    for k in (0..rank).rev() {
-                        id[k] += 1;
-                        if id[k] < out_shape[k] {
-                            break;
-                        }
-                        id[k] = 0;
+                let pos = select::gather_index(x.shape(), &wrapped).map_err(e)?;
+                match x {
+                    CVal::F(_, d) => {
+                        CVal::F(out_shape, pos.iter().map(|&p| d[p as usize]).collect())
+                    }
+                    CVal::I(_, d) => {
+                        CVal::I(out_shape, pos.iter().map(|&p| d[p as usize]).collect())
                     }
                 }
-                match x {
-                    CVal::F(_, d) => CVal::F(out_shape, pos.iter().map(|&p| d[p]).collect()),
-                    CVal::I(_, d) => CVal::I(out_shape, pos.iter().map(|&p| d[p]).collect()),
-                }
             }
+            "Expand" => {
+                // numpy broadcasting of x to the shape: x * ones(shape)
+                let dims = to_usize_shape(&c(1)?.to_i64(), "Expand shape").map_err(e)?;
+                let n = consts::numel_checked(&dims).map_err(e)?;
+                let ones = match c(0)? {
+                    CVal::I(..) => CVal::I(dims, vec![1; n]),
+                    CVal::F(..) => CVal::F(dims, vec![1.0; n]),
+                };
+                consts::binary(c(0)?, &ones, "Mul").map_err(e)?
+            }
+            "Range" => consts::range(c(0)?, c(1)?, c(2)?).map_err(e)?,
             "ConstantOfShape" => {
                 let dims = to_usize_shape(&c(0)?.to_i64(), "ConstantOfShape target").map_err(e)?;
                 let n = consts::numel_checked(&dims).map_err(e)?;
@@ -971,6 +944,10 @@ impl Loader {
                 );
                 Ok(())
             }
+            "Slice" => self.slice(name, ins, out, a),
+            "Resize" | "Upsample" => self.resize(name, op, ins, out, a),
+            "ConvTranspose" => self.conv_transpose(name, ins, out, a),
+            "LRN" => self.lrn(name, ins, out, a),
             "Unsqueeze" | "Squeeze" | "Gather" | "Cast" | "ConstantOfShape" => {
                 Err(Error::UnsupportedOp {
                     node: name.into(),

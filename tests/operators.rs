@@ -1,0 +1,529 @@
+//! The operators beyond classifiers (Slice, Split, nearest Resize / Upsample, ConvTranspose,
+//! LRN, folding of Range / Expand shape chains), each on a small graph built here:
+//! FP32 outputs of the reference kernels within 1e-5 (relative to the output's largest
+//! magnitude) of onnxruntime (scripts/ort-run.py in the peers venv, scripts/peers-setup.sh),
+//! the fast FP32 engine close to the reference, and integer mode bit-identical between the
+//! fast and reference kernels. A detection-style graph (Resize + Concat + Split + Sigmoid
+//! head, two outputs) runs the same checks.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Rng, f32_tensor, float, i64_tensor, int, ints, node, string, tmp};
+use prost::Message;
+use strumlab::cpu::engine::{Engine, Kernels, Mode};
+use strumlab::model::onnx_proto::*;
+use strumlab::model::{LoadOptions, Tensor, load_onnx_bytes};
+use strumlab::quant::{QuantConfig, Scheme, quantize_graph};
+
+/// A model with one input of `dims` and the named outputs (shapes left to the runtime).
+fn graph(
+    opset: i64,
+    dims: &[i64],
+    outputs: &[&str],
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+) -> Vec<u8> {
+    let out = |n: &str| ValueInfoProto {
+        name: Some(n.into()),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: Some(1),
+                shape: None,
+            }),
+        }),
+    };
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        producer_name: Some("strumlab-tests".into()),
+        graph: Some(GraphProto {
+            node: nodes,
+            name: Some("ops".into()),
+            initializer: inits,
+            input: vec![common::value_info("x", dims)],
+            output: outputs.iter().map(|o| out(o)).collect(),
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// Seeded normal weights, scaled.
+fn weights(rng: &mut Rng, name: &str, dims: &[i64], scale: f32) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+    f32_tensor(name, dims, &v)
+}
+
+fn conv(name: &str, x: &str, w: &str, out: &str, pads: i64, stride: i64) -> NodeProto {
+    node(
+        "Conv",
+        name,
+        &[x, w],
+        &[out],
+        vec![ints("pads", &[pads; 4]), ints("strides", &[stride, stride])],
+    )
+}
+
+/// The cases: name and model bytes (input [1, C, H, W] given by the model).
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let mut r = Rng(0x5eed_0f_0a5);
+    let mut v = Vec::new();
+    // Slice of channels (step 2) and width, then ReLU
+    v.push((
+        "slice",
+        graph(
+            13,
+            &[1, 4, 6, 6],
+            &["y"],
+            vec![
+                conv("c0", "x", "w0", "a", 1, 1),
+                node(
+                    "Slice",
+                    "sl",
+                    &["a", "st", "en", "ax", "sp"],
+                    &["b"],
+                    vec![],
+                ),
+                node("Relu", "r", &["b"], &["y"], vec![]),
+            ],
+            vec![
+                weights(&mut r, "w0", &[8, 4, 3, 3], 0.3),
+                i64_tensor("st", &[1, 1]),
+                i64_tensor("en", &[7, -1]),
+                i64_tensor("ax", &[1, 3]),
+                i64_tensor("sp", &[2, 1]),
+            ],
+        ),
+    ));
+    // Split into unequal parts, different activations, Concat back
+    v.push((
+        "split-concat",
+        graph(
+            13,
+            &[1, 4, 6, 6],
+            &["y"],
+            vec![
+                conv("c0", "x", "w0", "a", 1, 1),
+                node(
+                    "Split",
+                    "sp",
+                    &["a", "parts"],
+                    &["p", "q"],
+                    vec![int("axis", 1)],
+                ),
+                node("Sigmoid", "s", &["p"], &["ps"], vec![]),
+                node("Relu", "r", &["q"], &["qr"], vec![]),
+                node("Concat", "cat", &["qr", "ps"], &["y"], vec![int("axis", 1)]),
+            ],
+            vec![
+                weights(&mut r, "w0", &[6, 4, 3, 3], 0.3),
+                i64_tensor("parts", &[2, 4]),
+            ],
+        ),
+    ));
+    // Resize nearest: scales with the defaults; sizes with asymmetric + floor; align_corners
+    for (name, attrs, scales, sizes) in [
+        ("resize-scales", vec![], Some([1.0, 1.0, 2.0, 2.0]), None),
+        (
+            "resize-sizes-asymmetric",
+            vec![
+                string("coordinate_transformation_mode", "asymmetric"),
+                string("nearest_mode", "floor"),
+            ],
+            None,
+            Some([1i64, 4, 9, 11]),
+        ),
+        (
+            "resize-align-corners",
+            vec![
+                string("coordinate_transformation_mode", "align_corners"),
+                string("nearest_mode", "round_prefer_ceil"),
+            ],
+            Some([1.0, 1.0, 1.5, 1.5]),
+            None,
+        ),
+    ] {
+        let mut a = vec![string("mode", "nearest")];
+        a.extend(attrs);
+        let (ins, mut inits) = match (scales, sizes) {
+            (Some(s), _) => (
+                ["a", "", "scales"].to_vec(),
+                vec![f32_tensor("scales", &[4], &s)],
+            ),
+            (_, Some(z)) => (
+                ["a", "", "", "sizes"].to_vec(),
+                vec![i64_tensor("sizes", &z)],
+            ),
+            _ => unreachable!(),
+        };
+        inits.push(weights(&mut r, "w0", &[4, 3, 3, 3], 0.3));
+        v.push((
+            name,
+            graph(
+                13,
+                &[1, 3, 5, 7],
+                &["y"],
+                vec![
+                    conv("c0", "x", "w0", "a", 1, 1),
+                    node("Resize", "rs", &ins, &["y"], a),
+                ],
+                inits,
+            ),
+        ));
+    }
+    // Upsample-9 (nearest, scales input)
+    v.push((
+        "upsample-9",
+        graph(
+            9,
+            &[1, 3, 4, 4],
+            &["y"],
+            vec![node(
+                "Upsample",
+                "up",
+                &["x", "sc"],
+                &["y"],
+                vec![string("mode", "nearest")],
+            )],
+            vec![f32_tensor("sc", &[4], &[1.0, 1.0, 2.0, 3.0])],
+        ),
+    ));
+    // ConvTranspose: stride 2, pads, output padding, bias; and grouped
+    v.push((
+        "conv-transpose",
+        graph(
+            13,
+            &[1, 4, 5, 5],
+            &["y"],
+            vec![node(
+                "ConvTranspose",
+                "ct",
+                &["x", "w", "b"],
+                &["y"],
+                vec![
+                    ints("strides", &[2, 2]),
+                    ints("pads", &[1, 1, 1, 1]),
+                    ints("output_padding", &[1, 1]),
+                ],
+            )],
+            vec![
+                weights(&mut r, "w", &[4, 3, 3, 3], 0.3),
+                weights(&mut r, "b", &[3], 0.1),
+            ],
+        ),
+    ));
+    v.push((
+        "conv-transpose-grouped",
+        graph(
+            13,
+            &[1, 4, 5, 5],
+            &["y"],
+            vec![node(
+                "ConvTranspose",
+                "ct",
+                &["x", "w"],
+                &["y"],
+                vec![
+                    ints("strides", &[2, 2]),
+                    ints("pads", &[1, 0, 1, 0]),
+                    int("group", 2),
+                ],
+            )],
+            vec![weights(&mut r, "w", &[4, 2, 4, 4], 0.3)],
+        ),
+    ));
+    // LRN after a conv (AlexNet's)
+    v.push((
+        "lrn",
+        graph(
+            13,
+            &[1, 3, 6, 6],
+            &["y"],
+            vec![
+                conv("c0", "x", "w0", "a", 1, 1),
+                node(
+                    "LRN",
+                    "n",
+                    &["a"],
+                    &["y"],
+                    vec![
+                        int("size", 5),
+                        float("alpha", 0.05),
+                        float("beta", 0.75),
+                        float("bias", 2.0),
+                    ],
+                ),
+            ],
+            vec![weights(&mut r, "w0", &[8, 3, 3, 3], 0.5)],
+        ),
+    ));
+    // A shape chain of constants: Range -> Cast -> Reshape -> Expand, added to the input
+    v.push((
+        "range-expand",
+        graph(
+            13,
+            &[1, 4, 3, 3],
+            &["y"],
+            vec![
+                node("Range", "rg", &["r0", "r1", "r2"], &["ri"], vec![]),
+                node("Cast", "cs", &["ri"], &["rf"], vec![int("to", 1)]),
+                node("Reshape", "rh", &["rf", "shp"], &["r4"], vec![]),
+                node("Expand", "ex", &["r4", "full"], &["re"], vec![]),
+                node("Add", "add", &["x", "re"], &["y"], vec![]),
+            ],
+            vec![
+                i64_tensor("r0", &[0]).with_dims(&[]),
+                i64_tensor("r1", &[4]).with_dims(&[]),
+                i64_tensor("r2", &[1]).with_dims(&[]),
+                i64_tensor("shp", &[1, 4, 1, 1]),
+                i64_tensor("full", &[1, 4, 3, 3]),
+            ],
+        ),
+    ));
+    v.push(("detection-head", detection(&mut r)));
+    v
+}
+
+/// Two strided convs, the deeper map upsampled and concatenated with the shallower one, a
+/// 1x1 head split into scores (Sigmoid) and boxes: two graph outputs.
+fn detection(r: &mut Rng) -> Vec<u8> {
+    graph(
+        13,
+        &[1, 3, 16, 16],
+        &["scores", "boxes"],
+        vec![
+            conv("c1", "x", "w1", "f1", 1, 2),
+            node("Relu", "r1", &["f1"], &["f1r"], vec![]),
+            conv("c2", "f1r", "w2", "f2", 1, 2),
+            node("Relu", "r2", &["f2"], &["f2r"], vec![]),
+            node(
+                "Resize",
+                "up",
+                &["f2r", "", "sc"],
+                &["f2u"],
+                vec![string("mode", "nearest")],
+            ),
+            node(
+                "Concat",
+                "cat",
+                &["f1r", "f2u"],
+                &["m"],
+                vec![int("axis", 1)],
+            ),
+            conv("head", "m", "wh", "h", 0, 1),
+            node(
+                "Split",
+                "split",
+                &["h", "parts"],
+                &["s", "boxes"],
+                vec![int("axis", 1)],
+            ),
+            node("Sigmoid", "sig", &["s"], &["scores"], vec![]),
+        ],
+        vec![
+            weights(r, "w1", &[8, 3, 3, 3], 0.4),
+            weights(r, "w2", &[8, 8, 3, 3], 0.3),
+            f32_tensor("sc", &[4], &[1.0, 1.0, 2.0, 2.0]),
+            weights(r, "wh", &[12, 16, 1, 1], 0.3),
+            i64_tensor("parts", &[4, 8]),
+        ],
+    )
+}
+
+trait WithDims {
+    fn with_dims(self, d: &[i64]) -> Self;
+}
+impl WithDims for TensorProto {
+    fn with_dims(mut self, d: &[i64]) -> Self {
+        self.dims = d.to_vec();
+        self
+    }
+}
+
+/// The peers' Python (onnxruntime), or `None` (then the test says so, and fails where
+/// assets are required).
+fn peers_python() -> Option<PathBuf> {
+    let p = std::env::var_os("STRUMLAB_PEERS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/python")
+        });
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("STRUMLAB_REQUIRE_ASSETS").is_none(),
+        "no onnxruntime at {}: run scripts/peers-setup.sh",
+        p.display()
+    );
+    eprintln!(
+        "onnxruntime not set up ({}): the cross-check is skipped",
+        p.display()
+    );
+    None
+}
+
+/// onnxruntime's outputs of `model` on `x`.
+fn ort(py: &PathBuf, model: &[u8], x: &[f32], dir: &std::path::Path, name: &str) -> Vec<Vec<f32>> {
+    let m = dir.join(format!("{name}.onnx"));
+    std::fs::write(&m, model).unwrap();
+    let i = dir.join(format!("{name}.in.f32"));
+    std::fs::write(
+        &i,
+        x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let prefix = dir.join(format!("{name}.out"));
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/ort-run.py");
+    let o = std::process::Command::new(py)
+        .arg(script)
+        .arg(&m)
+        .arg(&i)
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name}: onnxruntime: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (0..)
+        .map(|k| PathBuf::from(format!("{}{k}.f32", prefix.display())))
+        .take_while(|p| p.is_file())
+        .map(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect()
+}
+
+/// Largest |a - b| over the largest |b| (1 when b is all zero).
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn operators_match_onnxruntime_and_integer_kernels_agree() {
+    let dir = tmp("operators");
+    let py = peers_python();
+    let mut rng = Rng(7);
+    for (name, bytes) in cases() {
+        let g = load_onnx_bytes(&bytes, name, &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let n: usize = g.input_shape.iter().product();
+        let inputs: Vec<Vec<f32>> = (0..8)
+            .map(|_| (0..n).map(|_| rng.normal()).collect())
+            .collect();
+        let refr = |x: &[f32]| -> Vec<Vec<f32>> {
+            let t = Tensor::new(g.input_shape.clone(), x.to_vec());
+            strumlab::cpu::reference::run(&g, &t, &Default::default())
+                .unwrap()
+                .into_iter()
+                .map(|t| t.data)
+                .collect()
+        };
+        let want = refr(&inputs[0]);
+        assert_eq!(want.len(), g.outputs.len(), "{name}");
+        if let Some(py) = &py {
+            let got = ort(py, &bytes, &inputs[0], &dir, name);
+            assert_eq!(got.len(), want.len(), "{name}: outputs");
+            for (k, (o, w)) in got.iter().zip(&want).enumerate() {
+                let e = rel_err(w, o);
+                assert!(
+                    e <= 1e-5,
+                    "{name} output {k}: {e:e} relative to onnxruntime"
+                );
+            }
+        }
+        // the FP32 engine (fast kernels) against the reference kernels
+        let fp = Engine::new(&g, Mode::Fp32, None, None).unwrap();
+        for (o, w) in fp.run(&inputs[0], false).unwrap().0.iter().zip(&want) {
+            assert!(rel_err(o, w) <= 1e-5, "{name}: FP32 engine");
+        }
+        // integer mode: fast kernels == reference kernels, bit for bit
+        let calib = Tensor::new(
+            [vec![inputs.len()], g.input_shape[1..].to_vec()].concat(),
+            inputs.concat(),
+        );
+        let sc = strumlab::cpu::engine::calibrate(
+            &g,
+            &calib,
+            strumlab::quant::config::Calib::Max,
+            99.99,
+        )
+        .unwrap();
+        for scheme in [Scheme::Int8, Scheme::Mip2q] {
+            let q = quantize_graph(
+                &g,
+                &QuantConfig {
+                    scheme,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let fast = Engine::new(&g, Mode::Integer, Some(&q), Some(&sc)).unwrap();
+            let slow = Engine::new(&g, Mode::Integer, Some(&q), Some(&sc))
+                .unwrap()
+                .with_kernels(Kernels::Reference);
+            for x in &inputs {
+                let (a, b) = (fast.run(x, false).unwrap().0, slow.run(x, false).unwrap().0);
+                assert_eq!(a, b, "{name} {scheme:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_resize_modes_and_sliced_batch_are_named() {
+    let lin = graph(
+        13,
+        &[1, 3, 4, 4],
+        &["y"],
+        vec![node(
+            "Resize",
+            "rs",
+            &["x", "", "sc"],
+            &["y"],
+            vec![string("mode", "linear")],
+        )],
+        vec![f32_tensor("sc", &[4], &[1.0, 1.0, 2.0, 2.0])],
+    );
+    let e = load_onnx_bytes(&lin, "linear", &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("node 'rs': unsupported operator Resize in mode 'linear'"),
+        "{e}"
+    );
+    let batch = graph(
+        13,
+        &[1, 3, 4, 4],
+        &["y"],
+        vec![node(
+            "Slice",
+            "sl",
+            &["x", "st", "en", "ax"],
+            &["y"],
+            vec![],
+        )],
+        vec![
+            i64_tensor("st", &[1]),
+            i64_tensor("en", &[2]),
+            i64_tensor("ax", &[0]),
+        ],
+    );
+    let e = load_onnx_bytes(&batch, "batch", &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("slices the batch axis"), "{e}");
+}
