@@ -31,6 +31,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
 fi
 
 bash scripts/fetch-assets.sh
+# onnxruntime, the oracle of the operator cross-checks (tests/operators.rs), in the peers'
+# venv (.venv-peers, pinned versions; reused when present).
+bash scripts/peers-setup.sh
 # Synthesize two hardware-model components with yosys and compare with the committed table.
 bash scripts/synth-components.sh --check
 export STRUMLAB_REQUIRE_ASSETS=1
