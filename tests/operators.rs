@@ -527,3 +527,32 @@ fn unsupported_resize_modes_and_sliced_batch_are_named() {
         .to_string();
     assert!(e.contains("slices the batch axis"), "{e}");
 }
+
+#[test]
+fn every_unsupported_operator_is_listed_at_once() {
+    let g = graph(
+        13,
+        &[1, 3, 4, 4],
+        &["y"],
+        vec![
+            node("Relu", "r", &["x"], &["a"], vec![]),
+            node(
+                "Einsum",
+                "e",
+                &["a"],
+                &["b"],
+                vec![string("equation", "ij->ji")],
+            ),
+            node("TopK", "t1", &["b", "k"], &["c", "ci"], vec![]),
+            node("TopK", "t2", &["c", "k"], &["y", "yi"], vec![]),
+        ],
+        vec![i64_tensor("k", &[1])],
+    );
+    let e = load_onnx_bytes(&g, "unsupported", &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("node 'e': unsupported operator Einsum; the model also uses TopK (2 nodes)"),
+        "{e}"
+    );
+}

@@ -147,6 +147,80 @@ struct Loader {
     input_shape: Vec<usize>,
 }
 
+/// Every operator the loader knows (some only when their inputs are constants).
+const KNOWN_OPS: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "BatchNormalization",
+    "Relu",
+    "Clip",
+    "HardSigmoid",
+    "HardSwish",
+    "Sigmoid",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sum",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Concat",
+    "Softmax",
+    "Identity",
+    "Dropout",
+    "Constant",
+    "Pad",
+    "ReduceMean",
+    "Cast",
+    "Slice",
+    "Split",
+    "Resize",
+    "Upsample",
+    "LRN",
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "ConstantOfShape",
+    "Range",
+    "Expand",
+];
+
+/// An unsupported-operator error also names every other operator of the graph the loader
+/// does not know, with its node count, so that one run lists them all.
+fn with_other_unsupported(e: Error, g: &GraphProto) -> Error {
+    let Error::UnsupportedOp { node, op, detail } = e else {
+        return e;
+    };
+    let mut others: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &g.node {
+        let t = n.op_type.as_deref().unwrap_or("");
+        let foreign = !matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx"));
+        let same = t == op || op.ends_with(&format!("::{t}"));
+        if !same && (foreign || !KNOWN_OPS.contains(&t)) {
+            *others.entry(t).or_default() += 1;
+        }
+    }
+    if others.is_empty() {
+        return Error::UnsupportedOp { node, op, detail };
+    }
+    let list: Vec<String> = others
+        .iter()
+        .map(|(t, n)| format!("{t} ({n} node{})", if *n == 1 { "" } else { "s" }))
+        .collect();
+    Error::UnsupportedOp {
+        node,
+        op,
+        detail: format!("{detail}; the model also uses {}", list.join(", ")),
+    }
+}
+
 fn to_usize_shape(dims: &[i64], what: &str) -> std::result::Result<Vec<usize>, String> {
     dims.iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("{what} has negative dimension {d}")))
@@ -257,7 +331,8 @@ impl Loader {
 
     fn run(mut self, g: &GraphProto) -> Result<Graph> {
         for (idx, n) in g.node.iter().enumerate() {
-            self.node(idx, n)?;
+            self.node(idx, n)
+                .map_err(|e| with_other_unsupported(e, g))?;
         }
         let mut outputs = Vec::new();
         for o in &g.output {
