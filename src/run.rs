@@ -72,6 +72,9 @@ pub struct RunConfig {
     pub check_cpu: bool,
     /// integer CPU runs: also run the reference kernels on every image (`--check-reference`)
     pub check_reference: bool,
+    /// the graph output holding class scores (a card's `logits_output`; `None`: the only
+    /// output of a single-output model, else none)
+    pub logits_output: Option<String>,
     /// hide progress lines and notices (presentation only: never part of a key)
     pub quiet: bool,
 }
@@ -89,6 +92,7 @@ impl Default for RunConfig {
             gpu_stats_images: GPU_STATS_IMAGES,
             check_cpu: false,
             check_reference: false,
+            logits_output: None,
             quiet: false,
         }
     }

@@ -400,6 +400,7 @@ fn activation_calibration_on_real_mnist_images() {
     let (shape, px, labels) = strumlab::data::idx::read_idx_dataset(
         &data("mnist/t10k-images-idx3-ubyte.gz"),
         &data("mnist/t10k-labels-idx1-ubyte.gz"),
+        None,
     )
     .unwrap();
     assert_eq!(shape, vec![10_000, 1, 28, 28]);

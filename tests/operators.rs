@@ -556,3 +556,107 @@ fn every_unsupported_operator_is_listed_at_once() {
         "{e}"
     );
 }
+
+/// The detection-style graph end to end through the binary: inspect, quantize, eval (per
+/// output SQNR and largest error; no class-score metrics), eval with the integer reference
+/// check, export; a card naming a class-score output that is not there is refused.
+#[test]
+fn detection_graph_evaluates_per_output() {
+    let dir = tmp("detection");
+    let model = dir.join("det.onnx");
+    std::fs::write(&model, detection(&mut Rng(11))).unwrap();
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..6u32 {
+        image::RgbImage::from_fn(20, 20, |x, y| {
+            image::Rgb([(x * 12 + i * 30) as u8, (y * 12) as u8, (i * 40) as u8])
+        })
+        .save(images.join(format!("im{i}.png")))
+        .unwrap();
+    }
+    let card = |extra: &str| {
+        let p = dir.join("card.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"det\"\nchannels = 3\nsize = [16, 16]\npixel_scale = 0.00392157\n\
+                 mean = [0.5, 0.5, 0.5]\nstd = [0.25, 0.25, 0.25]\nresize_shorter = 16\n\
+                 center_crop = true\n{extra}"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let c = card("");
+    let (m, c, im) = (
+        model.to_str().unwrap(),
+        c.to_str().unwrap(),
+        images.to_str().unwrap(),
+    );
+    for args in [vec!["inspect", m], vec!["quantize", m, "--scheme", "mip2q"]] {
+        let (code, _, err) = common::strumlab(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let base = [
+        "eval",
+        "--model",
+        m,
+        "--card",
+        c,
+        "--data",
+        im,
+        "--scheme",
+        "mip2q",
+        "--no-cache",
+        "-q",
+    ];
+    let (code, out, err) =
+        common::strumlab(&[&base[..], &["--json", "--check-reference"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["summary"]["agreement_top1"].is_null(), "{out}");
+    assert_eq!(v["summary"]["images"], 6, "{out}");
+    assert_eq!(v["summary"]["reference_mismatches"], 0, "{out}");
+    let outs = v["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), 2);
+    for (o, (name, n)) in outs.iter().zip([("scores", 4 * 64), ("boxes", 8 * 64)]) {
+        assert_eq!(o["name"], name);
+        assert_eq!(o["elems_per_image"], n);
+        assert_eq!(o["class_scores"], false);
+        let db = o["sqnr_db"].as_f64().unwrap();
+        assert!(db > 15.0 && db < 80.0, "{name}: SQNR {db} dB");
+        assert!(o["max_abs_err"].as_f64().unwrap() > 0.0);
+    }
+    let (code, table, err) = common::strumlab(&base);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("outputs against FP32:") && table.contains("boxes"),
+        "{table}"
+    );
+    let exp = dir.join("export");
+    let (code, _, err) = common::strumlab(&[
+        "export",
+        "--model",
+        m,
+        "--card",
+        c,
+        "--data",
+        im,
+        "--out",
+        exp.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bad = card("logits_output = \"classes\"\n");
+    let (code, _, err) = common::strumlab(
+        &[
+            &base[..3],
+            &["--card", bad.to_str().unwrap(), "--data", im, "-q"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the model has no output 'classes' (its outputs: scores, boxes)"),
+        "{err}"
+    );
+}

@@ -450,7 +450,7 @@ fn sweep_computes_the_fp32_reference_once() {
     let alone = strumlab::eval::evaluate(&g, "mnist-8", &data, &cfg).unwrap();
     let row = a.iter().find(|r| r.0 == run.id).unwrap();
     assert_eq!(row.1, alone.summary.top1.map(|t| 100.0 * t));
-    assert_eq!(row.3, Some(alone.summary.kl_mean.to_bits()));
+    assert_eq!(row.3, Some(alone.summary.kl_mean.unwrap().to_bits()));
 }
 
 /// `sweep -v` names every run by all of its non-default parameters: two runs that differ

@@ -495,7 +495,7 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<String> {
 
 fn cmd_eval(a: EvalArgs) -> Result<String> {
     let (scheme, mode) = crate::eval::scheme_and_mode(a.quant.scheme, a.mode)?;
-    let cfg = crate::run::RunConfig {
+    let mut cfg = crate::run::RunConfig {
         quant: QuantConfig {
             scheme,
             ..a.quant.to_config()?
@@ -512,6 +512,7 @@ fn cmd_eval(a: EvalArgs) -> Result<String> {
         ..Default::default()
     };
     let (g, card) = a.src.resolve(&a.model)?;
+    cfg.logits_output = card.logits_output.clone();
     let spec = a.data.clone().unwrap_or_else(|| card.dataset.clone());
     if let Some(w) = crate::data::label_mismatch(&spec, &card) {
         eprintln!("{w}");

@@ -60,6 +60,11 @@ pub struct ModelCard {
     /// FP32 top-1 on the card's dataset, as measured by a peer runtime (for checks).
     #[serde(default)]
     pub fp32_top1_reference: Option<f64>,
+    /// The graph output holding class scores (top-1, agreement, KL). Default: the only
+    /// output of a single-output model; a model with several outputs has none unless named
+    /// here. Every output gets SQNR and largest error against FP32.
+    #[serde(default)]
+    pub logits_output: Option<String>,
 }
 
 impl ModelCard {
@@ -112,6 +117,7 @@ impl ModelCard {
             bgr: false,
             nhwc: false,
             fp32_top1_reference: None,
+            logits_output: None,
         }
     }
 

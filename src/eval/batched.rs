@@ -16,6 +16,10 @@ pub(super) struct Pass<'a> {
     pub reference: &'a Fp32Reference,
     pub labels: Option<&'a [u32]>,
     pub already_probs: bool,
+    /// the graph output holding class scores, if any
+    pub class: Option<usize>,
+    /// (offset, length) of each graph output in an FP32 reference row
+    pub layout: &'a [(usize, usize)],
     /// `--check-reference`: the reference-kernel engine, run on every image
     pub check: Option<&'a Engine<'a>>,
     pub layers: usize,
@@ -25,6 +29,9 @@ pub(super) struct Pass<'a> {
 /// Run the quantized pass; `None` when the plan has an op the batched executor lacks (the
 /// caller then runs the per-image engine).
 pub(super) fn run(qe: &Engine, data: &Dataset, p: &Pass) -> Result<Option<Acc>> {
+    if p.layout.len() != 1 {
+        return Ok(None); // the batched executor computes one output
+    }
     let isa = Isa::detect();
     let (Ok(fused), Ok(plain)) = (
         Program::compile(qe.plan(), true, isa),
@@ -35,7 +42,7 @@ pub(super) fn run(qe: &Engine, data: &Dataset, p: &Pass) -> Result<Option<Acc>> 
     let batch = fused.auto_batch();
     let calls = data.len().div_ceil(batch);
     let (pf, pp) = (ArenaPool::new(&fused, batch), ArenaPool::new(&plain, batch));
-    let mut acc = Acc::new(p.layers);
+    let mut acc = Acc::new(p.layers, 1);
     let mut act = Activity::new(p.layers);
     // groups of calls in parallel, merged in call order
     for g0 in (0..calls).step_by(64) {
@@ -86,7 +93,7 @@ fn call(
         pf.with(|a| fused.run(a, x, m, &mut obs))
     };
     let k = fused.out_len();
-    let mut acc = Acc::new(p.layers);
+    let mut acc = Acc::new(p.layers, 1);
     for b in 0..m {
         let i = i0 + b;
         let qv = &logits[b * k..(b + 1) * k];
@@ -94,7 +101,11 @@ fn call(
             acc.ref_mismatch += (r.run(&data.image(i)?, false)?.0[0] != qv) as usize;
         }
         let f = &p.reference.logits(i)?;
-        acc.score(f, qv, p.labels.map(|l| l[i] as usize), p.already_probs);
+        acc.n += 1;
+        acc.out.add(p.layout, f, &[qv]);
+        if p.class.is_some() {
+            acc.score(f, qv, p.labels.map(|l| l[i] as usize), p.already_probs);
+        }
         if let Some(fl) = p.reference.layer_outputs(i) {
             let q: Vec<&[f32]> = outs[b].iter().map(|v| &v[..]).collect();
             acc.sqnr(fl, &q);

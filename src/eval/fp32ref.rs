@@ -145,15 +145,13 @@ impl Fp32Reference {
                 .into_par_iter()
                 .map(|i| {
                     let xi = &x[(i - a) * per..(i - a + 1) * per];
-                    let (mut o, obs) = fp.run(xi, i < k)?;
-                    if !o[0].iter().all(|v| v.is_finite()) {
+                    let (o, obs) = fp.run(xi, i < k)?;
+                    if !o.iter().flatten().all(|v| v.is_finite()) {
                         return Err(not_finite(&fp, xi, i, data));
                     }
                     progress.inc();
-                    Ok((
-                        o.swap_remove(0),
-                        obs.into_iter().map(|o| o.output).collect(),
-                    ))
+                    // every graph output of the image, back to back (`outputs::row_layout`)
+                    Ok((o.concat(), obs.into_iter().map(|o| o.output).collect()))
                 })
                 .collect::<Result<_>>()?;
             for (l, layers) in runs {

@@ -4,12 +4,14 @@
 mod batched;
 pub mod bench;
 mod fp32ref;
+pub mod outputs;
 pub mod reference;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 pub use bench::{SweepPoint, bench, bench_gpu, bench_sweep};
+pub use outputs::OutputEval;
 pub use reference::{CalibKey, Fp32Reference, RefCache};
 
 use crate::cpu::engine::{Engine, Mode};
@@ -67,10 +69,11 @@ pub struct Summary {
     pub mcnemar_p: Option<f64>,
     /// Labelled images FP32 gets right and the quantized run wrong, and the reverse.
     pub discordant: Option<[usize; 2]>,
-    /// Fraction of images whose top-1 class equals FP32's.
-    pub agreement_top1: f64,
-    /// Mean KL(P_fp32 || P_quant) over images, nats.
-    pub kl_mean: f64,
+    /// Fraction of images whose top-1 class equals FP32's (null: no output holds class
+    /// scores, `outputs` then has the per-output errors).
+    pub agreement_top1: Option<f64>,
+    /// Mean KL(P_fp32 || P_quant) over images, nats (null as agreement).
+    pub kl_mean: Option<f64>,
     pub bits_per_weight: f64,
 }
 
@@ -118,6 +121,8 @@ pub struct EvalResult {
     /// `reference::SQNR_BUDGET_BYTES`)
     pub sqnr_images: usize,
     pub summary: Summary,
+    /// Every graph output against FP32 (SQNR, largest error), in graph order.
+    pub outputs: Vec<OutputEval>,
     pub layers: Vec<LayerEval>,
     /// The quantized weights the run used (so that callers do not quantize again).
     #[serde(skip)]
@@ -145,11 +150,14 @@ struct Acc {
     nz: Vec<[u64; 3]>,
     sig: Vec<f64>,
     noise: Vec<f64>,
+    /// per graph output, against FP32
+    out: outputs::OutAcc,
 }
 
 impl Acc {
-    fn new(layers: usize) -> Self {
+    fn new(layers: usize, outputs: usize) -> Self {
         Acc {
+            out: outputs::OutAcc::new(outputs),
             act_elems: vec![0; layers],
             act_zeros: vec![0; layers],
             dense: vec![[0; 3]; layers],
@@ -159,11 +167,11 @@ impl Acc {
             ..Default::default()
         }
     }
-    /// Count one image: its FP32 and quantized outputs and its label.
+    /// Score one image's class scores, FP32 and quantized, against its label (the caller
+    /// counts the image in `n`).
     fn score(&mut self, f: &[f32], qv: &[f32], label: Option<usize>, already_probs: bool) {
         let ft = top_k(f, 5);
         let qt = top_k(qv, 5);
-        self.n += 1;
         if let Some(y) = label {
             self.top1 += (qt[0] == y) as usize;
             self.top5 += qt.contains(&y) as usize;
@@ -207,6 +215,7 @@ impl Acc {
             self.paired[k] += o.paired[k];
         }
         self.kl += o.kl;
+        self.out.merge(&o.out);
         for k in 0..self.sig.len() {
             self.act_elems[k] += o.act_elems[k];
             self.act_zeros[k] += o.act_zeros[k];
@@ -384,13 +393,20 @@ pub fn evaluate_calibrated(
         .transpose()?
         .map(|e| e.with_kernels(crate::cpu::engine::Kernels::Reference));
     // Labels that do not index the model's classes (e.g. ImageNet labels for a 2-class
-    // model) are ignored: the run then reports agreement only.
-    let classes = graph.shape(&graph.outputs[0]).iter().product::<usize>();
-    let labels = usable_labels(data, classes, cfg.quiet)?;
-    let already_probs = graph
-        .nodes
-        .iter()
-        .any(|n| n.output == graph.outputs[0] && matches!(n.op, Op::Softmax { .. }));
+    // model) are ignored: the run then reports agreement only. A model without a
+    // class-score output gets per-output errors only.
+    let class = outputs::class_output(graph, cfg.logits_output.as_deref())?;
+    let layout = outputs::row_layout(graph);
+    let labels = match class {
+        Some(c) => usable_labels(data, layout[c].1, cfg.quiet)?,
+        None => None,
+    };
+    let already_probs = class.is_some_and(|c| {
+        graph
+            .nodes
+            .iter()
+            .any(|n| n.output == graph.outputs[c] && matches!(n.op, Op::Softmax { .. }))
+    });
     let layers = graph.layers();
     let nl = layers.len();
     // GPU: every image's quantized logits first, in batches; statistics on a prefix.
@@ -409,6 +425,8 @@ pub fn evaluate_calibrated(
                 reference: &reference,
                 labels,
                 already_probs,
+                class,
+                layout: &layout,
                 check: qr.as_ref(),
                 layers: nl,
                 progress: &progress,
@@ -429,6 +447,8 @@ pub fn evaluate_calibrated(
                 reference: &reference,
                 labels,
                 already_probs,
+                class,
+                layout: &layout,
                 check: qr.as_ref(),
                 layers: nl,
                 progress: &progress,
@@ -437,7 +457,15 @@ pub fn evaluate_calibrated(
             per_image_pass(&qe, data, &pass, gpu, stats_n)?
         }
     };
-    let summary = summarize(&acc, labels.is_some(), check_cpu, qr.is_some(), &q);
+    let summary = summarize(
+        &acc,
+        labels.is_some(),
+        class.is_some(),
+        check_cpu,
+        qr.is_some(),
+        &q,
+    );
+    let outputs = acc.out.finish(graph, class);
     let layers = layer_evals(graph, &acc, &q, cfg.mode);
     Ok(EvalResult {
         model: model.to_string(),
@@ -453,6 +481,7 @@ pub fn evaluate_calibrated(
         layer_stats_images: acc.n_stats,
         sqnr_images: acc.n_sqnr,
         summary,
+        outputs,
         layers,
         quant: Some(q),
     })
@@ -514,6 +543,12 @@ fn gpu_pass(
             batch,
             ..
         } => {
+            if qe.plan().graph.outputs.len() > 1 {
+                return Err(Error::Gpu(
+                    "the GPU engine runs models with one output; this one has several (use --device cpu)"
+                        .into(),
+                ));
+            }
             let ge = crate::gpu::engine::GpuEngine::new(ctx, qe, *batch)?;
             let mut out = Vec::with_capacity(data.len());
             let mut done = 0;
@@ -545,13 +580,14 @@ fn per_image_pass(
 ) -> Result<Acc> {
     let (reference, labels, already_probs, progress, nl) =
         (p.reference, p.labels, p.already_probs, p.progress, p.layers);
+    let nout = p.layout.len();
     let (gpu_logits, check_cpu) = (gpu.map(|g| g.0), gpu.is_some_and(|g| g.1));
     let qr = p.check;
     let mode = qe.mode;
     (0..data.len())
         .into_par_iter()
         .try_fold(
-            || Acc::new(nl),
+            || Acc::new(nl, nout),
             |mut a, i| -> Result<Acc> {
                 let x = &data.image(i)?;
                 let observe = i < stats_n;
@@ -586,8 +622,18 @@ fn per_image_pass(
                 }
                 a.n_stats += observe as usize;
                 progress.inc();
-                let qv = &qo[0];
-                a.score(&f, qv, labels.map(|l| l[i] as usize), already_probs);
+                let qs: Vec<&[f32]> = qo.iter().map(|v| &v[..]).collect();
+                a.n += 1;
+                a.out.add(p.layout, &f, &qs);
+                if let Some(c) = p.class {
+                    let (at, n) = p.layout[c];
+                    a.score(
+                        &f[at..at + n],
+                        &qo[c],
+                        labels.map(|l| l[i] as usize),
+                        already_probs,
+                    );
+                }
                 for (k, ql) in qobs.iter().enumerate() {
                     a.act_elems[k] += ql.act_elems;
                     a.act_zeros[k] += ql.act_zeros;
@@ -603,13 +649,14 @@ fn per_image_pass(
                 Ok(a)
             },
         )
-        .try_reduce(|| Acc::new(nl), |a, b| Ok(a.merge(b)))
+        .try_reduce(|| Acc::new(nl, nout), |a, b| Ok(a.merge(b)))
 }
 
 /// The summary of a pass: accuracy, agreement, divergence and the paired test.
 fn summarize(
     acc: &Acc,
     labelled: bool,
+    classifier: bool,
     check_cpu: bool,
     check_ref: bool,
     q: &ModelQuant,
@@ -629,14 +676,14 @@ fn summarize(
         top5: labelled.then(|| frac(acc.top5)),
         fp32_top1: labelled.then(|| frac(acc.fp_top1)),
         fp32_top5: labelled.then(|| frac(acc.fp_top5)),
-        agreement_top1: frac(acc.agree),
+        agreement_top1: classifier.then(|| frac(acc.agree)),
         gpu_cpu_mismatches: check_cpu.then_some(acc.gpu_mismatch),
         reference_mismatches: check_ref.then_some(acc.ref_mismatch),
         top1_delta_pts: paired.map(|p| p.delta_pts()),
         top1_delta_ci95: paired.map(|p| p.ci95_pts()),
         mcnemar_p: paired.map(|p| p.mcnemar_p()),
         discordant: paired.map(|p| [p.only_reference, p.only_candidate]),
-        kl_mean: acc.kl / n,
+        kl_mean: classifier.then(|| acc.kl / n),
         bits_per_weight: q.summary.bits_per_weight,
     }
 }

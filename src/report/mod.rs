@@ -347,8 +347,8 @@ struct EvalRow<'a> {
     top1_frac: Option<f64>,
     top5_frac: Option<f64>,
     fp32_top1_frac: Option<f64>,
-    agreement_top1_frac: f64,
-    kl_mean_nats: f64,
+    agreement_top1_frac: Option<f64>,
+    kl_mean_nats: Option<f64>,
     layer: &'a str,
     kind: &'a str,
     applied: &'a str,
@@ -427,11 +427,35 @@ pub fn eval_json(r: &crate::eval::EvalResult) -> serde_json::Value {
     v
 }
 
+/// One line per graph output: its SQNR and largest error against FP32.
+fn outputs_table(outs: &[crate::eval::OutputEval]) -> String {
+    let mut t = String::from("  outputs against FP32:\n");
+    for o in outs {
+        t += &format!(
+            "    {:<20} {:>8} values/image  SQNR {:>7} dB  max |error| {:.3e}{}\n",
+            o.name,
+            o.elems_per_image,
+            if o.sqnr_db.is_finite() {
+                format!("{:.2}", o.sqnr_db)
+            } else {
+                "exact".into()
+            },
+            o.max_abs_err,
+            if o.class_scores {
+                "  (class scores)"
+            } else {
+                ""
+            }
+        );
+    }
+    t
+}
+
 pub fn eval_table(r: &crate::eval::EvalResult) -> String {
     let s = &r.summary;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.2} %", 100.0 * v));
     let mut out = format!(
-        "{} on {} ({} images), {} [{}] on {}\n  top-1 {}  top-5 {}  (FP32: top-1 {}  top-5 {})\n  agreement with FP32 top-1 {:.2} %, mean KL {:.3e} nats, {:.3} bits/weight\n\n",
+        "{} on {} ({} images), {} [{}] on {}\n  top-1 {}  top-5 {}  (FP32: top-1 {}  top-5 {})\n  agreement with FP32 top-1 {}, mean KL {} nats, {:.3} bits/weight\n\n",
         r.model,
         r.dataset,
         s.images,
@@ -449,10 +473,15 @@ pub fn eval_table(r: &crate::eval::EvalResult) -> String {
         pct(s.top5),
         pct(s.fp32_top1),
         pct(s.fp32_top5),
-        100.0 * s.agreement_top1,
-        s.kl_mean,
+        pct(s.agreement_top1),
+        s.kl_mean.map_or("-".to_string(), |k| format!("{k:.3e}")),
         s.bits_per_weight
     );
+    if r.outputs.len() > 1 || !r.outputs.iter().any(|o| o.class_scores) {
+        out.pop();
+        out += &outputs_table(&r.outputs);
+        out.push('\n');
+    }
     if let (Some(d), Some([lo, hi]), Some(p), Some([b, c])) = (
         s.top1_delta_pts,
         s.top1_delta_ci95,

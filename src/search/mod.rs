@@ -345,6 +345,12 @@ pub fn run(
 ) -> Result<Outcome> {
     let t0 = Instant::now();
     let lows = check(o)?;
+    if crate::eval::outputs::class_output(graph, None)?.is_none() {
+        return Err(Error::InvalidArg {
+            arg: "model".into(),
+            reason: "search budgets top-1 and ranks by KL: it needs a model with one output of class scores".into(),
+        });
+    }
     let s = split(data, o)?;
     let (arch, tech) = crate::hw::config::load(arch_path)?;
     let mut ev = Evaluator {
@@ -478,7 +484,8 @@ fn sensitivity(
 ) -> Result<(Vec<Sensitivity>, Vec<Vec<Move>>)> {
     let o = ev.o;
     let (r0, _) = ev.run(s, Part::Sens, int8)?;
-    let kl0 = r0.summary.kl_mean;
+    // a classifier (checked by `run`): KL is there
+    let kl0 = r0.summary.kl_mean.unwrap_or(0.0);
     let total = names.len() * o.schemes.len() * lows.len();
     let progress = crate::progress::Progress::new("search: sensitivity", total, o.quiet);
     let mut rows = Vec::new();
@@ -491,7 +498,7 @@ fn sensitivity(
                 let one = BTreeMap::from([(name.clone(), setting)]);
                 let (r, h) = ev.run(s, Part::Sens, &per_layer(&o.base, &one))?;
                 progress.inc();
-                let rise = r.summary.kl_mean - kl0;
+                let rise = r.summary.kl_mean.unwrap_or(0.0) - kl0;
                 let saving = o.objective.layer_saving_pj(&h, name);
                 rows.push(Sensitivity {
                     layer: name.clone(),

@@ -446,6 +446,7 @@ fn execute_inner(
         },
         quiet: true,
         check_reference: false,
+        logits_output: cache.graph(p)?.1.logits_output.clone(),
         ..Default::default()
     };
     let device = opts.device.unwrap_or(p.device);
@@ -491,8 +492,8 @@ fn execute_inner(
     row.top1_pct = pct(r.summary.top1);
     row.top5_pct = pct(r.summary.top5);
     row.fp32_top1_pct = pct(r.summary.fp32_top1);
-    row.agreement_top1_pct = Some(100.0 * r.summary.agreement_top1);
-    row.kl_mean_nats = Some(r.summary.kl_mean);
+    row.agreement_top1_pct = r.summary.agreement_top1.map(|a| 100.0 * a);
+    row.kl_mean_nats = r.summary.kl_mean;
     row.top1_delta_pts = r.summary.top1_delta_pts;
     row.top1_delta_ci95_lo_pts = r.summary.top1_delta_ci95.map(|c| c[0]);
     row.top1_delta_ci95_hi_pts = r.summary.top1_delta_ci95.map(|c| c[1]);
