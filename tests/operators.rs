@@ -147,9 +147,35 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             Some([1.0, 1.0, 1.5, 1.5]),
             None,
         ),
+        (
+            "resize-linear-scales",
+            vec![string("mode", "linear")],
+            Some([1.0, 1.0, 2.0, 2.0]),
+            None,
+        ),
+        (
+            "resize-linear-align-corners",
+            vec![
+                string("mode", "linear"),
+                string("coordinate_transformation_mode", "align_corners"),
+            ],
+            None,
+            Some([1i64, 4, 9, 11]),
+        ),
+        (
+            "resize-linear-down-pytorch",
+            vec![
+                string("mode", "linear"),
+                string("coordinate_transformation_mode", "pytorch_half_pixel"),
+            ],
+            None,
+            Some([1i64, 4, 3, 4]),
+        ),
     ] {
-        let mut a = vec![string("mode", "nearest")];
-        a.extend(attrs);
+        let mut a = attrs;
+        if !a.iter().any(|x| x.name.as_deref() == Some("mode")) {
+            a.insert(0, string("mode", "nearest"));
+        }
         let (ins, mut inits) = match (scales, sizes) {
             (Some(s), _) => (
                 ["a", "", "scales"].to_vec(),
@@ -494,7 +520,7 @@ fn unsupported_resize_modes_and_sliced_batch_are_named() {
             "rs",
             &["x", "", "sc"],
             &["y"],
-            vec![string("mode", "linear")],
+            vec![string("mode", "cubic")],
         )],
         vec![f32_tensor("sc", &[4], &[1.0, 1.0, 2.0, 2.0])],
     );
@@ -502,7 +528,7 @@ fn unsupported_resize_modes_and_sliced_batch_are_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("node 'rs': unsupported operator Resize in mode 'linear'"),
+        e.contains("node 'rs': unsupported operator Resize in mode 'cubic'"),
         "{e}"
     );
     let batch = graph(

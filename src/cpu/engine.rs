@@ -434,6 +434,10 @@ impl<'g> Engine<'g> {
                 V::Q(q, s) => V::Q(kernels::select(q, *in_per, index, 0), *s),
                 V::F(x) => V::F(kernels::select(x, *in_per, index, 0.0)),
             },
+            StepKind::ResizeLinear { h, w, rows, cols } => match ins[0] {
+                V::Q(q, s) => V::Q(kernels::resize_linear_i8(q, *h, *w, rows, cols), *s),
+                V::F(x) => V::F(kernels::resize_linear_f32(x, *h, *w, rows, cols)),
+            },
             StepKind::Lrn {
                 channels,
                 plane,

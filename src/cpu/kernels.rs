@@ -3,6 +3,7 @@
 //! Accumulation order per output is fixed: bias first, then input channel, kernel row,
 //! kernel column ascending (the same order as `cpu::reference`).
 
+use crate::model::ir::LinearTap;
 use std::ops::{AddAssign, Mul};
 
 use crate::quant::calib::rne;
@@ -826,5 +827,49 @@ pub fn lrn_i8(
     lrn_f32(&x, channels, plane, p, size)
         .iter()
         .map(|&y| quantize1(y / so))
+        .collect()
+}
+
+/// `Op::ResizeLinear` over `planes` planes of `h x w`: each output value is the weighted sum
+/// of its four neighbours, in onnxruntime's order (`w1y w1x X11 + w1y w2x X12 + w2y w1x X21
+/// + w2y w2x X22`, in f32).
+pub fn resize_linear_f32(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    rows: &[LinearTap],
+    cols: &[LinearTap],
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / (h * w) * rows.len() * cols.len());
+    for p in x.chunks_exact(h * w) {
+        for r in rows {
+            let (a, b) = (&p[r.i1 as usize * w..], &p[r.i2 as usize * w..]);
+            for c in cols {
+                let (c1, c2) = (c.i1 as usize, c.i2 as usize);
+                out.push(
+                    c.w1 * r.w1 * a[c1]
+                        + c.w2 * r.w1 * a[c2]
+                        + c.w1 * r.w2 * b[c1]
+                        + c.w2 * r.w2 * b[c2],
+                );
+            }
+        }
+    }
+    out
+}
+
+/// [`resize_linear_f32`] on INT8 codes: the output keeps the input's scale (an
+/// interpolation stays within its inputs' range), rounded to nearest, ties to even.
+pub fn resize_linear_i8(
+    q: &[i8],
+    h: usize,
+    w: usize,
+    rows: &[LinearTap],
+    cols: &[LinearTap],
+) -> Vec<i8> {
+    let x: Vec<f32> = q.iter().map(|&v| v as f32).collect();
+    resize_linear_f32(&x, h, w, rows, cols)
+        .into_iter()
+        .map(quantize1)
         .collect()
 }

@@ -152,6 +152,15 @@ fn run_inner(
                 let per = t.numel() / batch.max(1);
                 Tensor::new(s, super::kernels::select(&t.data, per, index, 0.0))
             }
+            Op::ResizeLinear { rows, cols } => {
+                let t = x(0);
+                let (h, w) = (t.shape[2], t.shape[3]);
+                let s = vec![t.shape[0], t.shape[1], rows.len(), cols.len()];
+                Tensor::new(
+                    s,
+                    super::kernels::resize_linear_f32(&t.data, h, w, rows, cols),
+                )
+            }
             Op::Lrn {
                 size,
                 alpha,

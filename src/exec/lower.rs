@@ -76,6 +76,7 @@ pub fn keeps_input_scale(op: &Op) -> bool {
             | Op::Identity
             | Op::Pad { .. }
             | Op::Select { .. }
+            | Op::ResizeLinear { .. }
     )
 }
 
@@ -302,6 +303,15 @@ impl<'g> Plan<'g> {
                 index: index.clone(),
                 in_per: shape(0).iter().product(),
             },
+            Op::ResizeLinear { rows, cols } => {
+                let shp = shape(0);
+                StepKind::ResizeLinear {
+                    h: shp[2],
+                    w: shp[3],
+                    rows: rows.clone(),
+                    cols: cols.clone(),
+                }
+            }
             Op::Lrn {
                 size,
                 alpha,

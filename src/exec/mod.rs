@@ -198,6 +198,13 @@ pub enum StepKind {
         index: std::sync::Arc<[u32]>,
         in_per: usize,
     },
+    /// `Op::ResizeLinear` over planes of `h x w` (integer mode keeps the input's scale).
+    ResizeLinear {
+        h: usize,
+        w: usize,
+        rows: std::sync::Arc<[crate::model::ir::LinearTap]>,
+        cols: std::sync::Arc<[crate::model::ir::LinearTap]>,
+    },
     /// `Op::Lrn` over `channels` planes of `plane` elements; `p` = alpha, beta, bias;
     /// integer mode dequantizes with `si` and requantizes with `so`.
     Lrn {

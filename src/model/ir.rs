@@ -136,6 +136,12 @@ pub enum Op {
         kind: SelectKind,
         index: std::sync::Arc<[u32]>,
     },
+    /// Resize in `linear` mode over the two spatial axes of NCHW: per output row and column
+    /// the two source coordinates and their weights, as [`LinearTap`]s.
+    ResizeLinear {
+        rows: std::sync::Arc<[LinearTap]>,
+        cols: std::sync::Arc<[LinearTap]>,
+    },
     /// Local response normalisation across channels (ONNX LRN):
     /// `y = x / (bias + alpha / size * sum of x^2 over size channels) ^ beta`.
     Lrn {
@@ -144,6 +150,16 @@ pub enum Op {
         beta: f32,
         bias: f32,
     },
+}
+
+/// One output coordinate of a linear resize: source coordinates `i1 <= i2` and their
+/// weights `w1` (of `i1`) and `w2` (of `i2`), which add to 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearTap {
+    pub i1: u32,
+    pub i2: u32,
+    pub w1: f32,
+    pub w2: f32,
 }
 
 /// The `index` entry of an [`Op::Select`] output element that is zero.
@@ -198,6 +214,7 @@ impl Op {
                 SelectKind::ResizeNearest => "Resize",
                 SelectKind::ConvTransposeUpsample => "ConvTranspose",
             },
+            Op::ResizeLinear { .. } => "Resize",
             Op::Lrn { .. } => "LRN",
         }
     }

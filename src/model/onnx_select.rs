@@ -85,6 +85,35 @@ fn nearest(o: usize, len_in: usize, len_out: usize, scale: f32, ctm: &str, mode:
     (r.max(0.0) as usize).min(len_in - 1)
 }
 
+/// One output coordinate of a linear resize along an axis, as onnxruntime computes it: the
+/// source coordinate clamped to the input, its two neighbours, and their weights (0.5 each
+/// when both are the same pixel).
+fn linear(o: usize, len_in: usize, len_out: usize, scale: f32, ctm: &str) -> LinearTap {
+    let (of, li, lo) = (o as f32, len_in as f32, len_out as f32);
+    let x = match ctm {
+        "asymmetric" => of / scale,
+        "align_corners" if len_out > 1 => of * (li - 1.0) / (lo - 1.0),
+        "align_corners" => 0.0,
+        "pytorch_half_pixel" if len_out > 1 => (of + 0.5) / scale - 0.5,
+        "pytorch_half_pixel" => 0.0,
+        _ => (of + 0.5) / scale - 0.5, // half_pixel
+    };
+    let x = x.max(0.0).min(li - 1.0);
+    let i1 = (x as usize).min(len_in - 1);
+    let i2 = (i1 + 1).min(len_in - 1);
+    let (mut d1, mut d2) = ((x - i1 as f32).abs(), (x - i2 as f32).abs());
+    if i1 == i2 {
+        (d1, d2) = (0.5, 0.5);
+    }
+    // the weight of i1 is the distance to i2, and the reverse
+    LinearTap {
+        i1: i1 as u32,
+        i2: i2 as u32,
+        w1: d2,
+        w2: d1,
+    }
+}
+
 impl Loader {
     fn push_select(
         &mut self,
@@ -215,11 +244,11 @@ impl Loader {
         let e = |r: String| Error::node(name, op, r);
         let (x, xs) = self.dyn_in(ins, 0, a)?;
         let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
-        if mode != "nearest" {
+        if mode != "nearest" && mode != "linear" {
             return Err(Error::UnsupportedOp {
                 node: name.into(),
                 op: op.into(),
-                detail: format!(" in mode '{mode}' (nearest is supported)"),
+                detail: format!(" in mode '{mode}' (nearest and linear are supported)"),
             });
         }
         let cval = |k: usize| {
@@ -277,6 +306,24 @@ impl Loader {
             }
             .into()
         });
+        if mode == "linear" {
+            if ctm == "tf_crop_and_resize" {
+                return Err(e(
+                    "coordinate_transformation_mode tf_crop_and_resize is not supported".into(),
+                ));
+            }
+            let taps = |k: usize| -> Arc<[LinearTap]> {
+                (0..sizes[k])
+                    .map(|o| linear(o, xs[k], sizes[k], scales[k], &ctm))
+                    .collect()
+            };
+            let op = Op::ResizeLinear {
+                rows: taps(2),
+                cols: taps(3),
+            };
+            self.push(name, op, vec![x], out, sizes);
+            return Ok(());
+        }
         let per_axis: Vec<Vec<Option<usize>>> = (0..4)
             .map(|k| match k {
                 0 | 1 => (0..xs[k]).map(Some).collect(),
