@@ -113,98 +113,19 @@ fn run_inner(
             Op::MaxPool(p) => pool(x(0), p, true),
             Op::AveragePool(p) => pool(x(0), p, false),
             Op::GlobalAveragePool => global_avg(x(0)),
-            Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => {
-                let mut s = graph.shape(&node.output).to_vec();
-                if matches!(node.op, Op::Identity) {
-                    s = x(0).shape.clone();
-                } else if s.first() == Some(&1) {
-                    s[0] = batch;
-                } else if batch != 1 {
-                    return Err(Error::node(
-                        &node.name,
-                        node.op.name(),
-                        "reshape folds the batch axis; run with batch 1",
-                    ));
-                }
-                Tensor::new(s, x(0).data.clone())
-            }
-            Op::Transpose { perm } => {
-                let t = x(0);
-                if perm[0] != 0 && batch != 1 {
-                    return Err(Error::node(
-                        &node.name,
-                        "Transpose",
-                        "moves the batch axis; run with batch 1",
-                    ));
-                }
-                let s = perm.iter().map(|&p| t.shape[p]).collect();
-                Tensor::new(s, transpose(&t.data, &t.shape, perm))
-            }
-            Op::Concat { axis } => {
-                let parts: Vec<&Tensor> = (0..node.inputs.len()).map(x).collect();
-                concat(&parts, *axis)
-            }
-            Op::Softmax { axis } => softmax(x(0), *axis),
-            Op::Select { index, .. } => {
-                let t = x(0);
-                let mut s = graph.shape(&node.output).to_vec();
-                s[0] = batch;
-                let per = t.numel() / batch.max(1);
-                Tensor::new(s, super::kernels::select(&t.data, per, index, 0.0))
-            }
-            Op::ResizeLinear { rows, cols } => {
-                let t = x(0);
-                let (h, w) = (t.shape[2], t.shape[3]);
-                let s = vec![t.shape[0], t.shape[1], rows.len(), cols.len()];
-                Tensor::new(
-                    s,
-                    super::kernels::resize_linear_f32(&t.data, h, w, rows, cols),
-                )
-            }
-            Op::Lrn {
-                size,
-                alpha,
-                beta,
-                bias,
-            } => {
-                let t = x(0);
-                let plane = t.shape[2..].iter().product();
-                let y = super::kernels::lrn_f32(
-                    &t.data,
-                    t.shape[1],
-                    plane,
-                    [*alpha, *beta, *bias],
-                    *size,
-                );
-                Tensor::new(t.shape.clone(), y)
-            }
-            Op::Pad { pads, mode } => {
-                let t = x(0);
-                let fill = match mode {
-                    crate::model::PadMode::Constant(v) => *v,
-                    _ => 0.0,
-                };
-                let s = t
-                    .shape
-                    .iter()
-                    .zip(pads)
-                    .map(|(d, p)| d + p[0] + p[1])
-                    .collect();
-                Tensor::new(s, super::kernels::pad(&t.data, &t.shape, pads, *mode, fill))
-            }
-            Op::ReduceMean { axes, keepdims } => {
-                let t = x(0);
-                let (sums, n) = super::kernels::reduce_sum(&t.data, &t.shape, axes, |v| v);
-                let s = (0..t.shape.len())
-                    .filter_map(|k| {
-                        if axes.contains(&k) {
-                            keepdims.then_some(1)
-                        } else {
-                            Some(t.shape[k])
-                        }
-                    })
-                    .collect();
-                Tensor::new(s, sums.iter().map(|v| v / n as f32).collect())
+            Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Identity
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Softmax { .. }
+            | Op::Select { .. }
+            | Op::ResizeLinear { .. }
+            | Op::Lrn { .. }
+            | Op::Pad { .. }
+            | Op::ReduceMean { .. } => {
+                let ins: Vec<&Tensor> = (0..node.inputs.len()).map(x).collect();
+                data_op(graph, node, &ins, batch)?
             }
         };
         on_value(&node.output, &out);
@@ -255,6 +176,106 @@ fn affine(x: &Tensor, scale: &[f32], shift: &[f32]) -> Tensor {
 }
 
 /// Direct convolution, NCHW, groups, strides, dilations, explicit padding.
+/// [`run_inner`] for the data-movement and normalising ops: `ins` are the node's inputs.
+fn data_op(
+    graph: &Graph,
+    node: &crate::model::Node,
+    ins: &[&Tensor],
+    batch: usize,
+) -> Result<Tensor> {
+    Ok(match &node.op {
+        Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => {
+            let mut s = graph.shape(&node.output).to_vec();
+            if matches!(node.op, Op::Identity) {
+                s = ins[0].shape.clone();
+            } else if s.first() == Some(&1) {
+                s[0] = batch;
+            } else if batch != 1 {
+                return Err(Error::node(
+                    &node.name,
+                    node.op.name(),
+                    "reshape folds the batch axis; run with batch 1",
+                ));
+            }
+            Tensor::new(s, ins[0].data.clone())
+        }
+        Op::Transpose { perm } => {
+            let t = ins[0];
+            if perm[0] != 0 && batch != 1 {
+                return Err(Error::node(
+                    &node.name,
+                    "Transpose",
+                    "moves the batch axis; run with batch 1",
+                ));
+            }
+            let s = perm.iter().map(|&p| t.shape[p]).collect();
+            Tensor::new(s, transpose(&t.data, &t.shape, perm))
+        }
+        Op::Concat { axis } => {
+            let parts: Vec<&Tensor> = ins.to_vec();
+            concat(&parts, *axis)
+        }
+        Op::Softmax { axis } => softmax(ins[0], *axis),
+        Op::Select { index, .. } => {
+            let t = ins[0];
+            let mut s = graph.shape(&node.output).to_vec();
+            s[0] = batch;
+            let per = t.numel() / batch.max(1);
+            Tensor::new(s, super::kernels::select(&t.data, per, index, 0.0))
+        }
+        Op::ResizeLinear { rows, cols } => {
+            let t = ins[0];
+            let (h, w) = (t.shape[2], t.shape[3]);
+            let s = vec![t.shape[0], t.shape[1], rows.len(), cols.len()];
+            Tensor::new(
+                s,
+                super::kernels::resize_linear_f32(&t.data, h, w, rows, cols),
+            )
+        }
+        Op::Lrn {
+            size,
+            alpha,
+            beta,
+            bias,
+        } => {
+            let t = ins[0];
+            let plane = t.shape[2..].iter().product();
+            let y =
+                super::kernels::lrn_f32(&t.data, t.shape[1], plane, [*alpha, *beta, *bias], *size);
+            Tensor::new(t.shape.clone(), y)
+        }
+        Op::Pad { pads, mode } => {
+            let t = ins[0];
+            let fill = match mode {
+                crate::model::PadMode::Constant(v) => *v,
+                _ => 0.0,
+            };
+            let s = t
+                .shape
+                .iter()
+                .zip(pads)
+                .map(|(d, p)| d + p[0] + p[1])
+                .collect();
+            Tensor::new(s, super::kernels::pad(&t.data, &t.shape, pads, *mode, fill))
+        }
+        Op::ReduceMean { axes, keepdims } => {
+            let t = ins[0];
+            let (sums, n) = super::kernels::reduce_sum(&t.data, &t.shape, axes, |v| v);
+            let s = (0..t.shape.len())
+                .filter_map(|k| {
+                    if axes.contains(&k) {
+                        keepdims.then_some(1)
+                    } else {
+                        Some(t.shape[k])
+                    }
+                })
+                .collect();
+            Tensor::new(s, sums.iter().map(|v| v / n as f32).collect())
+        }
+        other => unreachable!("`run_inner` handles {}", other.name()),
+    })
+}
+
 pub fn conv2d(x: &Tensor, c: &Conv, w: &[f32]) -> Tensor {
     let (n, ic, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let (oc, icg, kh, kw) = (

@@ -263,6 +263,27 @@ impl<'g> Plan<'g> {
                     k: si / (hw as f32 * so),
                 }
             }
+            Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Identity
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Pad { .. }
+            | Op::ReduceMean { .. }
+            | Op::Select { .. }
+            | Op::ResizeLinear { .. }
+            | Op::Lrn { .. }
+            | Op::Softmax { .. } => self.lower_data(node),
+        }
+    }
+
+    /// [`Self::lower`] for the data-movement and normalising ops (no weights).
+    fn lower_data(&self, node: &Node) -> StepKind {
+        let g = self.graph;
+        let shape = |k: usize| g.shape(&node.inputs[k]).to_vec();
+        let si = self.s(&node.inputs[0]);
+        let so = self.s(&node.output);
+        match &node.op {
             Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity => StepKind::Copy,
             Op::Transpose { perm } => StepKind::Transpose {
                 shape: shape(0),
@@ -332,6 +353,7 @@ impl<'g> Plan<'g> {
                 shape: shape(0),
                 axis: *axis,
             },
+            other => unreachable!("`lower` handles {}", other.name()),
         }
     }
 }

@@ -419,16 +419,7 @@ impl Loader {
                 }
             }
         }
-        let bias = match self.cf(ins, 2) {
-            Some(b) if b.numel() == oc => b.to_f32(),
-            Some(b) => {
-                return Err(e(format!(
-                    "bias has {} values for {oc} output channels",
-                    b.numel()
-                )));
-            }
-            None => vec![0.0; oc],
-        };
+        let bias = self.conv_bias(ins, oc).map_err(e)?;
         let zs: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
         let index = gather_index(&xs, &per_axis).map_err(e)?;
         let up = format!("{out}::upsampled");
