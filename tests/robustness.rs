@@ -265,7 +265,7 @@ fn image_folders_bound_sizes_and_refuse_partial_labels() {
     if card_ok {
         fails_with(
             &[&args[..], &[huge.to_str().unwrap()]].concat(),
-            "cannot decode image",
+            "image is 20000 x 20000 pixels, larger than the 64 Mpixel",
         );
     }
     // labels for 2 of 4 images: an error naming an unlabelled one
