@@ -38,6 +38,9 @@ bash scripts/peers-setup.sh
 bash scripts/synth-components.sh --check
 export STRUMLAB_REQUIRE_ASSETS=1
 cargo build --locked --features train -q
+# The release binary: tests/reproducers.rs measures the bad-input runs' peak memory on it.
+cargo build --locked --release -q
+export STRUMLAB_RELEASE_BIN="$PWD/target/release/strumlab"
 echo "GPU adapters the GPU tests will use (wgpu):"
 cargo run --locked --features train -q -- devices
 cargo test --locked --features train

@@ -1,6 +1,7 @@
 //! The bad inputs of the "any CNN a user brings" issue, each run as a child process of the
-//! binary: a one-line error (exit 2) or the documented behaviour, and a peak resident set
-//! below 1 GiB (ru_maxrss of that child). docs/robustness.md lists them.
+//! binary (the release build under the test command, `STRUMLAB_RELEASE_BIN`): a one-line
+//! error (exit 2) or the documented behaviour, and a peak resident set below 1 GiB
+//! (ru_maxrss of that child). docs/robustness.md lists them.
 
 mod common;
 
@@ -15,6 +16,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// Run, check the peak memory, return the outcome.
 fn run(args: &[&str]) -> Measured {
     let m = strumlab_measured(args, LIMIT);
+    eprintln!("peak RSS {:>5} MiB: {}", m.max_rss >> 20, args.join(" "));
     assert!(
         m.max_rss < GIB,
         "{args:?}: peak RSS {} MiB (>= 1 GiB); stderr: {}",

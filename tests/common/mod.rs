@@ -215,10 +215,15 @@ pub struct Measured {
 }
 
 /// Run the `strumlab` binary as a child process with a time limit, reading its own peak
-/// memory from wait4 (other tests' children do not count).
+/// memory from wait4 (other tests' children do not count). The binary is the release build
+/// when `STRUMLAB_RELEASE_BIN` names it (the test command builds it and sets it), else the
+/// test build's.
 pub fn strumlab_measured(args: &[&str], limit: std::time::Duration) -> Measured {
     use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strumlab"))
+    let bin = std::env::var_os("STRUMLAB_RELEASE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strumlab")));
+    let mut child = std::process::Command::new(bin)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
