@@ -202,6 +202,23 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ));
     }
+    // Resize-10 shrinking (nearest: onnxruntime's "simple" rounding takes the ceiling)
+    v.push((
+        "resize-10-down",
+        graph(
+            10,
+            &[1, 3, 8, 8],
+            &["y"],
+            vec![node(
+                "Resize",
+                "rs",
+                &["x", "sc"],
+                &["y"],
+                vec![string("mode", "nearest")],
+            )],
+            vec![f32_tensor("sc", &[4], &[1.0, 1.0, 0.5, 0.75])],
+        ),
+    ));
     // Upsample-9 (nearest, scales input)
     v.push((
         "upsample-9",

@@ -75,7 +75,9 @@ fn nearest(o: usize, len_in: usize, len_out: usize, scale: f32, ctm: &str, mode:
         _ => (o + 0.5) / scale - 0.5, // half_pixel
     };
     let r = match mode {
-        "floor" => x.floor(),
+        // Upsample and Resize-10: truncation when enlarging, ceil when shrinking (onnxruntime)
+        "simple" if scale < 1.0 => x.ceil(),
+        "floor" | "simple" => x.floor(),
         "ceil" => x.ceil(),
         "round_prefer_ceil" => (x + 0.5).floor(),
         // round_prefer_floor (the default): halves go down
@@ -302,7 +304,7 @@ impl Loader {
             if op == "Resize" && self.opset >= 11 {
                 "round_prefer_floor"
             } else {
-                "floor"
+                "simple"
             }
             .into()
         });
