@@ -267,7 +267,8 @@ fn evaluate(
     config: &str,
     labels: Option<Vec<i64>>,
 ) -> PyResult<(String, String)> {
-    let cfg = run_config(config)?;
+    let mut cfg = run_config(config)?;
+    cfg.logits_output = model.card.logits_output.clone();
     let ds = dataset(py, model, data, labels, &cfg)?;
     let r = py
         .allow_threads(|| {
@@ -279,6 +280,82 @@ fn evaluate(
     Ok((strumlab::report::eval_json(&r).to_string(), rows))
 }
 
+/// The FlexNN model of `model` quantized per `config` (quantization JSON): the CLI's
+/// `hw --json` document and the per-layer CSV (the hw CSV's columns). `stats`: an eval CSV
+/// of measured activity; `variant`: static or dynamic; `boundary`: datapath, rf or full.
+#[pyfunction]
+#[pyo3(signature = (model, config, arch, claims, stats=None, variant=None, boundary=None))]
+#[allow(clippy::too_many_arguments)]
+fn hw(
+    py: Python<'_>,
+    model: &Model,
+    config: &str,
+    arch: String,
+    claims: String,
+    stats: Option<String>,
+    variant: Option<String>,
+    boundary: Option<String>,
+) -> PyResult<(String, String)> {
+    use strumlab::hw::pe::Variant;
+    let q = quant_config(config)?;
+    let asked = match variant.as_deref() {
+        None => None,
+        Some("static") => Some(Variant::Static),
+        Some("dynamic") => Some(Variant::Dynamic),
+        Some(v) => return Err(invalid(format!("variant: unknown value '{v}' (static, dynamic)"))),
+    };
+    let boundary = boundary.map(|b| de(serde_json::Value::String(b), "boundary")).transpose()?;
+    let variant = Variant::resolve(asked, !q.layers.is_empty()).map_err(raise)?;
+    let (arch, claims) = (strumlab::data::repo_path(arch.as_ref()), strumlab::data::repo_path(claims.as_ref()));
+    let r = py
+        .allow_threads(|| {
+            let stats = stats.as_deref().map(std::path::Path::new);
+            strumlab::hw::run(&arch, None, boundary, &model.graph, &q, stats)
+        })
+        .map_err(raise)?;
+    let claims = strumlab::hw::load_claims(&claims).map_err(raise)?;
+    let doc = strumlab::report::hw_json(&r, &claims, &model.name, variant);
+    let csv = strumlab::report::hw_csv(&r, &model.name).map_err(raise)?;
+    Ok((doc.to_string(), String::from_utf8_lossy(&csv).into_owned()))
+}
+
+/// Run (or resume) a sweep: `spec` is a spec file, or (with `is_json`) the spec as JSON.
+/// Returns the sweep summary as JSON (its `rows_file` holds the rows). The GIL is released
+/// while it runs.
+#[pyfunction]
+#[pyo3(signature = (spec, is_json, out=None, limit=None, device=None))]
+fn sweep(
+    py: Python<'_>,
+    spec: String,
+    is_json: bool,
+    out: Option<String>,
+    limit: Option<usize>,
+    device: Option<String>,
+) -> PyResult<String> {
+    use strumlab::sweep::{SweepOptions, SweepSpec, run_sweep};
+    let (s, origin) = if is_json {
+        (SweepSpec::from_json(&spec, "sweep spec (dict)"), "python dict".to_string())
+    } else {
+        (SweepSpec::load(spec.as_ref()), spec.clone())
+    };
+    let s = s.map_err(raise)?;
+    let device = device.map(|d| de(serde_json::Value::String(d), "device")).transpose()?;
+    let opts = SweepOptions {
+        out: out.map(Into::into).unwrap_or_else(|| s.out_dir()),
+        shard: None,
+        retry_failed: false,
+        device,
+        limit,
+        quiet: true,
+        verbose: false,
+        spec_path: origin,
+        reference_cache: Some(strumlab::data::cache_dir().join("fp32-reference")),
+        no_image_cache: false,
+    };
+    let r = py.allow_threads(|| run_sweep(&s, &opts)).map_err(raise)?;
+    serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))
+}
+
 #[pymodule]
 fn _strumlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -286,5 +363,7 @@ fn _strumlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(hw, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
     Ok(())
 }

@@ -124,18 +124,7 @@ fn cmd_hw(a: HwArgs) -> Result<String> {
     let (g, _) = a.src.resolve(&a.model)?;
     let claims = crate::hw::load_claims(&crate::data::repo_path(&a.claims))?;
     let arch = crate::data::repo_path(&a.arch);
-    use crate::hw::pe::Variant;
-    let variant = match (a.variant, cfg.layers.is_empty()) {
-        (Some(Variant::Static), false) => {
-            return Err(Error::InvalidArg {
-                arg: "variant".into(),
-                reason: "a per-layer configuration runs on the dynamic PE only (a static PE has one lane split); use --variant dynamic".into(),
-            });
-        }
-        (Some(v), _) => v,
-        (None, true) => Variant::Static,
-        (None, false) => Variant::Dynamic,
-    };
+    let variant = crate::hw::pe::Variant::resolve(a.variant, !cfg.layers.is_empty())?;
     let r = crate::hw::run(
         &arch,
         a.multiplier_law,

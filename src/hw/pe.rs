@@ -27,6 +27,22 @@ pub enum Variant {
     Dynamic,
 }
 
+impl Variant {
+    /// The PE a report describes: the one asked for, else static for one setting everywhere
+    /// and dynamic for a per-layer configuration, which only the dynamic PE runs.
+    pub fn resolve(asked: Option<Variant>, per_layer: bool) -> crate::error::Result<Variant> {
+        match (asked, per_layer) {
+            (Some(Variant::Static), true) => Err(crate::error::Error::InvalidArg {
+                arg: "variant".into(),
+                reason: "a per-layer configuration runs on the dynamic PE only (a static PE has one lane split); use --variant dynamic".into(),
+            }),
+            (Some(v), _) => Ok(v),
+            (None, false) => Ok(Variant::Static),
+            (None, true) => Ok(Variant::Dynamic),
+        }
+    }
+}
+
 /// Which PE is modelled.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PeKind {

@@ -238,6 +238,15 @@ impl SweepSpec {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// A spec given as JSON (the Python API's dicts): the same document as the TOML file,
+    /// checked the same way.
+    pub fn from_json(json: &str, origin: &str) -> Result<Self> {
+        let v: toml::Value =
+            serde_json::from_str(json).map_err(|e| cfg_err(origin, crate::error::flat(e)))?;
+        let text = toml::to_string(&v).map_err(|e| cfg_err(origin, crate::error::flat(e)))?;
+        Self::parse(&text, origin)
+    }
+
     /// Parse and check every key (unknown keys are named in the error).
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let spec: SweepSpec = toml::from_str(text)

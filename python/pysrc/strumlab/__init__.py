@@ -12,7 +12,10 @@ only converts arguments and results. Column names are those of docs/csv-schemas.
 """
 from __future__ import annotations
 
+import io
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -26,8 +29,8 @@ from ._strumlab import Model
 __version__: str = _strumlab.__version__
 
 __all__ = [
-    "Model", "LayerWeights", "Quantized", "Evaluation", "load_model", "quantize", "evaluate",
-    "StrumlabError", "InvalidArgument", "NotFound", "__version__",
+    "Model", "LayerWeights", "Quantized", "Evaluation", "Hardware", "load_model", "quantize", "evaluate",
+    "hw", "sweep", "StrumlabError", "InvalidArgument", "NotFound", "__version__",
 ]
 
 
@@ -115,3 +118,60 @@ def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *,
     doc, rows = _strumlab.evaluate(model, data, json.dumps(cfg), lab)
     raw = json.loads(doc)
     return Evaluation(raw["summary"], pd.DataFrame(json.loads(rows)), raw)
+
+
+@dataclass
+class Hardware:
+    """The result of :func:`hw`: the FlexNN figures (``summary``: PE, PE-array and DPU area
+    and power of the INT8 baseline and of StruM, next to the paper's claims), the per-layer
+    mapping and energy (``layers``, the columns of the hw CSV of docs/csv-schemas.md) and the
+    whole ``hw --json`` document (``raw``)."""
+    summary: dict
+    layers: pd.DataFrame
+    raw: dict = field(repr=False)
+
+
+def _stats_csv(ev: Evaluation, path: str) -> None:
+    """Write an evaluation's per-layer activity as the eval CSV columns ``hw`` reads."""
+    keep = ["act_zero_frac", "weight_zero_frac", "macs_w_high_per_image", "macs_w_low_per_image",
+            "macs_w_zero_per_image", "macs_nz_act_w_high_per_image", "macs_nz_act_w_low_per_image",
+            "macs_nz_act_w_zero_per_image"]
+    df = ev.layers[["name", *keep]].rename(columns={"name": "layer"})
+    df.insert(0, "config", ev.raw["label"])
+    df.insert(0, "schema_version", ev.raw["schema_version"])
+    df.to_csv(path, index=False)
+
+
+def hw(model: Model, scheme: str = "int8", block: int = 8, low: int = 4, *, stats: Any = None,
+       variant: Optional[str] = None, boundary: Optional[str] = None,
+       arch: str = "experiments/hw/flexnn.toml", claims: str = "experiments/hw/strum-claims.toml",
+       **options: Any) -> Hardware:
+    """FlexNN PE / PE-array / DPU area and power of ``model`` quantized with ``scheme``
+    (as ``strumlab hw``). ``stats``: the measured per-layer activity, an :class:`Evaluation`
+    of the same scheme or the path of an eval CSV (without it a density model is used, and
+    the result says so); ``variant``: ``static`` or ``dynamic`` StruM PE; ``boundary``:
+    ``datapath``, ``rf`` or ``full``; ``options`` as in :func:`quantize`."""
+    q = json.dumps(_quant(scheme, block, low, options))
+    if isinstance(stats, Evaluation):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "layers.csv")
+            _stats_csv(stats, path)
+            doc, csv = _strumlab.hw(model, q, str(arch), str(claims), path, variant, boundary)
+    else:
+        doc, csv = _strumlab.hw(model, q, str(arch), str(claims), None if stats is None else str(stats),
+                                variant, boundary)
+    raw = json.loads(doc)
+    summary = {k: v for k, v in raw.items() if k != "layers"}
+    return Hardware(summary, pd.read_csv(io.StringIO(csv)), raw)
+
+
+def sweep(spec: Any, out: Optional[str] = None, *, limit: Optional[int] = None,
+          device: Optional[str] = None) -> pd.DataFrame:
+    """Run (or resume) a sweep (docs/sweeps.md): ``spec`` is a spec file or the same document
+    as a dict (``{"name": ..., "base": {...}, "matrix": {...}}``); rows already in ``out`` are
+    kept. Returns the rows (the sweep CSV's columns) of this run's rows file."""
+    if isinstance(spec, dict):
+        summary = _strumlab.sweep(json.dumps(spec), True, out, limit, device)
+    else:
+        summary = _strumlab.sweep(str(spec), False, None if out is None else str(out), limit, device)
+    return pd.read_csv(json.loads(summary)["rows_file"])
