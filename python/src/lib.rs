@@ -356,6 +356,47 @@ fn sweep(
     serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))
 }
 
+/// Search per-layer StruM settings (as `strumlab search`): `config` is the run policy JSON
+/// (quantization base, calibration, limit), `search` the search's own parameters as JSON
+/// (`max_drop`, `schemes`, `lows`, `objective`, `search_frac`, `sens_images`, `refine`,
+/// `margin_se`). Returns the `search --json` document. The GIL is released while it runs.
+#[pyfunction]
+#[pyo3(signature = (model, data, config, search, arch, labels=None))]
+fn search(
+    py: Python<'_>,
+    model: &Model,
+    data: &Bound<'_, PyAny>,
+    config: &str,
+    search: &str,
+    arch: String,
+    labels: Option<Vec<i64>>,
+) -> PyResult<String> {
+    let cfg = run_config(config)?;
+    let ds = dataset(py, model, data, labels, &cfg)?;
+    let v: serde_json::Value = serde_json::from_str(search).map_err(|e| invalid(e.to_string()))?;
+    let num = |k: &str, d: f64| v.get(k).and_then(|x| x.as_f64()).unwrap_or(d);
+    let list = |k: &str| v.get(k).cloned().unwrap_or(serde_json::Value::Array(vec![]));
+    let opts = strumlab::search::Options {
+        model: model.name.clone(),
+        max_drop_pts: num("max_drop", 0.5),
+        schemes: de(list("schemes"), "schemes")?,
+        lows: de(list("lows"), "lows")?,
+        objective: de(v.get("objective").cloned().unwrap_or("pe-power".into()), "objective")?,
+        search_frac: num("search_frac", 0.5),
+        sens_images: num("sens_images", 1000.0) as usize,
+        refine: num("refine", 8.0) as usize,
+        margin_se: num("margin_se", 1.0),
+        base: cfg.quant.clone(),
+        calib: cfg.calib,
+        quiet: true,
+    };
+    let arch = strumlab::data::repo_path(arch.as_ref());
+    let o = py
+        .allow_threads(|| strumlab::search::run(&model.graph, &ds, &arch, &opts))
+        .map_err(raise)?;
+    Ok(strumlab::search::output::json(&o).to_string())
+}
+
 #[pymodule]
 fn _strumlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -365,5 +406,6 @@ fn _strumlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(hw, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(search, m)?)?;
     Ok(())
 }

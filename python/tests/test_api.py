@@ -199,3 +199,30 @@ def test_sweep_from_a_dict_equals_the_spec_file(tmp_path):
         assert list(rows[col]) == list(cli[col]), col
     with pytest.raises(strumlab.InvalidArgument, match="unknown key 'schem'"):
         strumlab.sweep({"name": "x", "matrix": {"schem": ["int8"]}}, str(tmp_path / "c"))
+
+
+def test_batches_of_an_iterable_equal_one_array():
+    x, y = fashion(120)
+    m = strumlab.load_model("fmnist-resnet")
+    whole = strumlab.evaluate(m, x, labels=y, scheme="mip2q", low=4).raw
+    batches = ((x[i:i + 32], y[i:i + 32]) for i in range(0, 120, 32))
+    same_numbers(strumlab.evaluate(m, batches, scheme="mip2q", low=4).raw, whole)
+    with pytest.raises(strumlab.InvalidArgument, match="some batches have labels"):
+        strumlab.evaluate(m, [x[:10], (x[10:20], y[10:20])])
+
+
+def test_search_equals_the_cli_and_its_choice_round_trips(tmp_path):
+    m = strumlab.load_model("fmnist-resnet")
+    x, y = fashion(200)
+    kw = dict(max_drop=1.0, sens_images=50, refine=1, schemes=["mip2q"], lows=[4, 8])
+    s = strumlab.search(m, x, labels=y, **kw)
+    cli = json.loads(subprocess.run(
+        [BIN, "search", "--model", "fmnist-resnet", "--data", "fashion-test", "--limit", "200", "--max-drop", "1.0",
+         "--sens-images", "50", "--refine", "1", "--schemes", "mip2q", "--lows", "4,8", "--json", "-q", "--out", str(tmp_path / "s")],
+        check=True, capture_output=True, text=True).stdout)
+    assert s.chosen["layers"] == cli["chosen"]["layers"]
+    assert s.raw["chosen"]["heldout_top1_pct"] == cli["chosen"]["heldout_top1_pct"]
+    assert len(s.sensitivity) > 0 and "kl_rise_nats" in s.sensitivity.columns
+    # the chosen configuration is what quantize and evaluate take
+    q = strumlab.quantize(m, block=s.chosen["block"], layers=s.chosen["layers"])
+    assert len(q.layers) == len(m.layers)

@@ -30,7 +30,7 @@ __version__: str = _strumlab.__version__
 
 __all__ = [
     "Model", "LayerWeights", "Quantized", "Evaluation", "Hardware", "load_model", "quantize", "evaluate",
-    "hw", "sweep", "StrumlabError", "InvalidArgument", "NotFound", "__version__",
+    "hw", "sweep", "search", "Search", "StrumlabError", "InvalidArgument", "NotFound", "__version__",
 ]
 
 
@@ -95,6 +95,26 @@ class Evaluation:
     raw: dict = field(repr=False)
 
 
+def _data(data: Any, labels: Any) -> tuple:
+    """An iterable of batches (arrays, or (array, labels) pairs, e.g. a torch DataLoader's
+    batches converted with ``.numpy()``) joined into one array and its labels; anything else
+    as given."""
+    if isinstance(data, (str, bytes, os.PathLike, np.ndarray)) or not hasattr(data, "__iter__"):
+        return data, labels
+    if labels is not None:
+        raise InvalidArgument("labels: give them inside the batches, as (images, labels) pairs")
+    xs, ys = [], []
+    for b in data:
+        x, y = (b[0], b[1]) if isinstance(b, (tuple, list)) else (b, None)
+        xs.append(np.asarray(x))
+        ys.append(None if y is None else np.asarray(y).ravel())
+    if not xs:
+        raise InvalidArgument("data: the iterable gave no batches")
+    if any(y is None for y in ys) and not all(y is None for y in ys):
+        raise InvalidArgument("data: some batches have labels and some do not")
+    return np.concatenate(xs), (None if ys[0] is None else np.concatenate(ys))
+
+
 def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, scheme: str = "int8",
              block: int = 8, low: int = 4, mode: Optional[str] = None, device: str = "cpu",
              limit: Optional[int] = None, calib_images: int = 64, act_calib: str = "max",
@@ -103,8 +123,10 @@ def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *,
     dataset name (``fashion-test``, ``imagenet-samples``, ...), an image folder or IDX file,
     or a numpy array: ``uint8`` raw pixels (N x H x W, N x H x W x C or N x C x H x W) get the
     model card's preprocessing; ``float32`` arrays are taken as the model's preprocessed
-    input. ``labels`` (class indices) enable accuracy on arrays. The GIL is released while
+    input; or an iterable of such batches (or of (batch, labels) pairs). ``labels`` (class
+    indices) enable accuracy on arrays. The GIL is released while
     the Rust engine runs."""
+    data, labels = _data(data, labels)
     if isinstance(data, np.ndarray):
         if data.dtype not in (np.uint8, np.float32):
             raise InvalidArgument(f"data: numpy arrays must be uint8 pixels or float32 inputs, not {data.dtype}")
@@ -175,3 +197,48 @@ def sweep(spec: Any, out: Optional[str] = None, *, limit: Optional[int] = None,
     else:
         summary = _strumlab.sweep(str(spec), False, None if out is None else str(out), limit, device)
     return pd.read_csv(json.loads(summary)["rows_file"])
+
+
+@dataclass
+class Search:
+    """The result of :func:`search`: ``summary`` (budget, FP32 top-1, the chosen
+    configuration's held-out top-1 and saving, the best uniform configuration),
+    ``chosen`` (``{"block": B, "layers": {name: {"scheme", "low"}}}``: pass it to
+    :func:`quantize` / :func:`evaluate` as ``block=..., layers=...``), the evaluated
+    ``frontier`` and ``uniform`` points and the single-layer ``sensitivity`` as DataFrames,
+    and the whole ``search --json`` document (``raw``)."""
+    summary: dict
+    chosen: dict
+    frontier: pd.DataFrame
+    uniform: pd.DataFrame
+    sensitivity: pd.DataFrame
+    raw: dict = field(repr=False)
+
+
+def search(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, max_drop: float = 0.5,
+           schemes: Sequence[str] = ("mip2q", "dliq"), lows: Sequence[int] = (), objective: str = "pe-power",
+           limit: Optional[int] = None, search_frac: float = 0.5, sens_images: int = 1000, refine: int = 8,
+           margin_se: float = 1.0, block: int = 8, calib_images: int = 64, act_calib: str = "max",
+           act_percentile: float = 99.99, arch: str = "experiments/hw/flexnn.toml", **options: Any) -> Search:
+    """Search per-layer StruM settings (scheme and L per layer) that save the most FlexNN
+    ``objective`` within ``max_drop`` top-1 points, tuned on the first ``search_frac`` of the
+    images and reported on the rest (docs/search.md; as ``strumlab search``). ``data`` as in
+    :func:`evaluate`; ``options`` are further quantization parameters."""
+    data, labels = _data(data, labels)
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data)
+    elif not isinstance(data, str):
+        data = str(data)
+    cfg = {"quant": _quant("int8", block, 0, options), "limit": limit, "calib_images": int(calib_images),
+           "act_calib": act_calib, "act_percentile": float(act_percentile)}
+    params = {"max_drop": float(max_drop), "schemes": list(schemes), "lows": [int(v) for v in lows],
+              "objective": objective, "search_frac": float(search_frac), "sens_images": int(sens_images),
+              "refine": int(refine), "margin_se": float(margin_se)}
+    lab = None if labels is None else [int(v) for v in np.asarray(labels).ravel()]
+    raw = json.loads(_strumlab.search(model, data, json.dumps(cfg), json.dumps(params), str(arch), lab))
+    table = ("frontier", "uniform", "sensitivity")
+    summary = {k: v for k, v in raw.items() if k not in table and k != "chosen"}
+    summary["chosen"] = {k: v for k, v in raw["chosen"].items() if k != "layers"}
+    chosen = {"block": raw["block"], "layers": raw["chosen"]["layers"]}
+    frames = [pd.DataFrame(raw[k]) for k in table]
+    return Search(summary, chosen, *frames, raw)
