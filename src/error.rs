@@ -31,6 +31,9 @@ pub enum Error {
     InvalidArg { arg: String, reason: String },
     #[error("{path}: {reason}")]
     Data { path: String, reason: String },
+    /// The caller asked the run to stop ([`crate::progress::Watch::cancel`]; Ctrl-C in Python).
+    #[error("cancelled")]
+    Cancelled,
     #[error("GPU: {0}")]
     Gpu(String),
     /// A plan the batched CPU executor cannot run (the per-image engine runs it instead).

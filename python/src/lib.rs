@@ -41,6 +41,51 @@ fn invalid(msg: String) -> PyErr {
     invalid_with("InvalidArgument", msg)
 }
 
+/// Run `f` on a thread of its own while this (the calling, GIL-holding) thread polls every
+/// 50 ms: Ctrl-C (`py.check_signals`) cancels the run and raises `KeyboardInterrupt`;
+/// `progress` (a callable) is called with (label, done, total) of the run's latest bar.
+fn watched<T: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    f: impl FnOnce() -> strumlab::Result<T> + Send,
+) -> PyResult<T> {
+    use strumlab::progress::{Watch, watched as watch_thread};
+    let watch = std::sync::Arc::new(Watch::default());
+    let w = watch.clone();
+    std::thread::scope(|s| {
+        let h = s.spawn(move || watch_thread(w, f));
+        let mut last = (String::new(), usize::MAX);
+        let stop = |e: PyErr| {
+            watch.cancel();
+            e
+        };
+        while !h.is_finished() {
+            py.allow_threads(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+            let polled = py.check_signals().and_then(|_| match progress {
+                Some(cb) => {
+                    let (label, done, total) = watch.state();
+                    if (label.clone(), done) != last {
+                        last = (label.clone(), done);
+                        cb.call1((label, done, total)).map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                }
+                None => Ok(()),
+            });
+            if let Err(e) = polled {
+                let e = stop(e);
+                let _ = py.allow_threads(|| h.join());
+                return Err(e);
+            }
+        }
+        match h.join() {
+            Ok(r) => r.map_err(raise),
+            Err(_) => Err(invalid_with("StrumlabError", "the run panicked".into())),
+        }
+    })
+}
+
 /// A model: its graph and card (preprocessing).
 #[pyclass(frozen, module = "strumlab._strumlab")]
 struct Model {
@@ -259,23 +304,22 @@ fn to_u32(l: Vec<i64>, n: usize) -> PyResult<Vec<u32>> {
 /// document, and its per-layer rows again with their fields in the CSV's column order. The
 /// GIL is released while it runs.
 #[pyfunction]
-#[pyo3(signature = (model, data, config, labels=None))]
+#[pyo3(signature = (model, data, config, labels=None, progress=None))]
 fn evaluate(
     py: Python<'_>,
     model: &Model,
     data: &Bound<'_, PyAny>,
     config: &str,
     labels: Option<Vec<i64>>,
+    progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(String, String)> {
     let mut cfg = run_config(config)?;
     cfg.logits_output = model.card.logits_output.clone();
     let ds = dataset(py, model, data, labels, &cfg)?;
-    let r = py
-        .allow_threads(|| {
-            let mut refs = strumlab::eval::RefCache::on_disk();
-            strumlab::eval::run(&model.graph, &model.name, &ds, &cfg, &mut refs)
-        })
-        .map_err(raise)?;
+    let r = watched(py, progress, || {
+        let mut refs = strumlab::eval::RefCache::on_disk();
+        strumlab::eval::run(&model.graph, &model.name, &ds, &cfg, &mut refs)
+    })?;
     let rows = serde_json::to_string(&r.layers).map_err(|e| invalid(e.to_string()))?;
     Ok((strumlab::report::eval_json(&r).to_string(), rows))
 }
@@ -323,7 +367,7 @@ fn hw(
 /// Returns the sweep summary as JSON (its `rows_file` holds the rows). The GIL is released
 /// while it runs.
 #[pyfunction]
-#[pyo3(signature = (spec, is_json, out=None, limit=None, device=None))]
+#[pyo3(signature = (spec, is_json, out=None, limit=None, device=None, progress=None))]
 fn sweep(
     py: Python<'_>,
     spec: String,
@@ -331,6 +375,7 @@ fn sweep(
     out: Option<String>,
     limit: Option<usize>,
     device: Option<String>,
+    progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     use strumlab::sweep::{SweepOptions, SweepSpec, run_sweep};
     let (s, origin) = if is_json {
@@ -352,7 +397,7 @@ fn sweep(
         reference_cache: Some(strumlab::data::cache_dir().join("fp32-reference")),
         no_image_cache: false,
     };
-    let r = py.allow_threads(|| run_sweep(&s, &opts)).map_err(raise)?;
+    let r = watched(py, progress, || run_sweep(&s, &opts))?;
     serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))
 }
 
@@ -361,7 +406,8 @@ fn sweep(
 /// (`max_drop`, `schemes`, `lows`, `objective`, `search_frac`, `sens_images`, `refine`,
 /// `margin_se`). Returns the `search --json` document. The GIL is released while it runs.
 #[pyfunction]
-#[pyo3(signature = (model, data, config, search, arch, labels=None))]
+#[pyo3(signature = (model, data, config, search, arch, labels=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn search(
     py: Python<'_>,
     model: &Model,
@@ -370,6 +416,7 @@ fn search(
     search: &str,
     arch: String,
     labels: Option<Vec<i64>>,
+    progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let cfg = run_config(config)?;
     let ds = dataset(py, model, data, labels, &cfg)?;
@@ -391,9 +438,7 @@ fn search(
         quiet: true,
     };
     let arch = strumlab::data::repo_path(arch.as_ref());
-    let o = py
-        .allow_threads(|| strumlab::search::run(&model.graph, &ds, &arch, &opts))
-        .map_err(raise)?;
+    let o = watched(py, progress, || strumlab::search::run(&model.graph, &ds, &arch, &opts))?;
     Ok(strumlab::search::output::json(&o).to_string())
 }
 

@@ -226,3 +226,51 @@ def test_search_equals_the_cli_and_its_choice_round_trips(tmp_path):
     # the chosen configuration is what quantize and evaluate take
     q = strumlab.quantize(m, block=s.chosen["block"], layers=s.chosen["layers"])
     assert len(q.layers) == len(m.layers)
+
+
+def test_progress_reaches_a_callable_and_a_tqdm_like_object():
+    x, y = fashion(2000)
+    m = strumlab.load_model("fmnist-vgg")
+    seen = []
+    strumlab.evaluate(m, x, labels=y, scheme="mip2q", progress=lambda *a: seen.append(a))
+    assert seen, "no progress reported"
+    for label, done, total in seen:
+        assert isinstance(label, str) and 0 <= done <= total
+    assert any(l.startswith("eval") for l, _, _ in seen), seen[-3:]
+
+    class Bar:
+        def __init__(self):
+            self.n, self.total, self.desc = 0, None, ""
+
+        def update(self, k):
+            self.n += k
+
+        def reset(self, total=None):
+            self.n, self.total = 0, total
+
+        def set_description(self, d):
+            self.desc = d
+
+    bar = Bar()
+    strumlab.evaluate(m, x, labels=y, scheme="dliq", progress=bar)
+    assert bar.total is not None and 0 <= bar.n <= bar.total
+
+
+def test_ctrl_c_stops_a_long_evaluation():
+    code = (
+        "import signal, os, sys, threading, numpy as np, strumlab\n"
+        "m = strumlab.load_model('fmnist-vgg')\n"
+        "x = np.random.default_rng(0).integers(0, 255, (30000, 28, 28), dtype=np.uint8)\n"
+        "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    strumlab.evaluate(m, x, scheme='mip2q', mode='fake-quant')\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    import sys
+    import time
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "interrupted", (r.stdout, r.stderr)
+    assert time.time() - t0 < 20, "the run did not stop soon after Ctrl-C"

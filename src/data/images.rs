@@ -293,7 +293,7 @@ fn decode(path: &Path) -> Result<image::RgbImage> {
         return Err(err(format!(
             "image is {w} x {h} pixels, larger than the {} Mpixel (sides up to {MAX_SIDE}) \
              strumlab decodes; shrink it first",
-            MAX_DECODED_BYTES / 3 >> 20
+            (MAX_DECODED_BYTES / 3) >> 20
         )));
     }
     if reader()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_complete(&bytes) {

@@ -284,6 +284,7 @@ fn build(
     let progress = crate::progress::Progress::new("decoding images", files.len(), o.quiet);
     let mut kept = Vec::with_capacity(files.len());
     for (c, chunk) in files.chunks(CHUNK).enumerate() {
+        progress.check()?;
         let px: Vec<Result<Vec<u8>>> = chunk
             .par_iter()
             .map(|p| {

@@ -74,6 +74,7 @@ fn call(
     (fused, pf): (&Program, &ArenaPool),
     (plain, pp): (&Program, &ArenaPool),
 ) -> Result<(Acc, Activity)> {
+    p.progress.check()?;
     let m = batch.min(data.len() - i0);
     let x = &data.images(i0, i0 + m)?;
     let mut act = Activity::new(p.layers);

@@ -144,6 +144,7 @@ impl Fp32Reference {
             let runs: Vec<(Vec<f32>, Vec<Vec<f32>>)> = (a..b)
                 .into_par_iter()
                 .map(|i| {
+                    progress.check()?;
                     let xi = &x[(i - a) * per..(i - a + 1) * per];
                     let (o, obs) = fp.run(xi, i < k)?;
                     if !o.iter().flatten().all(|v| v.is_finite()) {

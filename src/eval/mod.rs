@@ -589,6 +589,7 @@ fn per_image_pass(
         .try_fold(
             || Acc::new(nl, nout),
             |mut a, i| -> Result<Acc> {
+                progress.check()?;
                 let x = &data.image(i)?;
                 let observe = i < stats_n;
                 if let (true, Some(g)) = (check_cpu, gpu_logits) {

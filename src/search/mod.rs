@@ -498,6 +498,7 @@ fn sensitivity(
                 let one = BTreeMap::from([(name.clone(), setting)]);
                 let (r, h) = ev.run(s, Part::Sens, &per_layer(&o.base, &one))?;
                 progress.inc();
+                progress.check()?;
                 let rise = r.summary.kl_mean.unwrap_or(0.0) - kl0;
                 let saving = o.objective.layer_saving_pj(&h, name);
                 rows.push(Sensitivity {
@@ -693,6 +694,7 @@ fn uniform_points(ev: &mut Evaluator, s: &Splits) -> Result<Vec<Point>> {
         let (rs, _) = ev.run(s, Part::Search, &q)?;
         let (r, h) = ev.run(s, Part::Heldout, &q)?;
         progress.inc();
+        progress.check()?;
         let mut p = point(&q.label(), "uniform", &r, &h, o);
         p.search_top1_pct = Some(top1_pct(&rs));
         p.search_ok = search_ok(ev, o, &rs);

@@ -660,7 +660,10 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> Result<SweepSummary> 
         crate::progress::Progress::new(&format!("sweep {}", spec.name), todo.len(), opts.quiet);
     let mut failed = 0;
     for run in &todo {
+        progress.check()?;
         let (row, result) = execute(run, &mut cache, opts);
+        // a run cut short by a cancel leaves no row: it runs again on resume
+        progress.check()?;
         if let Some(r) = &result {
             crate::report::write_atomic(
                 &layers_file(&opts.out, &run.id),

@@ -95,6 +95,28 @@ class Evaluation:
     raw: dict = field(repr=False)
 
 
+def _progress(p: Any) -> Any:
+    """A progress callable ``(label, done, total)`` as given, or one that drives a
+    tqdm-compatible object (``update``, and ``reset`` / ``set_description`` when it has them)."""
+    if p is None or not hasattr(p, "update"):
+        return p
+    state = {"label": None, "done": 0}
+
+    def cb(label: str, done: int, total: int) -> None:
+        if label != state["label"]:
+            state["label"], state["done"] = label, 0
+            if hasattr(p, "reset"):
+                p.reset(total=total)
+            else:
+                p.total = total
+            if hasattr(p, "set_description"):
+                p.set_description(label)
+        p.update(done - state["done"])
+        state["done"] = done
+
+    return cb
+
+
 def _data(data: Any, labels: Any) -> tuple:
     """An iterable of batches (arrays, or (array, labels) pairs, e.g. a torch DataLoader's
     batches converted with ``.numpy()``) joined into one array and its labels; anything else
@@ -118,13 +140,16 @@ def _data(data: Any, labels: Any) -> tuple:
 def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, scheme: str = "int8",
              block: int = 8, low: int = 4, mode: Optional[str] = None, device: str = "cpu",
              limit: Optional[int] = None, calib_images: int = 64, act_calib: str = "max",
-             act_percentile: float = 99.99, cache: bool = True, **options: Any) -> Evaluation:
+             act_percentile: float = 99.99, cache: bool = True, progress: Any = None,
+             **options: Any) -> Evaluation:
     """Evaluate ``model`` quantized with ``scheme`` against its FP32 run on ``data``: a
     dataset name (``fashion-test``, ``imagenet-samples``, ...), an image folder or IDX file,
     or a numpy array: ``uint8`` raw pixels (N x H x W, N x H x W x C or N x C x H x W) get the
     model card's preprocessing; ``float32`` arrays are taken as the model's preprocessed
     input; or an iterable of such batches (or of (batch, labels) pairs). ``labels`` (class
-    indices) enable accuracy on arrays. The GIL is released while
+    indices) enable accuracy on arrays. ``progress``: a callable ``(label, done, total)``
+    or a tqdm-compatible object, updated every 50 ms; Ctrl-C stops the run and raises
+    ``KeyboardInterrupt``. The GIL is released while
     the Rust engine runs."""
     data, labels = _data(data, labels)
     if isinstance(data, np.ndarray):
@@ -137,7 +162,7 @@ def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *,
            "calib_images": int(calib_images), "act_calib": act_calib, "act_percentile": float(act_percentile),
            "cache": bool(cache)}
     lab = None if labels is None else [int(v) for v in np.asarray(labels).ravel()]
-    doc, rows = _strumlab.evaluate(model, data, json.dumps(cfg), lab)
+    doc, rows = _strumlab.evaluate(model, data, json.dumps(cfg), lab, _progress(progress))
     raw = json.loads(doc)
     return Evaluation(raw["summary"], pd.DataFrame(json.loads(rows)), raw)
 
@@ -188,14 +213,16 @@ def hw(model: Model, scheme: str = "int8", block: int = 8, low: int = 4, *, stat
 
 
 def sweep(spec: Any, out: Optional[str] = None, *, limit: Optional[int] = None,
-          device: Optional[str] = None) -> pd.DataFrame:
+          device: Optional[str] = None, progress: Any = None) -> pd.DataFrame:
     """Run (or resume) a sweep (docs/sweeps.md): ``spec`` is a spec file or the same document
     as a dict (``{"name": ..., "base": {...}, "matrix": {...}}``); rows already in ``out`` are
-    kept. Returns the rows (the sweep CSV's columns) of this run's rows file."""
+    kept. Returns the rows (the sweep CSV's columns) of this run's rows file. ``progress``
+    and Ctrl-C as in :func:`evaluate` (a cancelled run leaves no row; the sweep resumes)."""
     if isinstance(spec, dict):
-        summary = _strumlab.sweep(json.dumps(spec), True, out, limit, device)
+        summary = _strumlab.sweep(json.dumps(spec), True, out, limit, device, _progress(progress))
     else:
-        summary = _strumlab.sweep(str(spec), False, None if out is None else str(out), limit, device)
+        summary = _strumlab.sweep(str(spec), False, None if out is None else str(out), limit, device,
+                                  _progress(progress))
     return pd.read_csv(json.loads(summary)["rows_file"])
 
 
@@ -219,11 +246,13 @@ def search(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, m
            schemes: Sequence[str] = ("mip2q", "dliq"), lows: Sequence[int] = (), objective: str = "pe-power",
            limit: Optional[int] = None, search_frac: float = 0.5, sens_images: int = 1000, refine: int = 8,
            margin_se: float = 1.0, block: int = 8, calib_images: int = 64, act_calib: str = "max",
-           act_percentile: float = 99.99, arch: str = "experiments/hw/flexnn.toml", **options: Any) -> Search:
+           act_percentile: float = 99.99, arch: str = "experiments/hw/flexnn.toml", progress: Any = None,
+           **options: Any) -> Search:
     """Search per-layer StruM settings (scheme and L per layer) that save the most FlexNN
     ``objective`` within ``max_drop`` top-1 points, tuned on the first ``search_frac`` of the
     images and reported on the rest (docs/search.md; as ``strumlab search``). ``data`` as in
-    :func:`evaluate`; ``options`` are further quantization parameters."""
+    :func:`evaluate`; ``options`` are further quantization parameters; ``progress`` and
+    Ctrl-C as in :func:`evaluate`."""
     data, labels = _data(data, labels)
     if isinstance(data, np.ndarray):
         data = np.ascontiguousarray(data)
@@ -235,7 +264,8 @@ def search(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *, m
               "objective": objective, "search_frac": float(search_frac), "sens_images": int(sens_images),
               "refine": int(refine), "margin_se": float(margin_se)}
     lab = None if labels is None else [int(v) for v in np.asarray(labels).ravel()]
-    raw = json.loads(_strumlab.search(model, data, json.dumps(cfg), json.dumps(params), str(arch), lab))
+    raw = json.loads(_strumlab.search(model, data, json.dumps(cfg), json.dumps(params), str(arch), lab,
+                                      _progress(progress)))
     table = ("frontier", "uniform", "sensitivity")
     summary = {k: v for k, v in raw.items() if k not in table and k != "chosen"}
     summary["chosen"] = {k: v for k, v in raw["chosen"].items() if k != "layers"}
