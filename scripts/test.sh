@@ -54,5 +54,6 @@ if [ "$rc" = 3 ]; then
 elif [ "$rc" != 0 ]; then
   exit "$rc"
 fi
-# The Python package: wheel built with maturin, installed into .venv-py, pytest against the CLI.
-bash scripts/python-check.sh "$PWD/target/debug/strumlab"
+# The Python package: release wheel built with maturin, installed into .venv-py, pytest
+# against the CLI's release build.
+bash scripts/python-check.sh "$STRUMLAB_RELEASE_BIN"

@@ -103,7 +103,7 @@ def same_numbers(a, b):
 
 
 def test_numpy_u8_and_f32_equal_the_cli_on_fashion_mnist():
-    n = 300
+    n = 10000  # the whole vendored test set
     x, y = fashion(n)
     cli = cli_eval("--model", "fmnist-resnet", "--data", "fashion-test", "--limit", str(n),
                    "--scheme", "mip2q", "--low", "4")
@@ -260,7 +260,7 @@ def test_ctrl_c_stops_a_long_evaluation():
     code = (
         "import signal, os, sys, threading, numpy as np, strumlab\n"
         "m = strumlab.load_model('fmnist-vgg')\n"
-        "x = np.random.default_rng(0).integers(0, 255, (30000, 28, 28), dtype=np.uint8)\n"
+        "x = np.random.default_rng(0).integers(0, 255, (100000, 28, 28), dtype=np.uint8)\n"
         "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
         "try:\n"
         "    strumlab.evaluate(m, x, scheme='mip2q', mode='fake-quant')\n"
