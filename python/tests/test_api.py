@@ -62,16 +62,16 @@ def test_load_and_quantize_round_trip():
     m = strumlab.load_model("fmnist-resnet")
     assert m.input_shape == [1, 1, 28, 28] and m.dataset == "fashion-test"
     q = strumlab.quantize(m, "mip2q", block=8, low=4)
-    assert list(q.layers["name"]) == m.layers
+    assert list(q.layers["layer"]) == m.layers
     for col in ("bits_per_weight", "demoted_pct", "sqnr_db", "applied"):
         assert col in q.layers.columns, col
     demoted = 0
     for row in q.layers.itertuples():
-        w = q.weights[row.name]
+        w = q.weights[row.layer]
         assert w.deq.shape == row.shape and w.mask.shape == row.shape and w.q.shape == row.shape
         assert w.deq.dtype == np.float32 and w.q.dtype == np.int32
         counts = [int(np.count_nonzero(w.mask == k)) for k in range(3)]
-        assert counts == [row.high, row.low, row.zero], row.name
+        assert counts == [row.high, row.low, row.zero], row.layer
         demoted += row.applied.startswith("mip2q")
     assert demoted > 0, "some layers carry MIP2Q lanes"
     # the summary is the library's
@@ -110,7 +110,7 @@ def test_numpy_u8_and_f32_equal_the_cli_on_fashion_mnist():
     m = strumlab.load_model("fmnist-resnet")
     r = strumlab.evaluate(m, x, labels=y, scheme="mip2q", low=4)
     same_numbers(r.raw, cli)
-    assert list(r.layers.columns)[:3] == ["name", "kind", "applied"]
+    assert list(r.layers.columns)[:3] == ["layer", "kind", "applied"]
     # the card's normalisation done in numpy (float32 arithmetic, as the library's)
     card = tomllib.loads((ROOT / "experiments" / "models" / "fmnist-resnet.toml").read_text())
     f = ((x.astype(np.float32) * np.float32(card["pixel_scale"]) - np.float32(card["mean"][0]))

@@ -8,7 +8,7 @@ only converts arguments and results. Column names are those of docs/csv-schemas.
     m = strumlab.load_model("fmnist-resnet")
     q = strumlab.quantize(m, "mip2q", block=8, low=4)
     r = strumlab.evaluate(m, images_u8, labels=labels, scheme="mip2q", low=4)
-    r.summary["top1"], r.layers[["name", "output_sqnr_db"]]
+    r.summary["top1"], r.layers[["layer", "output_sqnr_db"]]
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def quantize(model: Model, scheme: str = "int8", block: int = 8, low: int = 4, *
     rows, weights = [], {}
     for l in layers:
         stats = json.loads(l["stats"])
-        rows.append({"name": l["name"], "kind": l["kind"], "applied": l["applied"],
+        rows.append({"layer": l["name"], "kind": l["kind"], "applied": l["applied"],
                      "reason": l["reason"], "shape": tuple(l["shape"]), **stats})
         weights[l["name"]] = LayerWeights(l["name"], l["deq"], l.get("q"), l.get("mask"), l["scales"])
     return Quantized(json.loads(summary), pd.DataFrame(rows), weights)
@@ -164,7 +164,9 @@ def evaluate(model: Model, data: Any, labels: Optional[Sequence[int]] = None, *,
     lab = None if labels is None else [int(v) for v in np.asarray(labels).ravel()]
     doc, rows = _strumlab.evaluate(model, data, json.dumps(cfg), lab, _progress(progress))
     raw = json.loads(doc)
-    return Evaluation(raw["summary"], pd.DataFrame(json.loads(rows)), raw)
+    # the layer column is named as in the eval CSV
+    layers = pd.DataFrame(json.loads(rows)).rename(columns={"name": "layer"})
+    return Evaluation(raw["summary"], layers, raw)
 
 
 @dataclass
@@ -183,7 +185,7 @@ def _stats_csv(ev: Evaluation, path: str) -> None:
     keep = ["act_zero_frac", "weight_zero_frac", "macs_w_high_per_image", "macs_w_low_per_image",
             "macs_w_zero_per_image", "macs_nz_act_w_high_per_image", "macs_nz_act_w_low_per_image",
             "macs_nz_act_w_zero_per_image"]
-    df = ev.layers[["name", *keep]].rename(columns={"name": "layer"})
+    df = ev.layers[["layer", *keep]]
     df.insert(0, "config", ev.raw["label"])
     df.insert(0, "schema_version", ev.raw["schema_version"])
     df.to_csv(path, index=False)
