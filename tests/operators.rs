@@ -329,6 +329,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ),
     ));
     v.push(("detection-head", detection(&mut r)));
+    v.push(("all-ops-chain", all_ops(&mut r)));
     v
 }
 
@@ -374,6 +375,60 @@ fn detection(r: &mut Rng) -> Vec<u8> {
             f32_tensor("sc", &[4], &[1.0, 1.0, 2.0, 2.0]),
             weights(r, "wh", &[12, 16, 1, 1], 0.3),
             i64_tensor("parts", &[4, 8]),
+        ],
+    )
+}
+
+/// The new ops in one chain on an RGB input (so that it runs from an image folder through
+/// the binary): Conv, LRN, Slice of channels, ConvTranspose (x2), linear Resize (/2),
+/// Split, Concat in swapped order, ReLU. (Nearest Resize runs in the detection graph.)
+fn all_ops(r: &mut Rng) -> Vec<u8> {
+    graph(
+        13,
+        &[1, 3, 16, 16],
+        &["y"],
+        vec![
+            conv("c1", "x", "w1", "a", 1, 1),
+            node(
+                "LRN",
+                "n",
+                &["a"],
+                &["b"],
+                vec![int("size", 3), float("alpha", 0.01)],
+            ),
+            node("Slice", "sl", &["b", "s0", "s1", "s2"], &["s"], vec![]),
+            node(
+                "ConvTranspose",
+                "ct",
+                &["s", "wt"],
+                &["t"],
+                vec![ints("strides", &[2, 2])],
+            ),
+            node(
+                "Resize",
+                "down",
+                &["t", "", "half"],
+                &["d"],
+                vec![string("mode", "linear")],
+            ),
+            node(
+                "Split",
+                "sp",
+                &["d", "parts"],
+                &["p", "q"],
+                vec![int("axis", 1)],
+            ),
+            node("Concat", "cat", &["q", "p"], &["m"], vec![int("axis", 1)]),
+            node("Relu", "r", &["m"], &["y"], vec![]),
+        ],
+        vec![
+            weights(r, "w1", &[8, 3, 3, 3], 0.4),
+            i64_tensor("s0", &[0]),
+            i64_tensor("s1", &[6]),
+            i64_tensor("s2", &[1]),
+            weights(r, "wt", &[6, 4, 2, 2], 0.3),
+            f32_tensor("half", &[4], &[1.0, 1.0, 0.5, 0.5]),
+            i64_tensor("parts", &[1, 3]),
         ],
     )
 }
@@ -700,6 +755,47 @@ fn detection_graph_evaluates_per_output() {
         exp.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    // the chain of every new op, through the same commands (one output, 4 x 16 x 16)
+    let chain = dir.join("chain.onnx");
+    std::fs::write(&chain, all_ops(&mut Rng(5))).unwrap();
+    let ch = chain.to_str().unwrap();
+    for args in [
+        vec!["inspect", ch],
+        vec!["quantize", ch, "--scheme", "dliq"],
+    ] {
+        let (code, _, err) = common::strumlab(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, out, err) = common::strumlab(
+        &[
+            &["eval", "--model", ch],
+            &base[3..],
+            &["--json", "--check-reference"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["reference_mismatches"], 0, "{out}");
+    assert_eq!(v["outputs"][0]["elems_per_image"], 4 * 16 * 16, "{out}");
+    assert!(v["outputs"][0]["sqnr_db"].as_f64().unwrap() > 10.0, "{out}");
+    let exp = dir.join("export-chain");
+    let (code, _, err) = common::strumlab(&[
+        "export",
+        "--model",
+        ch,
+        "--card",
+        c,
+        "--data",
+        im,
+        "--out",
+        exp.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(exp.join("logits.f32")).unwrap().len(),
+        6 * 1024 * 4
+    );
     let bad = card("logits_output = \"classes\"\n");
     let (code, _, err) = common::strumlab(
         &[

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Measured, data, f32_tensor, model, node, strumlab_measured, tmp};
+use common::{Measured, data, f32_tensor, idx_gz, model, node, strumlab_measured, tmp};
 
 const GIB: u64 = 1 << 30;
 const LIMIT: Duration = Duration::from_secs(300);
@@ -52,18 +52,6 @@ fn refused(args: &[&str], needle: &str) {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A gzipped IDX file: `dims`, then `payload` bytes of zeros.
-fn idx_gz(path: &Path, dims: &[u32], payload: usize) {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&[0, 0, 8, dims.len() as u8]).unwrap();
-    for d in dims {
-        gz.write_all(&d.to_be_bytes()).unwrap();
-    }
-    gz.write_all(&vec![0u8; payload]).unwrap();
-    std::fs::write(path, gz.finish().unwrap()).unwrap();
 }
 
 /// 1: an IDX file declaring just under 1 GiB with 4 MiB behind it: `--limit 5` reads five

@@ -307,20 +307,10 @@ fn image_folders_bound_sizes_and_refuse_partial_labels() {
 
 #[test]
 fn idx_gzip_bombs_are_bounded() {
-    use std::io::Write;
     let dir = tmp("idx");
     let gz_file = |name: &str, dims: &[u32], zeros_mib: usize| {
         let p = dir.join(name);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&[0, 0, 8, dims.len() as u8]).unwrap();
-        for d in dims {
-            gz.write_all(&d.to_be_bytes()).unwrap();
-        }
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..zeros_mib {
-            gz.write_all(&zeros).unwrap();
-        }
-        std::fs::write(&p, gz.finish().unwrap()).unwrap();
+        common::idx_gz(&p, dims, zeros_mib << 20);
         p
     };
     // dims declaring 1.6 GB: refused from the header, nothing decompressed

@@ -571,23 +571,7 @@ impl Loader {
             }
             "Slice" => {
                 let x = c(0)?;
-                let (starts, ends, axes, steps) = if self.opset >= 10 {
-                    let opt = |k: usize| -> Result<Option<Vec<i64>>> {
-                        match ins.get(k).filter(|s| !s.is_empty()) {
-                            None => Ok(None),
-                            Some(_) => Ok(Some(c(k)?.to_i64())),
-                        }
-                    };
-                    (c(1)?.to_i64(), c(2)?.to_i64(), opt(3)?, opt(4)?)
-                } else {
-                    let g = |n: &str| a.ints(n).map(|v| v.to_vec());
-                    (
-                        g("starts").unwrap_or_default(),
-                        g("ends").unwrap_or_default(),
-                        g("axes"),
-                        None,
-                    )
-                };
+                let (starts, ends, axes, steps) = self.slice_params(ins, a)?;
                 let ranges =
                     select::slice_axes(x.shape(), &starts, &ends, axes, steps).map_err(e)?;
                 let out_shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();

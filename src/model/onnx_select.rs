@@ -116,7 +116,35 @@ fn linear(o: usize, len_in: usize, len_out: usize, scale: f32, ctm: &str) -> Lin
     }
 }
 
+/// Slice's starts, ends, axes and steps.
+pub(super) type SliceParams = (Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>);
+
 impl Loader {
+    /// Slice's parameters: constant inputs 1..=4 (opset >= 10) or attributes (before).
+    pub(super) fn slice_params(&self, ins: &[&str], a: &Attrs) -> Result<SliceParams> {
+        if self.opset < 10 {
+            let g = |n: &str| a.ints(n).map(|v| v.to_vec());
+            return Ok((
+                g("starts").unwrap_or_default(),
+                g("ends").unwrap_or_default(),
+                g("axes"),
+                None,
+            ));
+        }
+        let konst = |k: usize| -> Result<Option<Vec<i64>>> {
+            match ins.get(k).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => self
+                    .consts
+                    .get(*s)
+                    .map(|v| Some(v.to_i64()))
+                    .ok_or_else(|| a.err(format!("input {k} ('{s}') must be a constant"))),
+            }
+        };
+        let need = |k: usize| konst(k)?.ok_or_else(|| a.err(format!("missing input {k}")));
+        Ok((need(1)?, need(2)?, konst(3)?, konst(4)?))
+    }
+
     fn push_select(
         &mut self,
         name: &str,
@@ -137,28 +165,7 @@ impl Loader {
     pub(super) fn slice(&mut self, name: &str, ins: &[&str], out: &str, a: &Attrs) -> Result<()> {
         let e = |r: String| Error::node(name, "Slice", r);
         let (x, xs) = self.dyn_in(ins, 0, a)?;
-        let konst = |k: usize| -> Result<Option<Vec<i64>>> {
-            match ins.get(k).filter(|s| !s.is_empty()) {
-                None => Ok(None),
-                Some(s) => self
-                    .consts
-                    .get(*s)
-                    .map(|v| Some(v.to_i64()))
-                    .ok_or_else(|| e(format!("input {k} ('{s}') must be a constant"))),
-            }
-        };
-        let (starts, ends, axes, steps) = if self.opset >= 10 {
-            let need = |k: usize| konst(k)?.ok_or_else(|| e(format!("missing input {k}")));
-            (need(1)?, need(2)?, konst(3)?, konst(4)?)
-        } else {
-            let g = |n: &str| a.ints(n).map(|v| v.to_vec());
-            (
-                g("starts").unwrap_or_default(),
-                g("ends").unwrap_or_default(),
-                g("axes"),
-                None,
-            )
-        };
+        let (starts, ends, axes, steps) = self.slice_params(ins, a)?;
         let per_axis = slice_axes(&xs, &starts, &ends, axes, steps).map_err(e)?;
         if per_axis[0].len() != 1 {
             return Err(e("slices the batch axis".into()));

@@ -264,3 +264,22 @@ pub fn strumlab_measured(args: &[&str], limit: std::time::Duration) -> Measured 
         max_rss: ru.ru_maxrss as u64 * 1024,
     }
 }
+
+/// A gzipped IDX file of u8 elements: the header with `dims`, then `payload` bytes of zeros
+/// (which need not match the dims: the bad-input tests use that).
+pub fn idx_gz(path: &std::path::Path, dims: &[u32], payload: usize) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[0, 0, 8, dims.len() as u8]).unwrap();
+    for d in dims {
+        gz.write_all(&d.to_be_bytes()).unwrap();
+    }
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = payload;
+    while left > 0 {
+        let k = left.min(zeros.len());
+        gz.write_all(&zeros[..k]).unwrap();
+        left -= k;
+    }
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}
