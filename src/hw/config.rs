@@ -77,6 +77,13 @@ pub struct RfCfg {
     pub if_bytes: usize,
     pub fl_bytes: usize,
     pub of_entries: usize,
+    /// width of a partial sum in the output RF and wherever it spills (default 32)
+    #[serde(default = "psum_bits")]
+    pub psum_bits: usize,
+}
+
+fn psum_bits() -> usize {
+    32
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -146,6 +153,87 @@ pub struct Arch {
     /// for a 16-bit design such as Eyeriss.
     #[serde(default = "one")]
     pub data_bytes: f64,
+    /// The mapper and its search (defaults: the loop-nest mapper, LOMA's limits).
+    #[serde(default)]
+    pub mapper: MapperCfg,
+}
+
+/// Which mapper costs a layer: `nest` (model v3: loop nests with tiling at every level,
+/// src/hw/nest.rs) or `descriptor` (model v2: 72 descriptors, kept for comparison).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapperKind {
+    #[default]
+    Nest,
+    Descriptor,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapperCfg {
+    #[serde(default)]
+    pub kind: MapperKind,
+    /// temporal loop prime factors kept after merging (ZigZag's LOMA `lpf_limit`, default 6)
+    #[serde(default = "lpf_limit")]
+    pub lpf_limit: usize,
+    /// spatial unrollings searched per layer, best utilisation first (ZigZag default 3; 6 here)
+    #[serde(default = "spatial_candidates")]
+    pub spatial_candidates: usize,
+    /// whether depthwise groups may be unrolled on the PE rows or columns
+    #[serde(default = "yes")]
+    pub unroll_groups: bool,
+    /// what the search minimises: `edp` (energy x latency, default) or `energy`
+    /// (ZigZag's default; ties by latency)
+    #[serde(default)]
+    pub objective: Objective,
+    /// whether a layer's output may stay in the SRAM for the next layer (src/hw/network.rs);
+    /// false sends every activation through DRAM, as ZigZag's per-layer runs do
+    #[serde(default = "yes")]
+    pub keep_activations_on_chip: bool,
+}
+
+/// The loop-nest search's objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// energy x latency: a mapping that saves 1 % of energy at 10x the cycles loses
+    #[default]
+    Edp,
+    /// energy only, ties by latency
+    Energy,
+}
+
+impl Objective {
+    /// The score to minimise for a layer's energy (pJ) and latency (cycles).
+    pub fn score(self, energy: f64, cycles: f64) -> f64 {
+        match self {
+            Objective::Edp => energy * cycles.max(1.0),
+            Objective::Energy => energy,
+        }
+    }
+}
+
+fn lpf_limit() -> usize {
+    6
+}
+fn spatial_candidates() -> usize {
+    6
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for MapperCfg {
+    fn default() -> Self {
+        MapperCfg {
+            kind: MapperKind::Nest,
+            lpf_limit: lpf_limit(),
+            spatial_candidates: spatial_candidates(),
+            unroll_groups: true,
+            objective: Objective::Edp,
+            keep_activations_on_chip: true,
+        }
+    }
 }
 
 fn one() -> f64 {

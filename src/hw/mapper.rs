@@ -95,6 +95,11 @@ pub struct LayerShape {
     pub s: usize,
     /// input elements (all groups)
     pub inputs: usize,
+    /// [y, x]
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// input height and width without padding (padding is never fetched)
+    pub in_hw: [usize; 2],
 }
 
 impl LayerShape {
@@ -107,12 +112,38 @@ impl LayerShape {
     pub fn outputs(&self) -> f64 {
         (self.groups * self.k * self.p * self.q) as f64
     }
+    /// The loop bounds of the loop-nest mapper.
+    pub fn geometry(&self) -> super::nest::Geometry {
+        use super::nest::Dim;
+        let mut bound = [1; 7];
+        for (d, n) in [
+            (Dim::K, self.k),
+            (Dim::C, self.c),
+            (Dim::Oy, self.p),
+            (Dim::Ox, self.q),
+            (Dim::Fy, self.r),
+            (Dim::Fx, self.s),
+            (Dim::G, self.groups),
+        ] {
+            bound[d as usize] = n.max(1);
+        }
+        super::nest::Geometry {
+            bound,
+            stride: self.stride.map(|x| x.max(1)),
+            dilation: self.dilation.map(|x| x.max(1)),
+            in_hw: self.in_hw.map(|x| x.max(1)),
+        }
+    }
 }
 
 /// Traffic and cycles of one layer under one descriptor (dense, before sparsity).
 #[derive(Clone, Debug, Serialize)]
 pub struct Mapping {
-    pub descriptor: Descriptor,
+    /// the v2 descriptor (None for a loop nest)
+    pub descriptor: Option<Descriptor>,
+    /// the v3 loop nest and its traffic (None for a descriptor)
+    pub nest: Option<super::nest::Nest>,
+    pub traffic: Option<super::nest::Traffic>,
     pub cycles: f64,
     pub utilization: f64,
     pub sram_weight_bytes: f64,
@@ -246,7 +277,9 @@ pub fn map(
     };
     let t = dram_traffic(wbytes, ibytes, obytes, (arch.sram.kib * 1024) as f64);
     Some(Mapping {
-        descriptor: d,
+        descriptor: Some(d),
+        nest: None,
+        traffic: None,
         cycles,
         utilization,
         sram_weight_bytes: sw,

@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod mapper;
+pub mod nest;
+pub mod network;
 pub mod pe;
 pub mod solve;
 pub mod validate;
@@ -23,8 +25,9 @@ use pe::{PeKind, Variant};
 
 /// Version of the FlexNN model's arithmetic, part of every sweep run id with hardware
 /// columns (the first version is not named): 2 since per-operand DRAM traffic, PE
-/// boundaries, synthesized ratios and dynamic MIP2Q shifter lanes.
-pub const HW_MODEL_VERSION: u32 = 2;
+/// boundaries, synthesized ratios and dynamic MIP2Q shifter lanes; 3 since the loop-nest
+/// mapper (src/hw/nest.rs).
+pub const HW_MODEL_VERSION: u32 = 3;
 
 /// Per-image activity of one layer, by weight class (INT8, low, zero).
 #[derive(Clone, Debug, Serialize)]
@@ -176,7 +179,12 @@ pub fn activity_from_eval(layers: &[crate::eval::LayerEval]) -> HashMap<String, 
 fn shape_of(g: &Graph, node: usize, layer: LayerRef) -> LayerShape {
     let n = &g.nodes[node];
     let out = g.shape(&n.output);
-    let inputs = g.shape(&n.inputs[0]).iter().product();
+    let in_shape = g.shape(&n.inputs[0]);
+    let inputs = in_shape.iter().product();
+    let in_hw = match in_shape.len() {
+        4 => [in_shape[2], in_shape[3]],
+        _ => [1, 1],
+    };
     match layer {
         LayerRef::Conv(c) => {
             let [r, s] = c.kernel();
@@ -189,6 +197,9 @@ fn shape_of(g: &Graph, node: usize, layer: LayerRef) -> LayerShape {
                 r,
                 s,
                 inputs,
+                stride: c.strides,
+                dilation: c.dilations,
+                in_hw,
             }
         }
         LayerRef::Dense(d) => {
@@ -202,6 +213,9 @@ fn shape_of(g: &Graph, node: usize, layer: LayerRef) -> LayerShape {
                 r: 1,
                 s: 1,
                 inputs,
+                stride: [1, 1],
+                dilation: [1, 1],
+                in_hw: [1, 1],
             }
         }
     }
@@ -275,6 +289,9 @@ pub fn layer_energy(
     };
     let dense = act.pairs_dense.iter().sum::<f64>().max(1.0);
     let density = if skip { (high + low) / dense } else { 1.0 };
+    if let Some(tr) = &m.traffic {
+        return nest_energy(arch, t, &e, act, tr, [high, low], density);
+    }
     let compute_cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64);
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * m.utilization.min(1.0);
     let zvc = |bytes: f64, d: f64| {
@@ -309,7 +326,230 @@ pub fn layer_energy(
     }
 }
 
-/// The mapper: the least-energy legal descriptor (ties: fewer cycles).
+/// Energy of a layer mapped as a loop nest: MACs as [`layer_energy`], RF, SRAM and DRAM
+/// from the nest's traffic (register-file bits at `register_bit`; weight and input traffic
+/// compressed by ZVC where configured; RF reads and partial-sum updates only for executed
+/// MACs when zero-skipping), latency from the nest with the compute part scaled likewise.
+fn nest_energy(
+    arch: &Arch,
+    t: &Tech,
+    e: &pe::PeEnergy,
+    act: &Activity,
+    tr: &nest::Traffic,
+    [high, low]: [f64; 2],
+    density: f64,
+) -> LayerEnergy {
+    let executed = density.max(1.0 / arch.array.lanes as f64);
+    let compute_cycles = tr.compute_cycles * executed;
+    let active_pes = (arch.array.rows * arch.array.cols) as f64 * tr.utilization.min(1.0);
+    let zvc = |d: f64| {
+        if arch.sparsity.zvc {
+            (0.125 + d).min(1.0)
+        } else {
+            1.0
+        }
+    };
+    let comp = [zvc(act.weight_density), zvc(act.act_density), 1.0];
+    let by = |v: &[f64; 3]| v.iter().zip(comp).map(|(b, c)| b * c).sum::<f64>();
+    // RF: reads feeding the MACs and partial-sum updates scale with executed MACs; fills
+    // and drains move (compressed) tiles.
+    let rf_bits = tr
+        .rf_read_bits
+        .iter()
+        .zip(tr.rf_write_bits)
+        .enumerate()
+        .map(|(i, (r, w))| {
+            if i == 2 {
+                (r + w) * executed
+            } else {
+                r * executed + w * comp[i]
+            }
+        });
+    let rf_bits: f64 = rf_bits.sum();
+    let sram_bits = by(&tr.sram_read_bits) + by(&tr.sram_write_bits);
+    let dram_bits = by(&tr.dram_read_bits) + by(&tr.dram_write_bits);
+    let sram_bw = (arch.sram.banks * arch.sram.word_bytes * 8) as f64;
+    let dram_bw = arch.dram.bytes_per_cycle * 8.0;
+    let cycles = (tr.fill_cycles + compute_cycles + tr.drain_cycles)
+        .max(sram_bits / sram_bw)
+        .max(dram_bits / dram_bw);
+    LayerEnergy {
+        mac_pj: high * e.mac_high_pj + low * e.mac_low_pj,
+        rf_pj: rf_bits * t.e("register_bit"),
+        pe_cycle_pj: compute_cycles * active_pes * e.cycle_pj,
+        sparsity_pj: compute_cycles * active_pes * e.sparsity_pj,
+        sram_pj: sram_bits / 8.0 * sram_pj_per_byte(arch, t),
+        dram_pj: dram_bits * t.e("dram_bit"),
+        dram_bytes: dram_bits / 8.0,
+        cycles,
+    }
+}
+
+/// The loop-nest mapper's energy per bit at each level.
+pub fn nest_costs(arch: &Arch, t: &Tech) -> nest::Costs {
+    let e = pe::energy(arch, t, PeKind::Baseline);
+    nest::Costs {
+        rf_bit: t.e("register_bit"),
+        sram_bit: sram_pj_per_byte(arch, t) / 8.0,
+        dram_bit: t.e("dram_bit"),
+        mac: e.mac_high_pj + e.cycle_pj / arch.array.lanes as f64,
+    }
+}
+
+fn search_cfg(arch: &Arch) -> nest::SearchCfg {
+    nest::SearchCfg {
+        lpf_limit: arch.mapper.lpf_limit,
+        spatial_candidates: arch.mapper.spatial_candidates,
+        unroll_groups: arch.mapper.unroll_groups,
+        objective: arch.mapper.objective,
+    }
+}
+
+/// A loop-nest mapping as a [`Mapping`] (bytes per operand from its traffic).
+fn nest_mapping(
+    l: &LayerShape,
+    n: nest::Nest,
+    tr: nest::Traffic,
+    weight_bytes: f64,
+    ab: f64,
+) -> Mapping {
+    let b = |v: [f64; 3], i: usize| v[i] / 8.0;
+    let sram = |i| b(tr.sram_read_bits, i) + b(tr.sram_write_bits, i);
+    let dram = |i| b(tr.dram_read_bits, i) + b(tr.dram_write_bits, i);
+    Mapping {
+        descriptor: None,
+        cycles: tr.latency_cycles,
+        utilization: tr.utilization,
+        sram_weight_bytes: sram(0),
+        sram_input_bytes: sram(1),
+        sram_output_bytes: sram(2),
+        dram_weight_bytes: dram(0),
+        dram_input_bytes: dram(1),
+        dram_output_bytes: dram(2),
+        dram_bytes: dram(0) + dram(1) + dram(2),
+        compulsory_dram_bytes: l.weights() * weight_bytes + (l.inputs as f64 + l.outputs()) * ab,
+        nest: Some(n),
+        traffic: Some(tr),
+    }
+}
+
+/// Map `l` as a loop nest: the least-energy nest (`fixed`: constrained to a fixed
+/// dataflow), or `reuse`'s nest re-costed with another weight width; `on_chip` says which
+/// of its input and output stay in the SRAM between layers (src/hw/network.rs).
+pub fn map_nest(
+    arch: &Arch,
+    t: &Tech,
+    l: &LayerShape,
+    weight_bytes: f64,
+    fixed: Option<&nest::Fixed>,
+    reuse: Option<&nest::Nest>,
+    on_chip: network::OnChip,
+) -> Mapping {
+    let g = l.geometry();
+    let (n, mut tr) = match reuse {
+        Some(n) => (n.clone(), nest::retime(arch, &g, n, weight_bytes * 8.0)),
+        None => nest::search(
+            arch,
+            &nest_costs(arch, t),
+            &search_cfg(arch),
+            &g,
+            weight_bytes * 8.0,
+            fixed,
+        ),
+    };
+    nest::keep_on_chip(arch, &mut tr, on_chip.input, on_chip.output);
+    nest_mapping(l, n, tr, weight_bytes, arch.data_bytes)
+}
+
+/// The fixed dataflows as constrained loop nests (model v3): the spatial unrolling each
+/// names, and the stationary operand's data kept in its register file by an innermost loop
+/// irrelevant to it. Row-stationary is Eyeriss's: filter rows down the PE rows, output
+/// rows across the columns, a filter row's taps on the lanes, output columns innermost.
+/// A dimension a layer lacks (FY, FX of a 1x1 conv) leaves its place to input channels.
+pub const FIXED_NESTS: [(&str, nest::Fixed); 4] = {
+    use nest::{Dim, Fixed, Operand};
+    [
+        (
+            "weight-stationary",
+            Fixed {
+                rows: Dim::C,
+                cols: Dim::K,
+                lanes: Dim::C,
+                stationary: Operand::W,
+            },
+        ),
+        (
+            "output-stationary",
+            Fixed {
+                rows: Dim::Oy,
+                cols: Dim::Ox,
+                lanes: Dim::C,
+                stationary: Operand::O,
+            },
+        ),
+        (
+            "input-stationary",
+            Fixed {
+                rows: Dim::C,
+                cols: Dim::Ox,
+                lanes: Dim::C,
+                stationary: Operand::I,
+            },
+        ),
+        (
+            "row-stationary",
+            Fixed {
+                rows: Dim::Fy,
+                cols: Dim::Oy,
+                lanes: Dim::Fx,
+                stationary: Operand::W,
+            },
+        ),
+    ]
+};
+
+type Named = Vec<(String, f64)>;
+
+/// The flexible mapping of a layer on the baseline PE, and each fixed dataflow's energy
+/// (total, on chip). The fixed dataflows are points of the flexible mapper's space, so it
+/// takes one of them when the search (which keeps the spatial unrollings of best
+/// utilisation) found nothing better under the EDP objective. Under the energy objective
+/// it keeps that restriction, as ZigZag does: a fixed dataflow that idles most of the
+/// array may then use a little less energy than the flexible mapping, at many times its
+/// cycles.
+fn map_layer(
+    arch: &Arch,
+    t: &Tech,
+    act: &Activity,
+    shape: &LayerShape,
+    on_chip: network::OnChip,
+) -> (Mapping, LayerEnergy, [Named; 3]) {
+    let wb = arch.data_bytes;
+    let (mut m, mut base) = best_mapping(arch, t, PeKind::Baseline, act, shape, wb, on_chip);
+    let (mut fixed, mut fixed_chip, mut fixed_cycles) = (Vec::new(), Vec::new(), Vec::new());
+    let nested = arch.mapper.kind == config::MapperKind::Nest;
+    for (i, (fname, d)) in mapper::FIXED.iter().enumerate() {
+        let fm = if nested {
+            map_nest(arch, t, shape, wb, Some(&FIXED_NESTS[i].1), None, on_chip)
+        } else {
+            mapper::map(arch, shape, *d, wb).expect("fixed dataflows are legal")
+        };
+        let e = layer_energy(arch, t, PeKind::Baseline, act, &fm);
+        fixed.push((fname.to_string(), e.total_dynamic()));
+        fixed_chip.push((fname.to_string(), e.on_chip()));
+        fixed_cycles.push((fname.to_string(), e.cycles));
+        let score = |x: &LayerEnergy| arch.mapper.objective.score(x.total_dynamic(), x.cycles);
+        if arch.mapper.objective == config::Objective::Edp && score(&e) < score(&base) {
+            (m, base) = (fm, e);
+        }
+    }
+    fixed.push(("flexible (mapper)".into(), base.total_dynamic()));
+    fixed_chip.push(("flexible (mapper)".into(), base.on_chip()));
+    fixed_cycles.push(("flexible (mapper)".into(), base.cycles));
+    (m, base, [fixed, fixed_chip, fixed_cycles])
+}
+
+/// The mapper: the least-energy legal mapping (ties: fewer cycles).
 pub fn best_mapping(
     arch: &Arch,
     t: &Tech,
@@ -317,7 +557,13 @@ pub fn best_mapping(
     act: &Activity,
     l: &LayerShape,
     wbytes: f64,
+    on_chip: network::OnChip,
 ) -> (Mapping, LayerEnergy) {
+    if arch.mapper.kind == config::MapperKind::Nest {
+        let m = map_nest(arch, t, l, wbytes, None, None, on_chip);
+        let e = layer_energy(arch, t, kind, act, &m);
+        return (m, e);
+    }
     let mut best: Option<(Mapping, LayerEnergy)> = None;
     for d in mapper::space() {
         let Some(m) = mapper::map(arch, l, d, wbytes) else {
@@ -343,7 +589,13 @@ pub struct LayerReport {
     pub name: String,
     pub macs: f64,
     pub activity: Activity,
-    pub descriptor: Descriptor,
+    /// the v2 descriptor (mapper `descriptor`)
+    pub descriptor: Option<Descriptor>,
+    /// the v3 loop nest (mapper `nest`): spatial unrolling, temporal loops innermost first,
+    /// the loops each operand's RF holds and the loops the SRAM holds
+    pub nest: Option<nest::Nest>,
+    /// the loop nest's traffic per level and operand (bits, dense) and latency parts
+    pub traffic: Option<nest::Traffic>,
     pub utilization: f64,
     pub baseline: LayerEnergy,
     /// None for a per-layer configuration (no static PE runs it)
@@ -354,8 +606,46 @@ pub struct LayerReport {
     pub fixed_dataflow_pj: Vec<(String, f64)>,
     /// the same on chip only (PE array + SRAM), pJ
     pub fixed_dataflow_on_chip_pj: Vec<(String, f64)>,
+    /// the same dataflows' cycles
+    pub fixed_dataflow_cycles: Vec<(String, f64)>,
     /// every weight, the input and the output once, bytes
     pub compulsory_dram_bytes: f64,
+}
+
+impl LayerReport {
+    /// The mapping in one line: the descriptor, or the loop nest (spatial unrolling, temporal
+    /// loops innermost first, the loops each RF and the SRAM hold).
+    pub fn mapping_text(&self) -> String {
+        if let Some(d) = &self.descriptor {
+            return format!(
+                "rows={:?} cols={:?} lanes={:?} {:?}-stationary",
+                d.rows, d.cols, d.lanes, d.stationary
+            );
+        }
+        let Some(n) = &self.nest else {
+            return String::new();
+        };
+        let l = |x: &nest::Loop| format!("{:?}{}", x.dim, x.size).to_uppercase();
+        let sp = &n.spatial;
+        let loops: Vec<String> = n.loops.iter().map(l).collect();
+        format!(
+            "rows {} cols {} lanes {}; loops {}; RF W{} I{} O{}; SRAM W{} I{} O{}",
+            l(&sp.rows),
+            l(&sp.cols),
+            l(&sp.lanes),
+            if loops.is_empty() {
+                "-".into()
+            } else {
+                loops.join(" ")
+            },
+            n.rf_loops[0],
+            n.rf_loops[1],
+            n.rf_loops[2],
+            n.sram_loops[0],
+            n.sram_loops[1],
+            n.sram_loops[2]
+        )
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -417,11 +707,50 @@ pub struct HwReport {
     pub boundaries: Vec<BoundaryFigures>,
     /// DRAM bytes per image of the baseline design (compressed by ZVC where configured)
     pub dram_bytes_per_image: f64,
-    /// every weight, the input and the output once, dense, bytes per image
+    /// every layer's weights, input and output once, dense, bytes per image (a per-layer floor)
     pub compulsory_dram_bytes_per_image: f64,
+    /// the network's floor: every weight, the network's input and its output once, dense
+    pub network_compulsory_dram_bytes_per_image: f64,
+    /// activations between layers that go through DRAM, with why (loop-nest mapper)
+    pub spills: Vec<network::Spill>,
     pub calibration: config::CalibrationCfg,
-    /// wall time of mapping every layer (all descriptors, three PE designs), ms
+    /// wall time of mapping every layer (three PE designs, fixed dataflows), ms
     pub map_ms: f64,
+    /// which mapper ran, in words
+    pub mapper: String,
+}
+
+/// Which activations stay on chip between layers (loop-nest mapper with
+/// `keep_activations_on_chip`; otherwise every layer's input and output go through DRAM),
+/// the spills, and the network's
+/// compulsory DRAM bytes (weights at their quantized width, input, output).
+fn plan_network(arch: &Arch, graph: &Graph) -> (Vec<network::OnChip>, Vec<network::Spill>, f64) {
+    let layers = graph.layers();
+    let shapes: Vec<LayerShape> = layers
+        .iter()
+        .map(|&(n, lr)| shape_of(graph, n, lr))
+        .collect();
+    let plan: Vec<network::PlanLayer> = layers
+        .iter()
+        .zip(&shapes)
+        .map(|(&(node, _), shape)| network::PlanLayer {
+            node,
+            name: &graph.nodes[node].name,
+            shape,
+            weight_bytes: shape.weights() * arch.data_bytes,
+        })
+        .collect();
+    let compulsory = network::compulsory_bytes(&plan, arch.data_bytes);
+    if arch.mapper.kind != config::MapperKind::Nest || !arch.mapper.keep_activations_on_chip {
+        return (
+            vec![network::OnChip::default(); plan.len()],
+            Vec::new(),
+            compulsory,
+        );
+    }
+    let sram = (arch.sram.kib * 1024) as f64;
+    let (on, spills) = network::plan(graph, &plan, sram, arch.data_bytes);
+    (on, spills, compulsory)
 }
 
 /// Evaluate `graph` quantized by `q` on the architecture; `stats` from an eval CSV.
@@ -479,7 +808,9 @@ pub fn evaluate(
     let mut layers = Vec::new();
     let mut sources = std::collections::BTreeSet::new();
     let t0 = std::time::Instant::now();
-    for (node, lr) in graph.layers() {
+    let plan = plan_network(arch, graph);
+    let (on_chip, spills, network_compulsory) = (&plan.0, plan.1, plan.2);
+    for (li, (node, lr)) in graph.layers().into_iter().enumerate() {
         let name = graph.nodes[node].name.clone();
         let lq = q
             .layers
@@ -489,26 +820,22 @@ pub fn evaluate(
         let shape = shape_of(graph, node, lr);
         let act = layer_activity(arch, stats, &name, lq, &shape)?;
         sources.insert(act.source);
-        let wbytes_base = arch.data_bytes;
         let wbytes_strum = lq.stats.bits_per_weight / 8.0;
-        let (m, base) = best_mapping(arch, t, k_base, &act, &shape, wbytes_base);
-        let strum_map = mapper::map(arch, &shape, m.descriptor, wbytes_strum).expect("legal");
+        let (m, base, [fixed, fixed_chip, fixed_cycles]) =
+            map_layer(arch, t, &act, &shape, on_chip[li]);
+        let strum_map = match (&m.descriptor, &m.nest) {
+            (Some(d), _) => mapper::map(arch, &shape, *d, wbytes_strum).expect("legal"),
+            (None, n) => map_nest(arch, t, &shape, wbytes_strum, None, n.as_ref(), on_chip[li]),
+        };
         let stat = k_stat.map(|k| layer_energy(arch, t, k, &act, &strum_map));
         let dynm = layer_energy(arch, t, layer_kind(&name), &act, &strum_map);
-        let (mut fixed, mut fixed_chip) = (Vec::new(), Vec::new());
-        for (fname, d) in mapper::FIXED.iter() {
-            let fm = mapper::map(arch, &shape, *d, wbytes_base).expect("fixed dataflows are legal");
-            let e = layer_energy(arch, t, k_base, &act, &fm);
-            fixed.push((fname.to_string(), e.total_dynamic()));
-            fixed_chip.push((fname.to_string(), e.on_chip()));
-        }
-        fixed.push(("flexible (mapper)".into(), base.total_dynamic()));
-        fixed_chip.push(("flexible (mapper)".into(), base.on_chip()));
         layers.push(LayerReport {
             name,
             macs: shape.macs(),
             activity: act,
             descriptor: m.descriptor,
+            nest: m.nest.clone(),
+            traffic: m.traffic.clone(),
             utilization: m.utilization,
             compulsory_dram_bytes: m.compulsory_dram_bytes,
             baseline: base,
@@ -516,6 +843,7 @@ pub fn evaluate(
             strum_dynamic: dynm,
             fixed_dataflow_pj: fixed,
             fixed_dataflow_on_chip_pj: fixed_chip,
+            fixed_dataflow_cycles: fixed_cycles,
         });
     }
     let map_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -564,9 +892,27 @@ pub fn evaluate(
         dataflow_on_chip_pj: sum_by(&|l| &l.fixed_dataflow_on_chip_pj),
         dram_bytes_per_image: layers.iter().map(|l| l.baseline.dram_bytes).sum(),
         compulsory_dram_bytes_per_image: layers.iter().map(|l| l.compulsory_dram_bytes).sum(),
+        network_compulsory_dram_bytes_per_image: network_compulsory,
+        spills,
         layers,
         calibration: arch.calibration.clone(),
         map_ms,
+        mapper: match arch.mapper.kind {
+            config::MapperKind::Nest => format!(
+                "loop nests, objective {:?}, lpf {}, {} spatial candidates{}",
+                arch.mapper.objective,
+                arch.mapper.lpf_limit,
+                arch.mapper.spatial_candidates,
+                if arch.mapper.unroll_groups {
+                    ", groups unrolled"
+                } else {
+                    ""
+                }
+            ),
+            config::MapperKind::Descriptor => {
+                format!("{} v2 descriptors", mapper::space().len())
+            }
+        },
     })
 }
 

@@ -204,7 +204,9 @@ pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
     let (tree_a, _) = add_n(t, 18.0);
     // A static StruM filter RF holds as many weights as the baseline's, packed.
     let fl_bits = arch.rf.fl_bytes as f64 * fl_bits_per_weight(kind);
-    let rf_bits = arch.rf.if_bytes as f64 * 8.0 + fl_bits + arch.rf.of_entries as f64 * 32.0;
+    let rf_bits = arch.rf.if_bytes as f64 * 8.0
+        + fl_bits
+        + arch.rf.of_entries as f64 * arch.rf.psum_bits as f64;
     let mut a = PeArea {
         adder_tree_um2: (lanes - 1.0) * tree_a,
         accumulator_um2: t.a("add32"),

@@ -116,6 +116,13 @@ fn shape(l: &Layer) -> LayerShape {
         r: l.r,
         s: l.s,
         inputs: l.groups * l.c * l.in_h * l.in_w,
+        // the spec gives input and output sizes; the stride is what relates them
+        stride: [
+            (l.in_h.saturating_sub(l.r) / l.p.saturating_sub(1).max(1)).max(1),
+            (l.in_w.saturating_sub(l.s) / l.q.saturating_sub(1).max(1)).max(1),
+        ],
+        dilation: [1, 1],
+        in_hw: [l.in_h, l.in_w],
     }
 }
 
@@ -139,7 +146,15 @@ fn network(arch: &super::config::Arch, t: &super::config::Tech, n: &Network) -> 
             weight_density: 1.0,
             source: "density-model",
         };
-        let (m, e) = best_mapping(arch, t, PeKind::Baseline, &act, &s, arch.data_bytes);
+        let (m, e) = best_mapping(
+            arch,
+            t,
+            PeKind::Baseline,
+            &act,
+            &s,
+            arch.data_bytes,
+            Default::default(),
+        );
         f.macs += macs;
         f.pe_energy_uj += e.pe_dynamic() * 1e-6;
         f.sram_energy_uj += e.sram_pj * 1e-6;

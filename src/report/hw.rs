@@ -41,7 +41,6 @@ pub fn hw_csv(r: &crate::hw::HwReport, model: &str) -> Result<Vec<u8>> {
         reason: x.to_string(),
     };
     for l in &r.layers {
-        let d = l.descriptor;
         w.serialize(HwRow {
             schema_version: HW_CSV_SCHEMA,
             model,
@@ -51,10 +50,7 @@ pub fn hw_csv(r: &crate::hw::HwReport, model: &str) -> Result<Vec<u8>> {
             activity_source: l.activity.source,
             layer: &l.name,
             macs_per_image: l.macs,
-            descriptor: format!(
-                "rows={:?} cols={:?} lanes={:?} {:?}-stationary",
-                d.rows, d.cols, d.lanes, d.stationary
-            ),
+            descriptor: l.mapping_text(),
             utilization_frac: l.utilization,
             cycles: l.baseline.cycles,
             baseline_pe_pj: l.baseline.pe_dynamic(),
@@ -111,16 +107,12 @@ pub fn hw_layers_table(r: &crate::hw::HwReport) -> String {
     );
     let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * (a - b) / b } else { 0.0 };
     for l in &r.layers {
-        let d = l.descriptor;
         let base = l.baseline.pe_dynamic();
         s += &format!(
             "{:<28} {:>12.0} {:<44} {:>6.2} {:>12.3} {:>9} {:>9.2}\n",
             l.name,
             l.macs,
-            format!(
-                "rows={:?} cols={:?} lanes={:?} {:?}-stationary",
-                d.rows, d.cols, d.lanes, d.stationary
-            ),
+            l.mapping_text(),
             l.utilization,
             base * 1e-6,
             l.strum_static.as_ref().map_or("n/a".into(), |e| format!(
@@ -161,13 +153,15 @@ pub fn hw_json(
         "calibration": r.calibration,
         "pe_area_breakdown_um2": r.pe_area,
         "designs": {"baseline": r.baseline, "strum_static": r.strum_static, "strum_dynamic": r.strum_dynamic},
-        "cycles_per_image": r.cycles, "time_us_per_image": r.time_us, "map_ms": r.map_ms,
+        "cycles_per_image": r.cycles, "time_us_per_image": r.time_us, "map_ms": r.map_ms, "mapper": r.mapper,
         "dataflow_totals_pj": r.dataflow_totals_pj,
         "dataflow_on_chip_pj": r.dataflow_on_chip_pj,
         "pe_boundary": r.pe_boundary,
         "boundaries": r.boundaries,
         "dram_bytes_per_image": r.dram_bytes_per_image,
         "compulsory_dram_bytes_per_image": r.compulsory_dram_bytes_per_image,
+        "network_compulsory_dram_bytes_per_image": r.network_compulsory_dram_bytes_per_image,
+        "spills": r.spills,
         "system_energy_reduction_pct": red.system_energy_reduction_pct,
         "layers": r.layers,
     })
@@ -271,18 +265,28 @@ pub fn hw_table(
     }
     s += "\n";
     s += &format!(
-        "mapped {} layers x {} descriptors in {:.1} ms\n",
+        "mapped {} layers ({}) in {:.1} ms\n",
         r.layers.len(),
-        crate::hw::mapper::space().len(),
+        r.mapper,
         r.map_ms
     );
     s += &hw_boundaries(r);
     s += &format!(
-        "DRAM per image (baseline PE): {:.3} MB; compulsory (each weight, input and output once) {:.3} MB; DRAM energy {:.2} uJ, outside the DPU figures\n",
+        "DRAM per image (baseline PE): {:.3} MB; network floor (each weight, the network's input and output once) {:.3} MB, {:.2}x; per-layer floor (each layer's weights, input and output) {:.3} MB; DRAM energy {:.2} uJ, outside the DPU figures\n",
         r.dram_bytes_per_image / 1e6,
+        r.network_compulsory_dram_bytes_per_image / 1e6,
+        r.dram_bytes_per_image / r.network_compulsory_dram_bytes_per_image.max(1.0),
         r.compulsory_dram_bytes_per_image / 1e6,
         r.baseline.dram_energy_pj * 1e-6
     );
+    if !r.spills.is_empty() {
+        let bytes: f64 = r.spills.iter().map(|x| x.bytes).sum();
+        s += &format!(
+            "{} activations spill to DRAM ({:.3} MB written and read back; hw --json lists each with why)\n",
+            r.spills.len(),
+            bytes / 1e6
+        );
+    }
     s += "network energy per image by dataflow (baseline PE), uJ, on chip / with DRAM:";
     for ((n, c), (_, e)) in r.dataflow_on_chip_pj.iter().zip(&r.dataflow_totals_pj) {
         s += &format!("  {n} {:.2} / {:.2}", c * 1e-6, e * 1e-6);
