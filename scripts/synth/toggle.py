@@ -75,6 +75,8 @@ def runs():
 
     mul("mult8x8", "mult8x8", "w", 8, w8, 16)
     mul("mult8x8_pow2w", "mult8x8", "w", 8, pow2, 16)
+    # the dynamic DLIQ PE: its 8x8 multipliers fed the 4-bit weights, sign-extended
+    mul("mult8x8_w4", "mult8x8", "w", 8, w4, 16)
     mul("mult8x9", "mult8x9", "w", 9, w8, 17)
     mul("mult8x4", "mult8x4", "w", 4, w4, 12)
     mul("dliq_mult", "dliq_mult", "q", 4, w4, 12)
@@ -309,7 +311,8 @@ def main():
 
     def ratios(key):
         out = {}
-        for name in ("mult8x4", "mult8x9", "dliq_mult", "mip2q_lane", "mip2q_lane_e1_7", "mult8x8_pow2w"):
+        for name in ("mult8x4", "mult8x9", "dliq_mult", "mip2q_lane", "mip2q_lane_e1_7", "mult8x8_pow2w",
+                     "mult8x8_w4"):
             out[f"{name}/mult8x8"] = round(tog[name][key] / base[key], 4)
         out["mip2q_lane/mult8x8_pow2w"] = round(tog["mip2q_lane"][key] / tog["mult8x8_pow2w"][key], 4)
         return out
@@ -324,7 +327,8 @@ def main():
             "weights": {"mult8x8": "uniform -127..127", "mult8x9": "uniform -127..127",
                         "mult8x4": "uniform -7..7", "dliq_mult": "uniform -7..7",
                         "mip2q_lane": "+/-2^e, e uniform 0..6", "mip2q_lane_e1_7": "+/-2^e, e uniform 1..7",
-                        "mult8x8_pow2w": "mult8x8 netlist, weights +/-2^e, e uniform 0..6 (same draws)"},
+                        "mult8x8_pow2w": "mult8x8 netlist, weights +/-2^e, e uniform 0..6 (same draws)",
+                        "mult8x8_w4": "mult8x8 netlist, weights uniform -7..7 sign-extended to 8 bits (the mult8x4 draws)"},
             "runs": tog,
         },
         "toggle_ratio": ratios("toggles_per_vector"),

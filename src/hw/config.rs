@@ -278,6 +278,7 @@ pub const TECH_KEYS: &[&str] = &[
     "dram_bit",
     "barrel_shifter_rel_mult8",
     "mult8x4_rel_mult8",
+    "mult8_w4_rel_mult8",
     "dliq_shift_rel_mult8",
     "sparsity_logic_rel_add32",
     "steering_rel_add8",
@@ -355,8 +356,11 @@ fn resolve_synth(t: &mut Tech, dir: &Path) -> std::result::Result<(), String> {
         serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", path.display()))?;
     for (k, e) in t.entries.iter_mut() {
         let Some(key) = &e.from_synth else { continue };
+        // A toggle run of an existing netlist with other inputs (mult8x8_w4: the 8x8
+        // multiplier fed 4-bit weights) has no area ratio of its own: the same netlist, 1.
         let area = j["ratios"][key.as_str()]
             .as_f64()
+            .or_else(|| j["toggle_ratio"][key.as_str()].as_f64().map(|_| 1.0))
             .ok_or_else(|| format!("entry '{k}': {} has no ratio '{key}'", path.display()))?;
         e.area_um2 = area;
         e.energy_pj = j["toggle_ratio"][key.as_str()].as_f64().unwrap_or(area);

@@ -289,10 +289,11 @@ pub fn layer_energy(
     };
     let dense = act.pairs_dense.iter().sum::<f64>().max(1.0);
     let density = if skip { (high + low) / dense } else { 1.0 };
+    let slow = static_slowdown(kind, act);
     if let Some(tr) = &m.traffic {
-        return nest_energy(arch, t, &e, act, tr, [high, low], density);
+        return nest_energy(arch, t, &e, act, tr, [high, low], [density, slow]);
     }
-    let compute_cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64);
+    let compute_cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64) * slow;
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * m.utilization.min(1.0);
     let zvc = |bytes: f64, d: f64| {
         if arch.sparsity.zvc {
@@ -326,10 +327,34 @@ pub fn layer_energy(
     }
 }
 
+/// How much longer a layer runs on a static StruM PE than on the baseline: of every B lanes
+/// only B - L have 8x8 multipliers, so a layer whose share h of weight positions needs them
+/// (h = (B - L) / B on a StruM layer; 1 on a layer kept INT8 minus its zeros) takes
+/// max(1, h B / (B - L)) times the cycles. At L = B the PE has no 8x8 lane; such a layer
+/// is not modelled (factor 1; docs/hardware.md).
+pub fn static_slowdown(kind: PeKind, act: &Activity) -> f64 {
+    match kind {
+        PeKind::Strum {
+            variant: Variant::Static,
+            block,
+            low,
+            ..
+        } if low < block => {
+            let all = act.pairs_dense.iter().sum::<f64>();
+            if all <= 0.0 {
+                return 1.0;
+            }
+            (act.pairs_dense[0] / all * block as f64 / (block - low) as f64).max(1.0)
+        }
+        _ => 1.0,
+    }
+}
+
 /// Energy of a layer mapped as a loop nest: MACs as [`layer_energy`], RF, SRAM and DRAM
 /// from the nest's traffic (register-file bits at `register_bit`; weight and input traffic
 /// compressed by ZVC where configured; RF reads and partial-sum updates only for executed
-/// MACs when zero-skipping), latency from the nest with the compute part scaled likewise.
+/// MACs when zero-skipping), latency from the nest with the compute part scaled likewise
+/// and by the static PE's slowdown ([`static_slowdown`]).
 fn nest_energy(
     arch: &Arch,
     t: &Tech,
@@ -337,10 +362,10 @@ fn nest_energy(
     act: &Activity,
     tr: &nest::Traffic,
     [high, low]: [f64; 2],
-    density: f64,
+    [density, slow]: [f64; 2],
 ) -> LayerEnergy {
     let executed = density.max(1.0 / arch.array.lanes as f64);
-    let compute_cycles = tr.compute_cycles * executed;
+    let compute_cycles = tr.compute_cycles * executed * slow;
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * tr.utilization.min(1.0);
     let zvc = |d: f64| {
         if arch.sparsity.zvc {
@@ -661,6 +686,8 @@ pub struct DesignSummary {
     /// off chip, per image
     pub dram_energy_pj: f64,
     pub dram_bytes: f64,
+    /// this design's cycles per image (a static StruM PE runs layers kept at INT8 slower)
+    pub cycles_per_image: f64,
 }
 
 /// PE savings of one design at one boundary.
@@ -975,23 +1002,31 @@ impl Designs<'_> {
         self.areas[idx].as_ref().map_or(0.0, |a| a.within(b))
     }
     /// PE energy inside `b`, leakage included: `leakage_frac` of the baseline PE's power at
-    /// the baseline's area (same boundary), scaling with area (every design runs the same
-    /// cycles, so energy and time scale together).
+    /// the baseline's area (same boundary), scaling with area and with the design's cycles
+    /// (leakage is power x time: a static StruM PE that runs INT8 layers at half speed
+    /// leaks longer).
     fn pe_energy(&self, idx: usize, b: Boundary) -> f64 {
         let dynamic = |i: usize| self.energies(i).iter().map(|e| e.pe(b)).sum::<f64>();
+        let cycles = |i: usize| self.energies(i).iter().map(|e| e.cycles).sum::<f64>();
         let lf = self.leakage_frac;
         let leak_base = dynamic(0) * lf / (1.0 - lf);
-        dynamic(idx) + leak_base * self.area(idx, b) / self.area(0, b).max(1e-30)
+        dynamic(idx)
+            + leak_base * self.area(idx, b) / self.area(0, b).max(1e-30) * cycles(idx)
+                / cycles(0).max(1e-30)
     }
     fn summary(&self, idx: usize, b: Boundary) -> DesignSummary {
         let es = self.energies(idx);
         let pe_energy = self.pe_energy(idx, b);
         let sram: f64 = es.iter().map(|e| e.sram_pj).sum();
+        let cycles: f64 = es.iter().map(|e| e.cycles).sum();
+        let base_cycles: f64 = self.energies(0).iter().map(|e| e.cycles).sum();
+        let time_us = self.time_us * cycles / base_cycles.max(1e-30);
         DesignSummary {
             pe_area_um2: self.area(idx, b),
             pe_array_area_mm2: self.area(idx, b) * self.npe / 1e6,
             pe_energy_pj: pe_energy,
-            pe_array_power_mw: pe_energy / self.time_us.max(1e-12) * 1e-3,
+            pe_array_power_mw: pe_energy / time_us.max(1e-12) * 1e-3,
+            cycles_per_image: cycles,
             dpu_energy_bottom_up_pj: self.pe_energy(idx, Boundary::Full) + sram,
             dram_energy_pj: es.iter().map(|e| e.dram_pj).sum(),
             dram_bytes: es.iter().map(|e| e.dram_bytes).sum(),

@@ -7,8 +7,9 @@
 //!   multiplier, with block shift plus one shifter per block of low lanes), plus operand
 //!   steering muxes; the filter RF holds the same weights packed. Area and power fall.
 //! * Dynamic StruM: the baseline PE, configurable per layer. DLIQ: a low-precision product
-//!   runs on a full lane with the unused partial products gated, costing an 8x4 multiply;
-//!   power falls, area does not. MIP2Q: every lane also has a barrel shifter next to its
+//!   runs on the lane's 8x8 multiplier with the 4-bit weight sign-extended, costing what
+//!   the synthesized netlist toggles for such weights (0.95 of an 8-bit weight's; no gating
+//!   of partial products is built); power falls little, area does not. MIP2Q: every lane also has a barrel shifter next to its
 //!   multiplier (a power-of-two weight on an 8x8 multiplier would still toggle most of it),
 //!   and a low-precision product runs on the shifter; power falls further, area grows by the
 //!   shifters and their steering. The precision mask is decoded by the bitmap logic FlexNN
@@ -263,10 +264,12 @@ pub fn energy(arch: &Arch, t: &Tech, kind: PeKind) -> PeEnergy {
             variant: Variant::Dynamic,
             ..
         } => (shifter(t).1, 4.0),
+        // The dynamic DLIQ PE's 8x8 multiplier fed a sign-extended 4-bit weight (measured
+        // toggles of the synthesized netlist; no gating of partial products).
         PeKind::Strum {
             variant: Variant::Dynamic,
             ..
-        } => (mult84(arch, t).1, 4.0),
+        } => (mac_high * t.e("mult8_w4_rel_mult8"), 4.0),
         PeKind::Strum {
             scheme,
             dliq_shift,
