@@ -61,7 +61,8 @@ for f in sorted(glob.glob(f"{tmp}/*.json")):
                      "pe_power": v["pe_power_reduction_pct"], "pe_area": v["pe_area_reduction_pct"],
                      "dpu_power": v["dpu_power_reduction_pct"], "dpu_area": v["dpu_area_reduction_pct"],
                      "dpu_power_bottom_up": v["dpu_power_reduction_bottom_up_pct"], "map_ms": j["map_ms"],
-                     "dataflows_uj": {k: e * 1e-6 for k, e in j["dataflow_totals_pj"]}})
+                     "dataflows_uj": {k: e * 1e-6 for k, e in j["dataflow_totals_pj"]},
+                     "dataflow_cycles": dict(j["dataflow_cycles"])})
     paper = j["paper"]
 json.dump({"paper": paper, "runs": rows}, open(f"{out}/summary.json", "w"), indent=1)
 def mark(x, band):
@@ -93,7 +94,7 @@ with open(f"{out}/summary.md", "w") as m:
         m.write(f"* {r['model']}: {r['dram_mb']:.3f} MB; network floor {r['network_floor_mb']:.3f} MB ({r['dram_mb'] / r['network_floor_mb']:.2f}x); per-layer floor {r['compulsory_dram_mb']:.3f} MB ({r['dram_mb'] / r['compulsory_dram_mb']:.2f}x)\n")
         for sp in r["spills"]:
             m.write(f"  * spill after {sp['layer']}: {sp['bytes'] / 1e6:.3f} MB ({sp['reason']})\n")
-    m.write("\nFlexNN dataflow comparison (baseline INT8 PE, measured activity, flexnn.toml): energy per image on chip (PE array + SRAM) / with DRAM, uJ\n\n")
+    m.write("\nFlexNN dataflow comparison (baseline INT8 PE, measured activity, flexnn.toml): energy per image on chip (PE array + SRAM) / with DRAM, uJ; cycles per image with DRAM stalls\n\n")
     seen = set()
     for r in rows:
         key = r["model"]
@@ -102,7 +103,8 @@ with open(f"{out}/summary.md", "w") as m:
         seen.add(key)
         d, c = r["dataflows_uj"], r["dataflows_on_chip_uj"]
         flex = c["flexible (mapper)"]
-        m.write(f"* {key}: " + ", ".join(f"{k} {c[k]:.2f} ({100 * (c[k] / flex - 1):+.1f} % on chip vs flexible) / {d[k]:.2f}" for k in d) + f"; mapping time {r['map_ms']:.1f} ms\n")
+        cy = r["dataflow_cycles"]
+        m.write(f"* {key}: " + ", ".join(f"{k} {c[k]:.2f} ({100 * (c[k] / flex - 1):+.1f} % on chip vs flexible) / {d[k]:.2f}, {cy[k]:.0f} cycles" for k in d) + f"; mapping time {r['map_ms']:.1f} ms\n")
     ev = json.load(open(f"{out}/eyeriss-validation.json"))
     m.write(f"\nValidation against {ev['name']} ({ev['source']}), eyeriss-validation.json:\n\n| metric | published | model | ratio |\n|---|---|---|---|\n")
     for v in ev["rows"]:

@@ -728,6 +728,8 @@ pub struct HwReport {
     pub dataflow_totals_pj: Vec<(String, f64)>,
     /// the same on chip only (PE array + SRAM), pJ
     pub dataflow_on_chip_pj: Vec<(String, f64)>,
+    /// the same dataflows' cycles per image, DRAM stalls included
+    pub dataflow_cycles: Vec<(String, f64)>,
     /// the boundary of pe_area / pe_energy in the design summaries
     pub pe_boundary: Boundary,
     /// PE power and area under every boundary
@@ -917,6 +919,7 @@ pub fn evaluate(
         pe_area: areas.clone(),
         dataflow_totals_pj: sum_by(&|l| &l.fixed_dataflow_pj),
         dataflow_on_chip_pj: sum_by(&|l| &l.fixed_dataflow_on_chip_pj),
+        dataflow_cycles: sum_by(&|l| &l.fixed_dataflow_cycles),
         dram_bytes_per_image: layers.iter().map(|l| l.baseline.dram_bytes).sum(),
         compulsory_dram_bytes_per_image: layers.iter().map(|l| l.compulsory_dram_bytes).sum(),
         network_compulsory_dram_bytes_per_image: network_compulsory,

@@ -156,6 +156,7 @@ pub fn hw_json(
         "cycles_per_image": r.cycles, "time_us_per_image": r.time_us, "map_ms": r.map_ms, "mapper": r.mapper,
         "dataflow_totals_pj": r.dataflow_totals_pj,
         "dataflow_on_chip_pj": r.dataflow_on_chip_pj,
+        "dataflow_cycles": r.dataflow_cycles,
         "pe_boundary": r.pe_boundary,
         "boundaries": r.boundaries,
         "dram_bytes_per_image": r.dram_bytes_per_image,
@@ -287,9 +288,10 @@ pub fn hw_table(
             bytes / 1e6
         );
     }
-    s += "network energy per image by dataflow (baseline PE), uJ, on chip / with DRAM:";
-    for ((n, c), (_, e)) in r.dataflow_on_chip_pj.iter().zip(&r.dataflow_totals_pj) {
-        s += &format!("  {n} {:.2} / {:.2}", c * 1e-6, e * 1e-6);
+    s += "network energy per image by dataflow (baseline PE), uJ, on chip / with DRAM; cycles (DRAM stalls included):";
+    let rows = r.dataflow_on_chip_pj.iter().zip(&r.dataflow_totals_pj);
+    for (((n, c), (_, e)), (_, k)) in rows.zip(&r.dataflow_cycles) {
+        s += &format!("  {n} {:.2} / {:.2}; {k:.0}", c * 1e-6, e * 1e-6);
     }
     s += "\n";
     s
