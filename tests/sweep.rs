@@ -92,13 +92,14 @@ scheme = ["int8", "mip2q", "dliq"]
         .unwrap();
     assert_eq!(one[0].key, r#"{"mode":"fp32","scheme":"fp32"}"#);
     assert_eq!(one[0].id, "198ef3c50663");
-    // Runs with hardware columns carry the FlexNN model version (2: per-operand DRAM
-    // traffic, PE boundaries, synthesized ratios), so old cost columns are never reused.
+    // Runs with hardware columns carry the FlexNN model version (3: loop-nest mapper,
+    // network-level memory, static PE slowdown, measured dynamic DLIQ), so old cost columns
+    // are never reused.
     let hw = SweepSpec::parse("name = \"p\"\n[base]\nscheme = \"int8\"\n", "p")
         .unwrap()
         .expand("p")
         .unwrap();
-    assert_eq!(hw[0].key, r#"{"hw_model":2,"scheme":"int8"}"#);
+    assert_eq!(hw[0].key, r#"{"hw_model":3,"scheme":"int8"}"#);
     // StruM ids carry the quantizer version (2: anchored MIP2Q window, khwc blocks), so a
     // directory of version-1 rows recomputes them instead of mixing.
     let two = SweepSpec::parse("name = \"p\"\n[base]\nscheme = \"mip2q\"\n", "p")
@@ -107,7 +108,7 @@ scheme = ["int8", "mip2q", "dliq"]
         .unwrap();
     assert_eq!(
         two[0].key,
-        r#"{"hw_model":2,"quantizer":2,"scheme":"mip2q"}"#
+        r#"{"hw_model":3,"quantizer":2,"scheme":"mip2q"}"#
     );
 }
 
