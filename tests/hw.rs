@@ -141,13 +141,15 @@ fn sparsity_invariants() {
         variant: Variant::Static,
     };
     for kind in [PeKind::Baseline, strum] {
-        // No zeros: skipping buys nothing.
+        // No zeros: skipping buys nothing, and costs its find-first logic (clock-gated when
+        // skipping is off).
         arch.sparsity.zero_skipping = true;
         arch.sparsity.zvc = false;
         let on = layer_energy(&arch, &tech, kind, &activity(1.0, 0.5), &m);
         arch.sparsity.zero_skipping = false;
         let off = layer_energy(&arch, &tech, kind, &activity(1.0, 0.5), &m);
-        assert_eq!(on.total_dynamic(), off.total_dynamic());
+        assert!(on.sparsity_pj > 0.0 && off.sparsity_pj == 0.0);
+        assert_eq!(on.total_dynamic() - on.sparsity_pj, off.total_dynamic());
         assert_eq!(on.cycles, off.cycles);
         // More zeros never cost more.
         arch.sparsity.zero_skipping = true;
@@ -424,7 +426,14 @@ fn hand_computed_energy_of_the_pointwise_layer() {
     // find-first logic, on the 16 active PEs.
     let add18 = 0.03 + (10.0 / 24.0) * (0.1 - 0.03);
     close(e.pe_cycle_pj, 16.0 * 16.0 * (7.0 * add18 + 0.1));
-    close(e.sparsity_pj, 16.0 * 16.0 * 0.1);
+    // find-first: one synthesized find_first16 per lane, energy = its area ratio to the 8x8
+    // multiplier (components.json), per PE-cycle
+    let ff16 = tech.e("find_first16_rel_mult8");
+    assert!(
+        (ff16 - 0.1506).abs() < 1e-9,
+        "components.json find_first16/mult8x8"
+    );
+    close(e.sparsity_pj, 16.0 * 16.0 * 8.0 * 0.2 * ff16);
     // DRAM: 512 B at 6 pJ per bit (tech-45nm.toml dram_bit).
     close(e.dram_pj, 512.0 * 8.0 * 6.0);
 }
@@ -677,4 +686,36 @@ fn eyeriss_validation_rows_compare_published_and_model() {
     )
     .unwrap();
     assert_eq!(committed["rows"], v["rows"]);
+}
+
+#[test]
+fn windowed_find_first_cycles_match_enumeration() {
+    // Exact expectation by enumerating every combined bitmap of `lanes` windows of W bits.
+    let brute = |d: f64, lanes: usize, w: usize| -> f64 {
+        let bits = lanes * w;
+        let mut e = 0.0;
+        for m in 0u32..(1 << bits) {
+            let ones = m.count_ones() as i32;
+            let p = d.powi(ones) * (1.0 - d).powi(bits as i32 - ones);
+            let step = (0..lanes)
+                .map(|l| ((m >> (l * w)) & ((1 << w) - 1)).count_ones().max(1))
+                .max()
+                .unwrap();
+            e += p * step as f64;
+        }
+        e / w as f64
+    };
+    for (lanes, w) in [(1, 4), (2, 4), (3, 3), (2, 6)] {
+        for d in [0.0, 0.1, 0.3, 0.5, 0.9, 1.0] {
+            let (a, b) = (pe::skip_cycles(d, lanes, w), brute(d, lanes, w));
+            assert!(
+                (a - b).abs() < 1e-12,
+                "lanes {lanes} W {w} d {d}: {a} vs {b}"
+            );
+        }
+    }
+    // Dense: one cycle per position; empty: one cycle per window; lanes wait for each other.
+    assert_eq!(pe::skip_cycles(1.0, 8, 16), 1.0);
+    assert!((pe::skip_cycles(0.0, 8, 16) - 1.0 / 16.0).abs() < 1e-15);
+    assert!(pe::skip_cycles(0.3, 8, 16) > pe::skip_cycles(0.3, 1, 16));
 }

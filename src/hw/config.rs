@@ -122,6 +122,14 @@ pub struct SparsityCfg {
     pub zero_skipping: bool,
     pub zvc: bool,
     pub default_act_density: f64,
+    /// find-first window, bits of the combined bitmap each lane searches per step: 16 or
+    /// 32 (the synthesized find_first16 / find_first32)
+    #[serde(default = "window")]
+    pub window: usize,
+}
+
+fn window() -> usize {
+    16
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -280,7 +288,8 @@ pub const TECH_KEYS: &[&str] = &[
     "mult8x4_rel_mult8",
     "mult8_w4_rel_mult8",
     "dliq_shift_rel_mult8",
-    "sparsity_logic_rel_add32",
+    "find_first16_rel_mult8",
+    "find_first32_rel_mult8",
     "steering_rel_add8",
     "control_frac",
     "leakage_frac",
@@ -393,6 +402,18 @@ pub fn validate(a: &Arch, t: &Tech) -> std::result::Result<(), String> {
         return Err(format!(
             "rf.fl_bytes = {} does not hold one {}-lane weight vector",
             a.rf.fl_bytes, a.array.lanes
+        ));
+    }
+    if ![16, 32].contains(&a.sparsity.window) {
+        return Err(format!(
+            "sparsity.window = {}: the synthesized find-first logic has windows 16 and 32",
+            a.sparsity.window
+        ));
+    }
+    if !(1..=64).contains(&a.rf.psum_bits) {
+        return Err(format!(
+            "rf.psum_bits = {} is not in 1..=64",
+            a.rf.psum_bits
         ));
     }
     if !(a.dram.bytes_per_cycle > 0.0) {

@@ -293,7 +293,7 @@ pub fn layer_energy(
     if let Some(tr) = &m.traffic {
         return nest_energy(arch, t, &e, act, tr, [high, low], [density, slow]);
     }
-    let compute_cycles = m.cycles * density.max(1.0 / arch.array.lanes as f64) * slow;
+    let compute_cycles = m.cycles * skip_share(arch, density) * slow;
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * m.utilization.min(1.0);
     let zvc = |bytes: f64, d: f64| {
         if arch.sparsity.zvc {
@@ -319,12 +319,26 @@ pub fn layer_energy(
         mac_pj: high * e.mac_high_pj + low * e.mac_low_pj,
         rf_pj: high * e.rf_high_pj + low * e.rf_low_pj,
         pe_cycle_pj: compute_cycles * active_pes * e.cycle_pj,
-        sparsity_pj: compute_cycles * active_pes * e.sparsity_pj,
+        // the find-first logic is clock-gated when skipping is off
+        sparsity_pj: if arch.sparsity.zero_skipping {
+            compute_cycles * active_pes * e.sparsity_pj
+        } else {
+            0.0
+        },
         sram_pj: sram_bytes * sram_pj_per_byte(arch, t),
         dram_pj: dram_bytes * 8.0 * t.e("dram_bit"),
         dram_bytes,
         cycles,
     }
+}
+
+/// The share of dense cycles a layer takes with zero-skipping at `density` executed pairs
+/// (1 without skipping): windowed find-first with lane imbalance ([`pe::skip_cycles`]).
+fn skip_share(arch: &Arch, density: f64) -> f64 {
+    if !arch.sparsity.zero_skipping {
+        return 1.0;
+    }
+    pe::skip_cycles(density, arch.array.lanes, arch.sparsity.window)
 }
 
 /// How much longer a layer runs on a static StruM PE than on the baseline: of every B lanes
@@ -364,8 +378,8 @@ fn nest_energy(
     [high, low]: [f64; 2],
     [density, slow]: [f64; 2],
 ) -> LayerEnergy {
-    let executed = density.max(1.0 / arch.array.lanes as f64);
-    let compute_cycles = tr.compute_cycles * executed * slow;
+    let executed = density;
+    let compute_cycles = tr.compute_cycles * skip_share(arch, density) * slow;
     let active_pes = (arch.array.rows * arch.array.cols) as f64 * tr.utilization.min(1.0);
     let zvc = |d: f64| {
         if arch.sparsity.zvc {
@@ -402,7 +416,12 @@ fn nest_energy(
         mac_pj: high * e.mac_high_pj + low * e.mac_low_pj,
         rf_pj: rf_bits * t.e("register_bit"),
         pe_cycle_pj: compute_cycles * active_pes * e.cycle_pj,
-        sparsity_pj: compute_cycles * active_pes * e.sparsity_pj,
+        // the find-first logic is clock-gated when skipping is off
+        sparsity_pj: if arch.sparsity.zero_skipping {
+            compute_cycles * active_pes * e.sparsity_pj
+        } else {
+            0.0
+        },
         sram_pj: sram_bits / 8.0 * sram_pj_per_byte(arch, t),
         dram_pj: dram_bits * t.e("dram_bit"),
         dram_bytes: dram_bits / 8.0,

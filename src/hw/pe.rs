@@ -124,6 +124,43 @@ fn mult84(arch: &Arch, t: &Tech) -> (f64, f64) {
     )
 }
 
+/// The find-first unit of one MAC lane, (area, energy) relative to the 8x8 multiplier, for
+/// the configured window (synthesized; energy = the area ratio, no toggle run).
+fn find_first(arch: &Arch, t: &Tech) -> (f64, f64) {
+    let k = match arch.sparsity.window {
+        32 => "find_first32_rel_mult8",
+        _ => "find_first16_rel_mult8",
+    };
+    (t.a(k), t.e(k))
+}
+
+/// Cycles per MAC position of a PE whose lanes skip zero pairs with a windowed find-first
+/// (relative to dense execution): every lane finds one non-zero pair of its W-bit window per
+/// cycle, an empty window still takes a cycle, and the lanes feed one adder tree, so a
+/// window step lasts as long as its busiest lane: E[max over lanes of max(1, X)] / W with
+/// X ~ Binomial(W, d) non-zero pairs per lane window (independent positions: an assumption).
+pub fn skip_cycles(d: f64, lanes: usize, window: usize) -> f64 {
+    let d = d.clamp(0.0, 1.0);
+    let w = window as i32;
+    // P(X <= k), k = 0..W
+    let mut cdf = Vec::with_capacity(window + 1);
+    let (mut acc, mut c) = (0.0, 1.0f64); // c = binomial(W, k)
+    for k in 0..=w {
+        if k > 0 {
+            c *= (w - k + 1) as f64 / k as f64;
+        }
+        acc += c * d.powi(k) * (1.0 - d).powi(w - k);
+        cdf.push(acc.min(1.0));
+    }
+    // Y = max(1, X): P(Y <= 0) = 0, P(Y <= k) = P(X <= k) for k >= 1
+    let mut e = 0.0;
+    for k in 0..w {
+        let f = if k == 0 { 0.0 } else { cdf[k as usize] };
+        e += 1.0 - f.powi(lanes as i32);
+    }
+    e / window as f64
+}
+
 fn shifter(t: &Tech) -> (f64, f64) {
     (
         t.a("mult8") * t.a("barrel_shifter_rel_mult8"),
@@ -212,7 +249,7 @@ pub fn area(arch: &Arch, t: &Tech, kind: PeKind) -> PeArea {
         adder_tree_um2: (lanes - 1.0) * tree_a,
         accumulator_um2: t.a("add32"),
         register_files_um2: rf_bits * t.a("register_bit"),
-        sparsity_logic_um2: t.a("add32") * t.a("sparsity_logic_rel_add32"),
+        sparsity_logic_um2: lanes * t.a("mult8") * find_first(arch, t).0,
         ..Default::default()
     };
     let steering = lanes * t.a("add8") * t.a("steering_rel_add8");
@@ -285,7 +322,7 @@ pub fn energy(arch: &Arch, t: &Tech, kind: PeKind) -> PeEnergy {
         mac_high_pj: mac_high,
         mac_low_pj: mac_low,
         cycle_pj: (lanes - 1.0) * tree_e + t.e("add32"),
-        sparsity_pj: t.e("add32") * t.e("sparsity_logic_rel_add32"),
+        sparsity_pj: lanes * t.e("mult8") * find_first(arch, t).1,
         rf_high_pj: (bits + bits) * reg,
         rf_low_pj: (bits + low_bits) * reg,
     }
