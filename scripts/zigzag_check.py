@@ -339,7 +339,7 @@ def dense_arch(arch_path: Path, tech_path: Path, dst: Path) -> None:
     for line in arch_path.read_text().splitlines():
         s = line.strip()
         if s.startswith("["):
-            section = s
+            section = s.split("#")[0].strip()
         key = s.split("=")[0].strip() if "=" in s and not s.startswith("#") else ""
         if section == "" and key == "tech":
             line = f'tech = "{tech_path}"'
@@ -353,8 +353,9 @@ def dense_arch(arch_path: Path, tech_path: Path, dst: Path) -> None:
     # ZigZag's spatial hint offers no G (groups) unrolling, it minimises energy and maps each
     # layer alone (every activation through DRAM): the same for ours.
     ours = ["unroll_groups = false", 'objective = "energy"', "keep_activations_on_chip = false"]
-    if "[mapper]" in [l.strip() for l in lines]:
-        i = [l.strip() for l in lines].index("[mapper]")
+    headers = [l.split("#")[0].strip() for l in lines]
+    if "[mapper]" in headers:
+        i = headers.index("[mapper]")
         lines[i + 1:i + 1] = ours
     else:
         lines += ["", "[mapper]"] + ours

@@ -306,6 +306,19 @@ fn configuration_errors_are_clear() {
             base.replace("multiplier_law = \"synth\"", "multiplier_law = \"cubic\""),
             "cubic",
         ),
+        (
+            base.replace("objective = \"edp\"", "objective = \"speed\""),
+            "speed",
+        ),
+        (base.replace("lpf_limit = 6", "lpf = 6"), "lpf"),
+        (
+            base.replace("window = 16", "window = 8"),
+            "sparsity.window = 8",
+        ),
+        (
+            base.replace("of_entries = 16", "of_entries = 16\npsum_bits = 0"),
+            "rf.psum_bits = 0",
+        ),
     ];
     for (text, needle) in cases {
         let p = write(&dir, "arch.toml", &text);

@@ -23,14 +23,27 @@ fn root() -> PathBuf {
 /// (ZigZag maps each layer alone).
 fn dense_arch(dir: &Path) -> PathBuf {
     let src = std::fs::read_to_string(root().join("experiments/hw/flexnn.toml")).unwrap();
+    let ours =
+        "[mapper]\nunroll_groups = false\nobjective = \"energy\"\nkeep_activations_on_chip = false";
     let mut section = String::new();
     let mut out = Vec::new();
+    let mut had_mapper = false;
     for line in src.lines() {
         let s = line.trim();
         if s.starts_with('[') {
-            section = s.to_string();
+            section = s.split('#').next().unwrap_or("").trim().to_string();
         }
         let key = s.split('=').next().unwrap_or("").trim();
+        if section == "[mapper]" {
+            if s.starts_with('[') {
+                had_mapper = true;
+                out.push(ours.to_string());
+                continue;
+            }
+            if ["unroll_groups", "objective", "keep_activations_on_chip"].contains(&key) {
+                continue;
+            }
+        }
         let line = match (section.as_str(), key) {
             ("", "tech") => format!(
                 "tech = \"{}\"",
@@ -43,10 +56,9 @@ fn dense_arch(dir: &Path) -> PathBuf {
         };
         out.push(line);
     }
-    out.push(
-        "[mapper]\nunroll_groups = false\nobjective = \"energy\"\nkeep_activations_on_chip = false\n"
-            .into(),
-    );
+    if !had_mapper {
+        out.push(ours.to_string());
+    }
     let p = dir.join("dense.toml");
     std::fs::write(&p, out.join("\n")).unwrap();
     p
