@@ -801,6 +801,25 @@ fn plan_network(arch: &Arch, graph: &Graph) -> (Vec<network::OnChip>, Vec<networ
     (on, spills, compulsory)
 }
 
+/// Which mapper runs, in words (`hw` prints it with the mapping time).
+fn mapper_description(arch: &Arch) -> String {
+    let m = &arch.mapper;
+    match m.kind {
+        config::MapperKind::Nest => format!(
+            "loop nests, objective {:?}, lpf {}, {} spatial candidates{}",
+            m.objective,
+            m.lpf_limit,
+            m.spatial_candidates,
+            if m.unroll_groups {
+                ", groups unrolled"
+            } else {
+                ""
+            }
+        ),
+        config::MapperKind::Descriptor => format!("{} v2 descriptors", mapper::space().len()),
+    }
+}
+
 /// Evaluate `graph` quantized by `q` on the architecture; `stats` from an eval CSV.
 pub fn evaluate(
     arch: &Arch,
@@ -946,22 +965,7 @@ pub fn evaluate(
         layers,
         calibration: arch.calibration.clone(),
         map_ms,
-        mapper: match arch.mapper.kind {
-            config::MapperKind::Nest => format!(
-                "loop nests, objective {:?}, lpf {}, {} spatial candidates{}",
-                arch.mapper.objective,
-                arch.mapper.lpf_limit,
-                arch.mapper.spatial_candidates,
-                if arch.mapper.unroll_groups {
-                    ", groups unrolled"
-                } else {
-                    ""
-                }
-            ),
-            config::MapperKind::Descriptor => {
-                format!("{} v2 descriptors", mapper::space().len())
-            }
-        },
+        mapper: mapper_description(arch),
     })
 }
 
